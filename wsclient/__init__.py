@@ -1,0 +1,48 @@
+"""wsclient: a synchronous, threaded WebSocket client and server.
+
+RFC 6455 with permessage-deflate (RFC 7692), TLS with certifi's CA bundle by default, and
+SOCKS4/4a/5/5h and HTTP(S) CONNECT proxies, behind a blocking API in the style of the
+standard library::
+
+    import wsclient
+
+    with wsclient.connect("wss://example.com/socket") as ws:
+        ws.send("hello")
+        print(ws.recv(timeout=5))
+"""
+
+from .exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidHandshake,
+    InvalidHeader,
+    InvalidHTTP,
+    InvalidStatus,
+    InvalidURI,
+    NegotiationError,
+    PayloadTooBig,
+    ProtocolError,
+    ProxyError,
+    WebSocketError,
+)
+from .close import CloseCode
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CloseCode",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "InvalidHandshake",
+    "InvalidHeader",
+    "InvalidHTTP",
+    "InvalidStatus",
+    "InvalidURI",
+    "NegotiationError",
+    "PayloadTooBig",
+    "ProtocolError",
+    "ProxyError",
+    "WebSocketError",
+]
