@@ -1,0 +1,455 @@
+"""The connection state machine: bytes in, events and bytes out (RFC 6455 sections 5-7).
+
+:class:`Protocol` knows nothing of sockets or threads. The I/O layer feeds it what it reads
+with :meth:`Protocol.receive_data` / :meth:`Protocol.receive_eof`, gets back events
+(messages as ``str`` or ``bytes``, :class:`Ping`, :class:`Pong`, :class:`Close`), writes what
+:meth:`Protocol.data_to_send` returns (pongs and close frames the protocol answers by
+itself), and turns the application's calls into bytes with the ``send_*`` methods.
+
+A peer that breaks the protocol does not raise out of :meth:`Protocol.receive_data`: the
+protocol records the :class:`~wsclient.exceptions.ProtocolError` in :attr:`Protocol.error`,
+queues a close frame with the matching code (RFC 6455 section 7.1.7, "fail the WebSocket
+connection"), ignores everything the peer sends afterwards, and reports
+:attr:`Protocol.should_close_transport`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple, Union
+
+from .close import CloseCode, parse_close, serialize_close
+from .exceptions import PayloadTooBig, ProtocolError
+from .frames import (
+    MAX_CONTROL_PAYLOAD,
+    FramePiece,
+    FrameParser,
+    Opcode,
+    apply_mask,
+    generate_mask_key,
+    serialize_header,
+)
+from .utf8 import Utf8Decoder, decode_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .deflate import PerMessageDeflate
+
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "Side",
+    "State",
+    "Ping",
+    "Pong",
+    "Close",
+    "Event",
+    "Protocol",
+]
+
+#: The default largest incoming message, in bytes (after decompression): 16 MiB.
+DEFAULT_MAX_SIZE = 2**24
+
+#: Frames up to this size are sent as one buffer; larger ones as header + payload, so the
+#: payload is never copied just to prepend a header.
+_JOIN_LIMIT = 4096
+
+BytesLike = Union[bytes, bytearray, memoryview]
+
+
+class Side(enum.Enum):
+    """Which end of the connection a :class:`Protocol` plays."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+
+class State(enum.IntEnum):
+    """Connection states (RFC 6455 section 4.1 onwards; CONNECTING belongs to the handshake)."""
+
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+@dataclass(frozen=True)
+class Ping:
+    """The peer sent a ping; the protocol has already queued the pong."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Pong:
+    """The peer sent a pong."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Close:
+    """The peer sent a close frame (code 1005 when it carried no code)."""
+
+    code: int
+    reason: str
+
+
+Event = Union[str, bytes, Ping, Pong, Close]
+
+#: Close codes that end ``for message in ws`` quietly (1005: an empty close frame).
+OK_CLOSE_CODES = frozenset((CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD))
+
+
+class Protocol:
+    """The WebSocket state machine for one connection, either side.
+
+    Args:
+        side: :attr:`Side.CLIENT` masks what it sends and expects unmasked frames;
+            :attr:`Side.SERVER` the reverse (RFC 6455 section 5.1).
+        max_size: the largest incoming message in bytes (after decompression); ``None``
+            for no limit. Larger messages fail the connection with 1009 as soon as the
+            frame header shows it (RFC 6455 section 10.4).
+        deflate: the negotiated permessage-deflate codec, or None.
+        mask_key: a function returning a fresh 4-byte masking key for each frame; tests
+            pass a fixed one to get exact bytes.
+    """
+
+    def __init__(
+        self,
+        side: Side,
+        *,
+        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        deflate: Optional["PerMessageDeflate"] = None,
+        mask_key: Callable[[], bytes] = generate_mask_key,
+    ) -> None:
+        self.side = side
+        self.max_size = max_size
+        self.deflate = deflate
+        self._mask_key = mask_key if side is Side.CLIENT else None
+        self._parser = FrameParser(expect_masked=side is Side.SERVER)
+        self.state = State.OPEN
+        self.close_sent: Optional[Tuple[int, str]] = None
+        self.close_rcvd: Optional[Tuple[int, str]] = None
+        self.error: Optional[ProtocolError] = None
+        self.eof_received = False
+        self._out: List[bytes] = []
+        # The message being received.
+        self._msg_opcode: Optional[int] = None
+        self._msg_compressed = False
+        self._msg_parts: list = []
+        self._msg_size = 0
+        self._utf8: Optional[Utf8Decoder] = None
+        # The fragmented message being sent.
+        self._send_opcode: Optional[int] = None
+        self._send_compressed = False
+
+    # -- receiving -------------------------------------------------------------------
+
+    def receive_data(self, data: BytesLike) -> List[Event]:
+        """Feed bytes read from the peer.
+
+        Args:
+            data: the bytes, in any chunking.
+
+        Returns:
+            The events now complete, in order.
+        """
+        if self.error is not None or self.close_rcvd is not None or self.eof_received:
+            return []  # Failed, or the peer closed: whatever follows is ignored.
+        events: List[Event] = []
+        try:
+            for piece in self._parser.feed(data):
+                event = self._receive_piece(piece)
+                if event is not None:
+                    events.append(event)
+                    if event.__class__ is Close:
+                        break
+        except ProtocolError as exc:
+            self._fail(exc)
+        return events
+
+    def receive_eof(self) -> None:
+        """The peer closed its side of the transport (or it vanished)."""
+        self.eof_received = True
+        self.state = State.CLOSED
+
+    def _receive_piece(self, piece: FramePiece) -> Optional[Event]:
+        header = piece.header
+        opcode = header.opcode
+        if opcode >= 8:
+            return self._receive_control(opcode, piece.data, header.rsv1 or header.rsv2 or header.rsv3)
+        if piece.first:
+            self._start_frame(piece)
+            if piece.last and header.fin and opcode != Opcode.CONT and not self._msg_compressed:
+                # The common case: a whole message in one frame, read in one go.
+                message_opcode = self._msg_opcode
+                self._msg_opcode = None
+                self._msg_size = 0
+                if message_opcode == Opcode.TEXT:
+                    return decode_text(piece.data)
+                return piece.data
+        self._add_payload(piece.data, piece.last and header.fin)
+        if piece.last and header.fin:
+            return self._finish_message()
+        return None
+
+    def _start_frame(self, piece: FramePiece) -> None:
+        """Check a data frame's header against the connection (RFC 6455 sections 5.2, 5.4)."""
+        header = piece.header
+        if header.rsv2 or header.rsv3:
+            raise ProtocolError("reserved bit set without a negotiated extension")
+        if header.opcode == Opcode.CONT:
+            if self._msg_opcode is None:
+                raise ProtocolError("continuation frame without a message to continue")
+            if header.rsv1:
+                raise ProtocolError("RSV1 set on a continuation frame")
+        else:
+            if self._msg_opcode is not None:
+                raise ProtocolError("new data frame inside a fragmented message")
+            if header.rsv1 and self.deflate is None:
+                raise ProtocolError("RSV1 set without a negotiated extension")
+            self._msg_opcode = header.opcode
+            self._msg_compressed = header.rsv1
+            if not (piece.last and header.fin) or header.rsv1:
+                self._utf8 = Utf8Decoder() if header.opcode == Opcode.TEXT else None
+        if not self._msg_compressed and self.max_size is not None:
+            if self._msg_size + header.length > self.max_size:
+                raise PayloadTooBig(
+                    f"message over max_size ({self.max_size} bytes): "
+                    f"{self._msg_size + header.length} bytes or more"
+                )
+        self._msg_size += 0 if self._msg_compressed else header.length
+
+    def _add_payload(self, data: bytes, final: bool) -> None:
+        if self._msg_compressed:
+            assert self.deflate is not None
+            data = self.deflate.decompress(data, max_length=self._room())
+            if final:
+                data += self.deflate.decompress_end(max_length=self._room(len(data)))
+            self._msg_size += len(data)
+        if self._utf8 is not None:
+            self._msg_parts.append(self._utf8.decode(data, final))
+        elif data:
+            self._msg_parts.append(data)
+
+    def _room(self, pending: int = 0) -> Optional[int]:
+        if self.max_size is None:
+            return None
+        return self.max_size - self._msg_size - pending
+
+    def _finish_message(self) -> Union[str, bytes]:
+        parts, self._msg_parts = self._msg_parts, []
+        opcode = self._msg_opcode
+        self._msg_opcode = None
+        self._msg_size = 0
+        self._msg_compressed = False
+        self._utf8 = None
+        if opcode == Opcode.TEXT:
+            return "".join(parts)
+        return b"".join(parts)
+
+    def _receive_control(self, opcode: int, data: bytes, rsv: bool) -> Event:
+        if rsv:
+            raise ProtocolError("reserved bit set on a control frame")
+        if opcode == Opcode.PING:
+            if self.close_sent is None:
+                self._out.append(self._frame(Opcode.PONG, data))
+            return Ping(data)
+        if opcode == Opcode.PONG:
+            return Pong(data)
+        code, reason = parse_close(data)
+        self.close_rcvd = (code, reason)
+        self.state = State.CLOSING
+        if self.close_sent is None:
+            # Answer once, echoing the code (RFC 6455 section 5.5.1).
+            self.close_sent = (code, "")
+            self._out.append(self._frame(Opcode.CLOSE, serialize_close(code)))
+        return Close(code, reason)
+
+    def _fail(self, exc: ProtocolError) -> None:
+        """Fail the WebSocket connection (RFC 6455 section 7.1.7)."""
+        self.error = exc
+        self._msg_parts = []
+        if self.close_sent is None:
+            reason = str(exc)[:100]
+            self.close_sent = (exc.code, reason)
+            self._out.append(self._frame(Opcode.CLOSE, serialize_close(exc.code, reason)))
+        self.state = State.CLOSING
+
+    # -- sending -----------------------------------------------------------------------
+
+    def data_to_send(self) -> List[bytes]:
+        """Return (and forget) the frames the protocol queued by itself: pongs, close frames."""
+        out, self._out = self._out, []
+        return out
+
+    def _frame(self, opcode: int, payload: BytesLike, *, fin: bool = True, rsv1: bool = False) -> bytes:
+        """A whole frame as one buffer (control frames and small messages)."""
+        return b"".join(self._frame_buffers(opcode, payload, fin=fin, rsv1=rsv1))
+
+    def _frame_buffers(
+        self, opcode: int, payload: BytesLike, *, fin: bool = True, rsv1: bool = False
+    ) -> List[bytes]:
+        key = self._mask_key() if self._mask_key is not None else None
+        header = serialize_header(opcode, len(payload), fin=fin, rsv1=rsv1, mask_key=key)
+        body = apply_mask(payload, key) if key is not None else payload
+        if len(payload) <= _JOIN_LIMIT:
+            return [header + body]
+        return [header, body]  # type: ignore[list-item]
+
+    def _check_can_send(self) -> None:
+        if self.close_sent is not None or self.state is State.CLOSED:
+            raise RuntimeError("cannot send on a closing or closed connection")
+
+    def send_message(self, message: Union[str, BytesLike], *, compress: Optional[bool] = None) -> List[bytes]:
+        """Frame a whole message.
+
+        Args:
+            message: ``str`` for a text message, bytes-like for a binary one.
+            compress: force (True) or skip (False) permessage-deflate for this message;
+                None compresses when the extension is on and the message is not tiny.
+
+        Returns:
+            The buffers to write, in order.
+
+        Raises:
+            RuntimeError: a close frame was already sent, or a fragmented message is
+                in progress.
+            TypeError: ``message`` is neither ``str`` nor bytes-like.
+        """
+        self._check_can_send()
+        if self._send_opcode is not None:
+            raise RuntimeError("a fragmented message is being sent")
+        opcode, data = _encode(message)
+        rsv1 = False
+        if self.deflate is not None and self.deflate.should_compress(len(data), compress):
+            data = self.deflate.compress(data)
+            rsv1 = True
+        return self._frame_buffers(opcode, data, rsv1=rsv1)
+
+    def send_fragment(
+        self, fragment: Union[str, BytesLike], *, fin: bool, compress: Optional[bool] = None
+    ) -> List[bytes]:
+        """Frame one fragment of a message sent in pieces (RFC 6455 section 5.4).
+
+        Args:
+            fragment: the next piece; every piece of a message has the same type, ``str``
+                (text) or bytes-like (binary).
+            fin: True for the last piece.
+            compress: as for :meth:`send_message`, decided on the first piece.
+
+        Returns:
+            The buffers to write.
+
+        Raises:
+            RuntimeError: a close frame was already sent.
+            TypeError: a piece of another type than the first.
+        """
+        self._check_can_send()
+        opcode, data = _encode(fragment)
+        if self._send_opcode is None:
+            self._send_opcode = opcode
+            # The size of the whole message is unknown: compress unless told not to.
+            self._send_compressed = self.deflate is not None and compress is not False
+            frame_opcode, rsv1 = opcode, self._send_compressed
+        else:
+            if opcode != self._send_opcode:
+                raise TypeError("all fragments of a message must be str, or all bytes-like")
+            frame_opcode, rsv1 = Opcode.CONT, False
+        if self._send_compressed:
+            assert self.deflate is not None
+            data = self.deflate.compress_fragment(data, fin)
+        if fin:
+            self._send_opcode = None
+            self._send_compressed = False
+        return self._frame_buffers(frame_opcode, data, fin=fin, rsv1=rsv1)
+
+    def send_ping(self, data: BytesLike = b"") -> List[bytes]:
+        """Frame a ping (RFC 6455 section 5.5.2).
+
+        Raises:
+            ValueError: more than 125 bytes of payload.
+            RuntimeError: a close frame was already sent.
+        """
+        return [self._control(Opcode.PING, data)]
+
+    def send_pong(self, data: BytesLike = b"") -> List[bytes]:
+        """Frame an unsolicited pong (RFC 6455 section 5.5.3).
+
+        Raises:
+            ValueError: more than 125 bytes of payload.
+            RuntimeError: a close frame was already sent.
+        """
+        return [self._control(Opcode.PONG, data)]
+
+    def _control(self, opcode: int, data: BytesLike) -> bytes:
+        self._check_can_send()
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if len(data) > MAX_CONTROL_PAYLOAD:
+            raise ValueError("control frame payloads are limited to 125 bytes")
+        return self._frame(opcode, data)
+
+    def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> List[bytes]:
+        """Start the closing handshake (RFC 6455 section 5.5.1); later calls send nothing.
+
+        Args:
+            code: the close code (1000 by default; 1005 sends an empty close frame).
+            reason: a reason of at most 123 bytes of UTF-8.
+
+        Returns:
+            The close frame to write, or nothing if a close frame went already.
+
+        Raises:
+            ValueError: an invalid code or a reason that is too long.
+        """
+        payload = serialize_close(code, reason)
+        if self.close_sent is not None or self.state is State.CLOSED:
+            return []
+        self.close_sent = (code, reason)
+        self.state = State.CLOSING
+        return [self._frame(Opcode.CLOSE, payload)]
+
+    # -- the end -----------------------------------------------------------------------
+
+    @property
+    def should_close_transport(self) -> bool:
+        """Whether the I/O layer should close the TCP connection now.
+
+        The server closes first once close frames went both ways; the client waits for
+        the server to do so (RFC 6455 section 7.1.1), unless the connection failed.
+        """
+        if self.eof_received or self.error is not None:
+            return True
+        if self.close_sent is not None and self.close_rcvd is not None:
+            return self.side is Side.SERVER
+        return False
+
+    @property
+    def close_code(self) -> int:
+        """The peer's close code; else this end's; 1006 if no close frame went either way."""
+        if self.error is not None and self.close_sent is not None:
+            return self.close_sent[0]
+        if self.close_rcvd is not None:
+            return self.close_rcvd[0]
+        if self.close_sent is not None:
+            return self.close_sent[0]
+        return CloseCode.ABNORMAL_CLOSURE
+
+    @property
+    def close_reason(self) -> str:
+        """The reason that goes with :attr:`close_code`."""
+        if self.error is not None and self.close_sent is not None:
+            return self.close_sent[1]
+        if self.close_rcvd is not None:
+            return self.close_rcvd[1]
+        if self.close_sent is not None:
+            return self.close_sent[1]
+        return ""
+
+
+def _encode(message: Union[str, BytesLike]) -> Tuple[int, BytesLike]:
+    if isinstance(message, str):
+        return Opcode.TEXT, message.encode("utf-8")
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return Opcode.BINARY, message
+    raise TypeError(f"a message is str or bytes-like, not {type(message).__name__}")
