@@ -244,7 +244,8 @@ def resolve_redirect(base: WebSocketURI, location: str) -> WebSocketURI:
 
     ``location`` may be absolute (``ws``, ``wss``, ``http`` mapped to ``ws``, ``https``
     mapped to ``wss``), scheme-relative (``//host/path``) or relative (RFC 3986 section 5.2).
-    A fragment in ``location`` is dropped, since it is never sent. The base's user and
+    A fragment in ``location`` is dropped, since it is never sent; an empty reference (which
+    would redirect to the same URI) is an error. The base's user and
     password are carried only to the same host and port and never from ``wss`` to ``ws``.
 
     Args:
@@ -262,7 +263,7 @@ def resolve_redirect(base: WebSocketURI, location: str) -> WebSocketURI:
         raise TypeError(f"location must be a str, not {type(location).__name__}")
     location = location.strip().partition("#")[0]
     if not location:
-        raise InvalidURI("redirect without a usable Location")
+        raise InvalidURI("redirect to an empty Location")
     match = _SCHEME_RE.match(location)
     if match:
         scheme = REDIRECT_SCHEMES.get(match.group(1).lower())
