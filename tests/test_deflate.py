@@ -1,0 +1,752 @@
+"""Tests for wsclient.deflate: permessage-deflate negotiation and the per-message codec."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import tracemalloc
+import zlib
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+import pytest
+
+from wsclient import deflate
+from wsclient.deflate import (
+    DeflateOptions,
+    DeflateParams,
+    PerMessageDeflate,
+    client_accept,
+    client_offer,
+    compression_options,
+    parse_extensions,
+    server_accept,
+)
+from wsclient.exceptions import NegotiationError, PayloadTooBig, ProtocolError
+
+TAIL = b"\x00\x00\xff\xff"
+PMD = "permessage-deflate"
+MiB = 1 << 20
+
+
+def words_text(size: int, seed: int = 0, vocabulary: int = 400) -> bytes:
+    """Random but compressible text: words drawn from a fixed random vocabulary."""
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = [
+        "".join(rng.choice(letters) for _ in range(rng.randrange(2, 10)))
+        for _ in range(vocabulary)
+    ]
+    out: List[str] = []
+    length = 0
+    while length < size:
+        word = rng.choice(vocab)
+        out.append(word)
+        length += len(word) + 1
+    return " ".join(out).encode()[:size]
+
+
+def codecs(
+    params: DeflateParams = DeflateParams(), options: DeflateOptions = DeflateOptions()
+) -> Tuple[PerMessageDeflate, PerMessageDeflate]:
+    """A client codec and a server codec that agreed ``params``."""
+    return (
+        PerMessageDeflate(params, is_client=True, options=options),
+        PerMessageDeflate(params, is_client=False, options=options),
+    )
+
+
+def receive(codec: PerMessageDeflate, *chunks: bytes, max_length: Optional[int] = None) -> bytes:
+    """Inflate one message fed in chunks, as the protocol layer does."""
+    output = b""
+    for chunk in chunks:
+        left = None if max_length is None else max_length - len(output)
+        output += codec.decompress(chunk, max_length=left)
+    left = None if max_length is None else max_length - len(output)
+    return output + codec.decompress_end(max_length=left)
+
+
+def inflate_strictly(payloads: Iterable[bytes], window_bits: int) -> List[bytes]:
+    """Inflate messages one output byte per zlib call, so that every back-reference
+    must lie within the last ``2**window_bits`` bytes (zlib raises otherwise)."""
+    inflater = zlib.decompressobj(-window_bits)
+    messages = []
+    for payload in payloads:
+        out = bytearray()
+        data = payload + TAIL
+        while True:
+            chunk = inflater.decompress(data, 1)
+            out += chunk
+            data = inflater.unconsumed_tail
+            if not chunk and not data:
+                break
+        messages.append(bytes(out))
+    return messages
+
+
+# --- RFC 7692 section 7.2.3 examples ------------------------------------------------
+
+
+def test_rfc_hello_example_decodes_and_our_encoding_round_trips() -> None:
+    client, server = codecs()
+    assert receive(server, bytes.fromhex("f248cdc9c90700")) == b"Hello"
+    payload = client.compress(b"Hello")
+    assert not payload.endswith(TAIL)
+    assert receive(server, payload) == b"Hello"
+    assert zlib.decompressobj(-15).decompress(payload + TAIL) == b"Hello"
+
+
+def test_rfc_sliding_window_example_needs_the_previous_message() -> None:
+    _, server = codecs()
+    assert receive(server, bytes.fromhex("f248cdc9c90700")) == b"Hello"
+    assert receive(server, bytes.fromhex("f200110000")) == b"Hello"
+    # The same bytes without the shared window refer to data that is not there.
+    _, fresh = codecs(DeflateParams(client_no_context_takeover=True))
+    assert receive(fresh, bytes.fromhex("f248cdc9c90700")) == b"Hello"
+    with pytest.raises(ProtocolError) as info:
+        receive(fresh, bytes.fromhex("f200110000"))
+    assert info.value.code == 1007
+
+
+def test_our_second_hello_uses_the_sliding_window() -> None:
+    client, server = codecs()
+    first, second = client.compress(b"Hello"), client.compress(b"Hello")
+    assert len(second) < len(first)
+    assert receive(server, first) == receive(server, second) == b"Hello"
+
+
+def test_rfc_no_compression_block_example() -> None:
+    _, server = codecs()
+    assert receive(server, bytes.fromhex("000500faff48656c6c6f00")) == b"Hello"
+
+
+def test_rfc_bfinal_example_and_the_next_message() -> None:
+    _, server = codecs()
+    assert receive(server, bytes.fromhex("f348cdc9c9070000")) == b"Hello"
+    # Without the RFC's trailing 00 octet too: the stream simply ended.
+    assert receive(server, bytes.fromhex("f348cdc9c90700")) == b"Hello"
+    assert receive(server, bytes.fromhex("f248cdc9c90700")) == b"Hello"
+    assert receive(server, bytes.fromhex("f200110000")) == b"Hello"
+
+
+def test_rfc_two_blocks_example_whole_and_split() -> None:
+    _, server = codecs()
+    two_blocks = bytes.fromhex("f24805000000ffffcac9c90700")
+    assert receive(server, two_blocks) == b"Hello"
+    assert receive(server, *(two_blocks[i : i + 1] for i in range(len(two_blocks)))) == b"Hello"
+
+
+def test_rfc_empty_fragment_example() -> None:
+    client, server = codecs()
+    first = client.compress_fragment(b"Hello", False)
+    assert first.endswith(TAIL)
+    last = client.compress_fragment(b"", True)
+    assert last == b"\x00"  # RFC 7692 section 7.2.3.6
+    assert receive(server, first, last) == b"Hello"
+    assert receive(server, bytes.fromhex("f248cdc9c907000000ffff"), b"\x00") == b"Hello"
+
+
+def test_empty_message() -> None:
+    client, server = codecs()
+    assert client.compress(b"") == b"\x00"
+    assert receive(server, client.compress(b"")) == b""
+    assert receive(server, client.compress(b"")) == b""
+    assert receive(server) == b""  # an empty payload with RSV1 is read as empty too
+    assert receive(server, client.compress(b"after")) == b"after"
+
+
+# --- Codec ----------------------------------------------------------------------------
+
+
+def test_context_takeover_makes_repeated_messages_small() -> None:
+    message = words_text(4000, seed=1)
+    client, server = codecs()
+    first, second = client.compress(message), client.compress(message)
+    assert len(second) < len(first) / 10
+    assert receive(server, first) == receive(server, second) == message
+
+    client, server = codecs(DeflateParams(client_no_context_takeover=True))
+    first, second = client.compress(message), client.compress(message)
+    assert first == second
+    assert len(first) < len(message) / 2
+    assert receive(server, first) == receive(server, second) == message
+
+
+def test_server_no_context_takeover_resets_the_server_compressor() -> None:
+    message = words_text(4000, seed=2)
+    client, server = codecs(DeflateParams(server_no_context_takeover=True))
+    assert server.compress(message) == server.compress(message)
+    assert len(client.compress(message)) > len(client.compress(message)) * 10
+
+
+@pytest.mark.parametrize("bits", range(8, 16))
+def test_window_bits_round_trip_and_stay_within_the_window(bits: int) -> None:
+    params = DeflateParams(server_max_window_bits=bits, client_max_window_bits=bits)
+    client, server = codecs(params)
+    big = [words_text(300_000, seed=bits), words_text(300_000, seed=bits + 100)]
+    for message in big:
+        assert receive(server, client.compress(message)) == message
+        assert receive(client, server.compress(message)) == message
+    # Byte-by-byte inflating with exactly `bits` proves no reference reaches further.
+    client, server = codecs(params)
+    small = [words_text(6000, seed=bits), words_text(6000, seed=bits + 1)]
+    assert inflate_strictly([client.compress(m) for m in small], bits) == small
+    assert inflate_strictly([server.compress(m) for m in small], bits) == small
+
+
+def test_strict_inflater_catches_a_window_too_big() -> None:
+    """The check above can fail: 10-bit output breaks an 8- or 9-bit window."""
+    message = words_text(6000, seed=3)
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -10)
+    payload = (compressor.compress(message) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    assert inflate_strictly([payload], 10) == [message]
+    for bits in (8, 9):
+        with pytest.raises(zlib.error, match="too far back"):
+            inflate_strictly([payload], bits)
+
+
+def test_window_8_still_compresses_runs() -> None:
+    client, server = codecs(DeflateParams(client_max_window_bits=8))
+    message = b"a" * 5000 + words_text(2000, seed=4) + b"b" * 5000
+    payload = client.compress(message)
+    assert len(payload) < len(message) / 2
+    assert receive(server, payload) == message
+    assert inflate_strictly([payload], 8) == [message]
+
+
+def test_fragmented_message_round_trips_frame_by_frame() -> None:
+    client, server = codecs()
+    pieces = [words_text(10_000, seed=s) for s in range(5)]
+    frames = [client.compress_fragment(p, i == len(pieces) - 1) for i, p in enumerate(pieces)]
+    assert all(f.endswith(TAIL) for f in frames[:-1])
+    assert not frames[-1].endswith(TAIL)
+    assert receive(server, *frames) == b"".join(pieces)
+    # One stream: plain zlib reads the concatenation too.
+    assert zlib.decompressobj(-15).decompress(b"".join(frames) + TAIL) == b"".join(pieces)
+    # The next message still shares the window.
+    assert receive(server, client.compress(pieces[0])) == pieces[0]
+
+
+def test_fragmented_message_without_context_takeover_resets_at_the_end() -> None:
+    client, server = codecs(DeflateParams(client_no_context_takeover=True))
+    message = words_text(3000, seed=5)
+    first = [client.compress_fragment(message, False), client.compress_fragment(b"", True)]
+    second = [client.compress_fragment(message, False), client.compress_fragment(b"", True)]
+    assert first == second
+    assert receive(server, *first) == receive(server, *second) == message
+
+
+def test_compress_during_fragmented_message_is_misuse() -> None:
+    client, _ = codecs()
+    client.compress_fragment(b"part", False)
+    with pytest.raises(RuntimeError):
+        client.compress(b"other")
+    client.compress_fragment(b"end", True)
+    assert client.compress(b"now fine")
+
+
+def test_chunked_decompression_matches_whole() -> None:
+    client, server = codecs()
+    message = words_text(50_000, seed=6)
+    payload = client.compress(message)
+    chunks = [payload[i : i + 7] for i in range(0, len(payload), 7)]
+    assert receive(server, *chunks) == message
+
+
+def test_threshold_and_override() -> None:
+    client, _ = codecs()
+    assert deflate.DEFAULT_THRESHOLD == 128
+    assert not client.should_compress(127, None)
+    assert client.should_compress(128, None)
+    assert client.should_compress(1, True)
+    assert not client.should_compress(10 * MiB, False)
+    everything, _ = codecs(options=DeflateOptions(threshold=0))
+    assert everything.should_compress(0, None)
+    never, _ = codecs(options=DeflateOptions(threshold=1 << 40))
+    assert not never.should_compress(10 * MiB, None)
+
+
+def test_level_option_is_used() -> None:
+    message = words_text(200_000, seed=7)
+    stored, _ = codecs(options=DeflateOptions(level=0))
+    fast, _ = codecs(options=DeflateOptions(level=1))
+    best, _ = codecs(options=DeflateOptions(level=9))
+    assert len(stored.compress(message)) > len(message)
+    assert len(fast.compress(message)) > len(best.compress(message))
+
+
+def test_corrupt_data_is_a_protocol_error_1007() -> None:
+    _, server = codecs()
+    with pytest.raises(ProtocolError) as info:
+        receive(server, b"\xff\xff\xff\xff")
+    assert info.value.code == 1007
+    assert not isinstance(info.value, PayloadTooBig)
+    assert isinstance(info.value.__cause__, zlib.error)
+
+
+def test_max_length_is_exact() -> None:
+    client, server = codecs()
+    message = words_text(10_000, seed=8)
+    assert receive(server, client.compress(message), max_length=len(message)) == message
+    with pytest.raises(PayloadTooBig) as info:
+        receive(server, client.compress(message), max_length=len(message) - 1)
+    assert info.value.code == 1009
+    with pytest.raises(ValueError):
+        server.decompress(b"", max_length=-1)
+
+
+def test_max_length_counts_across_chunks() -> None:
+    client, server = codecs()
+    message = words_text(10_000, seed=9)
+    payload = client.compress(message)
+    with pytest.raises(PayloadTooBig):
+        receive(server, payload[:100], payload[100:], max_length=9_000)
+
+
+# --- Deflate bomb -----------------------------------------------------------------------
+
+
+def zero_bomb(units: int) -> bytes:
+    """Compressed zeros: ``units`` times 4 MiB, about 4 KiB per unit.
+
+    Once the window holds only zeros, each sync-flushed 4 MiB of zeros compresses to the
+    same byte-aligned bytes, so the unit can be repeated without compressing it again.
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
+    zeros = bytes(4 * MiB)
+    first = compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    unit = compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert unit == compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return first + unit * (units - 1)
+
+
+def test_zero_bomb_really_inflates_4_mib_per_unit() -> None:
+    small = zero_bomb(3)
+    assert len(small) < 13_000
+    assert zlib.decompressobj(-15).decompress(small + TAIL) == bytes(12 * MiB)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 4096])
+def test_gigabyte_bomb_fails_with_bounded_memory(chunk_size: Optional[int]) -> None:
+    bomb = zero_bomb(256)  # 1 GiB of zeros from about 1 MiB
+    assert len(bomb) < 1.1 * MiB
+    chunks = [bomb] if chunk_size is None else [
+        bomb[i : i + chunk_size] for i in range(0, len(bomb), chunk_size)
+    ]
+    _, server = codecs()
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadTooBig):
+            receive(server, *chunks, max_length=MiB)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * MiB, peak
+    # The codec stays usable for the next message of a new connection state.
+    assert receive(server, bytes.fromhex("f248cdc9c90700")) == b"Hello"
+
+
+def test_few_kib_bomb_fails_early() -> None:
+    bomb = zero_bomb(2)  # 8 MiB from about 8 KiB
+    _, server = codecs()
+    with pytest.raises(PayloadTooBig):
+        receive(server, bomb, max_length=MiB)
+
+
+# --- Memory ----------------------------------------------------------------------------
+
+
+def traced_growth(action: Callable[[], object]) -> int:
+    """How many bytes ``action`` leaves allocated while its result is alive."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        keep = action()
+        growth = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    del keep
+    return growth
+
+
+def test_zlib_objects_are_created_lazily_and_sized_as_documented() -> None:
+    message = words_text(1000, seed=10)
+    payload = codecs()[0].compress(message)
+    idle = traced_growth(lambda: codecs())
+    assert idle < 8 * 1024  # two codecs, no zlib state
+
+    def compress() -> object:
+        client, _ = codecs()
+        return client, client.compress(message)
+
+    def decompress() -> object:
+        _, server = codecs()
+        return server, receive(server, payload)
+
+    compressor, decompressor = traced_growth(compress), traced_growth(decompress)
+    assert 240 * 1024 < compressor < 290 * 1024  # about 262 KiB: window 15, memLevel 8
+    assert 36 * 1024 < decompressor < 48 * 1024  # about 39 KiB: 7 KiB + 32 KiB window
+
+
+def test_no_context_takeover_frees_zlib_state_after_each_message() -> None:
+    message = words_text(1000, seed=11)
+    params = DeflateParams(client_no_context_takeover=True, server_no_context_takeover=True)
+
+    def both_ways() -> object:
+        client, server = codecs(params)
+        receive(client, server.compress(message))
+        receive(server, client.compress(message))
+        return client, server
+
+    assert traced_growth(both_ways) < 8 * 1024
+
+
+# --- Interop with plain zlib -------------------------------------------------------------
+
+
+def test_plain_zlib_reads_our_messages() -> None:
+    client, _ = codecs()
+    inflater = zlib.decompressobj(-15)
+    for seed in range(3):
+        message = words_text(20_000, seed=seed)
+        assert inflater.decompress(client.compress(message) + TAIL) == message
+
+
+def test_we_read_plain_zlib_messages() -> None:
+    _, server = codecs()
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    for seed in range(3):
+        message = words_text(20_000, seed=seed)
+        payload = compressor.compress(message) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        assert payload.endswith(TAIL)
+        assert receive(server, payload[:-4]) == message
+
+
+# --- Options ---------------------------------------------------------------------------
+
+
+def test_default_options() -> None:
+    options = DeflateOptions()
+    assert options.client_max_window_bits is None
+    assert options.server_max_window_bits is None
+    assert not options.client_no_context_takeover
+    assert not options.server_no_context_takeover
+    assert (options.level, options.mem_level, options.threshold) == (6, 8, 128)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"client_max_window_bits": 7}, ValueError),
+        ({"client_max_window_bits": 16}, ValueError),
+        ({"server_max_window_bits": 7}, ValueError),
+        ({"server_max_window_bits": 16}, ValueError),
+        ({"server_max_window_bits": "15"}, TypeError),
+        ({"client_max_window_bits": True}, TypeError),
+        ({"level": -1}, ValueError),
+        ({"level": 10}, ValueError),
+        ({"mem_level": 0}, ValueError),
+        ({"mem_level": 10}, ValueError),
+        ({"threshold": -1}, ValueError),
+        ({"threshold": 1.5}, TypeError),
+        ({"client_no_context_takeover": 1}, TypeError),
+    ],
+)
+def test_invalid_options(kwargs: Dict[str, object], error: type) -> None:
+    with pytest.raises(error):
+        DeflateOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_compression_options() -> None:
+    assert compression_options("deflate") == DeflateOptions()
+    custom = DeflateOptions(level=1)
+    assert compression_options(custom) is custom
+    assert compression_options(None) is None
+    with pytest.raises(ValueError):
+        compression_options("gzip")
+    with pytest.raises(TypeError):
+        compression_options(True)  # type: ignore[arg-type]
+
+
+# --- Header parsing ----------------------------------------------------------------------
+
+
+def test_parse_extensions() -> None:
+    values = [
+        "permessage-deflate; client_max_window_bits, permessage-deflate",
+        ' x-foo ;a=1;b="two" ; c = "3" , , permessage-deflate;server_max_window_bits=10\t',
+        "",
+        'y;q="a\\-b"',
+    ]
+    assert parse_extensions(values) == [
+        ("permessage-deflate", [("client_max_window_bits", None)]),
+        ("permessage-deflate", []),
+        ("x-foo", [("a", "1"), ("b", "two"), ("c", "3")]),
+        ("permessage-deflate", [("server_max_window_bits", "10")]),
+        ("y", [("q", "a-b")]),
+    ]
+    assert parse_extensions([]) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "permessage-deflate;",
+        "permessage-deflate x",
+        "a; b=",
+        'a; b="unterminated',
+        'a; b="not a token"',
+        'a; b=""',
+        "a;=1",
+        ";a",
+        "a, ;b",
+        "a=b",
+        "a; b=c d",
+        "pérmessage-deflate",
+        "a; b=\"1\"x",
+    ],
+)
+def test_parse_extensions_syntax_errors(value: str) -> None:
+    with pytest.raises(NegotiationError):
+        parse_extensions([value])
+
+
+# --- Client negotiation ------------------------------------------------------------------
+
+
+def test_client_offer() -> None:
+    assert client_offer(DeflateOptions()) == "permessage-deflate; client_max_window_bits"
+    everything = DeflateOptions(
+        client_max_window_bits=10,
+        server_max_window_bits=12,
+        client_no_context_takeover=True,
+        server_no_context_takeover=True,
+    )
+    assert client_offer(everything) == (
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+        "server_max_window_bits=12; client_max_window_bits=10"
+    )
+
+
+def test_client_accept_no_extension() -> None:
+    assert client_accept(DeflateOptions(), []) is None
+    assert client_accept(DeflateOptions(), [""]) is None
+
+
+def test_client_accept_plain_response() -> None:
+    assert client_accept(DeflateOptions(), ["permessage-deflate"]) == DeflateParams()
+
+
+def test_client_accept_all_parameters() -> None:
+    params = client_accept(
+        DeflateOptions(),
+        [
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+            'server_max_window_bits="11"; client_max_window_bits=9'
+        ],
+    )
+    assert params == DeflateParams(11, 9, True, True)
+
+
+@pytest.mark.parametrize("bits", range(8, 16))
+def test_client_accepts_each_window_size(bits: int) -> None:
+    response = f"permessage-deflate; server_max_window_bits={bits}"
+    server_side = client_accept(DeflateOptions(), [response])
+    assert server_side == DeflateParams(server_max_window_bits=bits)
+    response = f"permessage-deflate; client_max_window_bits={bits}"
+    client_side = client_accept(DeflateOptions(), [response])
+    assert client_side == DeflateParams(client_max_window_bits=bits)
+
+
+def test_client_keeps_its_own_limits() -> None:
+    # Section 7.1.2.2: a client that offered 10 never compresses with more.
+    params = client_accept(
+        DeflateOptions(client_max_window_bits=10), ["permessage-deflate; client_max_window_bits=12"]
+    )
+    assert params is not None and params.client_max_window_bits == 10
+    params = client_accept(DeflateOptions(client_max_window_bits=10), ["permessage-deflate"])
+    assert params is not None and params.client_max_window_bits == 10
+    # A client that asked for client_no_context_takeover resets whatever the answer.
+    params = client_accept(DeflateOptions(client_no_context_takeover=True), ["permessage-deflate"])
+    assert params is not None and params.client_no_context_takeover
+    # The server may limit itself, or drop its context, without being asked.
+    params = client_accept(
+        DeflateOptions(server_max_window_bits=12),
+        ["permessage-deflate; server_max_window_bits=9; server_no_context_takeover"],
+    )
+    assert params == DeflateParams(9, 15, True, False)
+
+
+@pytest.mark.parametrize(
+    "options, values",
+    [
+        (DeflateOptions(), ["x-foo"]),
+        (DeflateOptions(), ["permessage-deflate, x-foo"]),
+        (DeflateOptions(), ["permessage-deflate, permessage-deflate"]),
+        (DeflateOptions(), ["permessage-deflate", "permessage-deflate"]),
+        (DeflateOptions(), ["permessage-deflate; foo"]),
+        (DeflateOptions(), ["permessage-deflate; foo=1"]),
+        (DeflateOptions(), [f"{PMD}; server_no_context_takeover; server_no_context_takeover"]),
+        (DeflateOptions(), [f"{PMD}; server_max_window_bits=10; server_max_window_bits=10"]),
+        (DeflateOptions(), [f"{PMD}; client_max_window_bits=10; client_max_window_bits=11"]),
+        (DeflateOptions(), ["permessage-deflate; server_no_context_takeover=1"]),
+        (DeflateOptions(), ["permessage-deflate; client_no_context_takeover=true"]),
+        (DeflateOptions(), ["permessage-deflate; server_max_window_bits"]),
+        (DeflateOptions(), ["permessage-deflate; client_max_window_bits"]),
+        (DeflateOptions(), ["permessage-deflate; server_max_window_bits=7"]),
+        (DeflateOptions(), ["permessage-deflate; server_max_window_bits=16"]),
+        (DeflateOptions(), ["permessage-deflate; server_max_window_bits=010"]),
+        (DeflateOptions(), ["permessage-deflate; server_max_window_bits=+9"]),
+        (DeflateOptions(), ["permessage-deflate; client_max_window_bits=0"]),
+        (DeflateOptions(), ['permessage-deflate; client_max_window_bits="08"']),
+        (DeflateOptions(), ["permessage-deflate; client_max_window_bits=1e1"]),
+        (DeflateOptions(server_max_window_bits=10), [f"{PMD}; server_max_window_bits=11"]),
+        (DeflateOptions(server_max_window_bits=10), ["permessage-deflate"]),
+        (DeflateOptions(server_no_context_takeover=True), ["permessage-deflate"]),
+        (DeflateOptions(), ["permessage-deflate; x"]),
+    ],
+)
+def test_client_rejects_invalid_responses(options: DeflateOptions, values: List[str]) -> None:
+    with pytest.raises(NegotiationError):
+        client_accept(options, values)
+
+
+def test_client_rejects_client_max_window_bits_it_did_not_offer() -> None:
+    # client_offer() always offers the parameter, so this rule is checked on the matching
+    # step directly (RFC 7692 section 7.1.2.2).
+    with pytest.raises(NegotiationError, match="not offered"):
+        deflate._check_response({}, {"client_max_window_bits": 10})
+    assert deflate._check_response({"client_max_window_bits": None}, {"client_max_window_bits": 10})
+
+
+# --- Server negotiation ------------------------------------------------------------------
+
+
+def test_server_accepts_the_default_offer() -> None:
+    answer = server_accept(DeflateOptions(), [client_offer(DeflateOptions())])
+    assert answer == ("permessage-deflate", DeflateParams())
+
+
+def test_server_without_offer() -> None:
+    assert server_accept(DeflateOptions(), []) is None
+    assert server_accept(DeflateOptions(), ["x-foo; bar, x-webkit-deflate-frame"]) is None
+
+
+def test_server_picks_the_first_acceptable_offer() -> None:
+    values = [
+        "x-foo, permessage-deflate; foo=1",  # unknown parameter
+        "permessage-deflate; server_max_window_bits=10; server_max_window_bits=10",  # duplicate
+        "permessage-deflate; server_max_window_bits=16, permessage-deflate; server_max_window_bits",
+        f"{PMD}; client_max_window_bits=7, {PMD}; client_max_window_bits=08",
+        "permessage-deflate; server_no_context_takeover=yes",
+        f"{PMD}; server_max_window_bits=11, {PMD}; server_max_window_bits=12",
+    ]
+    answer = server_accept(DeflateOptions(), values)
+    assert answer == ("permessage-deflate; server_max_window_bits=11", DeflateParams(11, 15))
+
+
+def test_server_declines_everything_invalid() -> None:
+    values = ["permessage-deflate; foo", "permessage-deflate; server_max_window_bits=99"]
+    assert server_accept(DeflateOptions(), values) is None
+
+
+def test_server_requiring_a_client_window_skips_offers_without_the_parameter() -> None:
+    options = DeflateOptions(client_max_window_bits=10)
+    values = ["permessage-deflate", "permessage-deflate; client_max_window_bits"]
+    assert server_accept(options, values) == (
+        "permessage-deflate; client_max_window_bits=10",
+        DeflateParams(client_max_window_bits=10),
+    )
+    assert server_accept(options, ["permessage-deflate"]) is None
+    # A smaller hint from the client is kept; a larger one is lowered.
+    assert server_accept(options, ["permessage-deflate; client_max_window_bits=9"]) == (
+        "permessage-deflate; client_max_window_bits=9",
+        DeflateParams(client_max_window_bits=9),
+    )
+    assert server_accept(options, ["permessage-deflate; client_max_window_bits=12"]) == (
+        "permessage-deflate; client_max_window_bits=10",
+        DeflateParams(client_max_window_bits=10),
+    )
+
+
+def test_server_requirements_added_to_the_response() -> None:
+    options = DeflateOptions(
+        server_max_window_bits=10, server_no_context_takeover=True, client_no_context_takeover=True
+    )
+    assert server_accept(options, ["permessage-deflate"]) == (
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+        "server_max_window_bits=10",
+        DeflateParams(10, 15, True, True),
+    )
+    # The client asking for a smaller server window wins; a larger request is lowered.
+    answer = server_accept(options, ["permessage-deflate; server_max_window_bits=9"])
+    assert answer is not None and answer[1] == DeflateParams(9, 15, True, True)
+    answer = server_accept(options, ["permessage-deflate; server_max_window_bits=14"])
+    assert answer is not None and answer[1] == DeflateParams(10, 15, True, True)
+
+
+def test_server_honours_client_requests() -> None:
+    offer = (
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+        "server_max_window_bits=12; client_max_window_bits=11"
+    )
+    assert server_accept(DeflateOptions(), [offer]) == (
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+        "server_max_window_bits=12; client_max_window_bits=11",
+        DeflateParams(12, 11, True, True),
+    )
+
+
+@pytest.mark.parametrize("bits", range(8, 16))
+def test_server_accepts_each_window_size(bits: int) -> None:
+    answer = server_accept(DeflateOptions(), [f"permessage-deflate; server_max_window_bits={bits}"])
+    assert answer == (f"permessage-deflate; server_max_window_bits={bits}", DeflateParams(bits, 15))
+    answer = server_accept(DeflateOptions(), [f"permessage-deflate; client_max_window_bits={bits}"])
+    assert answer == (f"permessage-deflate; client_max_window_bits={bits}", DeflateParams(15, bits))
+    options = DeflateOptions(client_max_window_bits=bits)
+    answer = server_accept(options, ["permessage-deflate; client_max_window_bits"])
+    response = "permessage-deflate" + ("" if bits == 15 else f"; client_max_window_bits={bits}")
+    assert answer == (response, DeflateParams(15, bits))
+
+
+def test_server_syntax_error_is_a_negotiation_error() -> None:
+    with pytest.raises(NegotiationError) as info:
+        server_accept(DeflateOptions(), ["permessage-deflate; ="])
+    assert info.value.status == 400
+
+
+# --- Both ends together -------------------------------------------------------------------
+
+WINDOWS = [None, 8, 9, 12, 15]
+CLIENT_OPTIONS = [
+    DeflateOptions(client_max_window_bits=c, server_max_window_bits=s, client_no_context_takeover=n)
+    for c, s, n in itertools.product(WINDOWS, WINDOWS, [False, True])
+]
+SERVER_OPTIONS = [
+    DeflateOptions(client_max_window_bits=c, server_max_window_bits=s, server_no_context_takeover=n)
+    for c, s, n in [(None, None, False), (8, 8, False), (10, 9, True), (15, 12, False)]
+]
+
+
+@pytest.mark.parametrize("server_options", SERVER_OPTIONS, ids=repr)
+def test_negotiation_and_messages_end_to_end(server_options: DeflateOptions) -> None:
+    messages = [words_text(3000, seed=s) for s in range(3)]
+    for client_options in CLIENT_OPTIONS:
+        answer = server_accept(server_options, [client_offer(client_options)])
+        if answer is None:  # only when the server needs a limit the client cannot take
+            assert server_options.client_max_window_bits not in (None, 15)
+            continue
+        response, server_params = answer
+        client_params = client_accept(client_options, [response])
+        assert client_params is not None
+        # The client may promise a smaller window than the server allowed.
+        assert client_params.client_max_window_bits <= server_params.client_max_window_bits
+        assert client_params.server_max_window_bits == server_params.server_max_window_bits
+        client = PerMessageDeflate(client_params, is_client=True, options=client_options)
+        server = PerMessageDeflate(server_params, is_client=False, options=server_options)
+        upstream = [client.compress(m) for m in messages]
+        downstream = [server.compress(m) for m in messages]
+        assert [receive(server, p) for p in upstream] == messages
+        assert [receive(client, p) for p in downstream] == messages
+        # Each side keeps within the window the other side expects.
+        assert inflate_strictly(upstream, server_params.client_max_window_bits) == messages
+        assert inflate_strictly(downstream, client_params.server_max_window_bits) == messages
