@@ -15,9 +15,10 @@ import base64
 import binascii
 import dataclasses
 import hashlib
+import re
 import secrets
 import sys
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from .exceptions import (
     InvalidHandshake,
@@ -143,7 +144,7 @@ class HandshakeResult:
     extensions: List[str] = dataclasses.field(default_factory=list)
 
 
-def _user_headers(headers: HeadersLike, owned: dict) -> Headers:
+def _user_headers(headers: HeadersLike, owned: Dict[str, str]) -> Headers:
     """The user's headers as :class:`Headers`, refusing the ones the handshake owns."""
     result = Headers(headers)
     for name in result:
@@ -305,8 +306,8 @@ def check_request(request: Request) -> str:
         The client's ``Sec-WebSocket-Key``.
 
     Raises:
-        InvalidHTTP: the method is not ``GET`` (status 405) or the version is older than
-            HTTP/1.1 (505).
+        InvalidHTTP: the method is not ``GET`` (status 405) or the version is not HTTP/1.1
+            or a later HTTP/1 minor version (505).
         InvalidHeader: a missing or repeated ``Host`` (400); no ``Upgrade: websocket``
             (426: "this is a WebSocket endpoint"); no ``upgrade`` in ``Connection`` (400);
             a ``Sec-WebSocket-Version`` other than ``13`` (426); a missing, repeated or
@@ -315,7 +316,7 @@ def check_request(request: Request) -> str:
     if request.method != "GET":
         message = f"method {request.method} not allowed: a WebSocket handshake is a GET"
         raise InvalidHTTP(message, 405)
-    if not _at_least_http11(request.version):
+    if not _is_http1x_from_11(request.version):
         raise InvalidHTTP(f"{request.version} is not supported; WebSocket needs HTTP/1.1", 505)
     headers = request.headers
     if len(headers.get_all("Host") or []) != 1:
@@ -338,12 +339,9 @@ def check_request(request: Request) -> str:
     return keys[0]
 
 
-def _at_least_http11(version: str) -> bool:
-    name, _, number = version.partition("/")
-    major, dot, minor = number.partition(".")
-    if name != "HTTP" or not (dot and major.isdigit() and minor.isdigit()):
-        return False
-    return (int(major), int(minor)) >= (1, 1)
+def _is_http1x_from_11(version: str) -> bool:
+    """``HTTP/1.1`` or a later HTTP/1 minor version (RFC 6455 section 4.2.1, item 1)."""
+    return re.fullmatch(r"HTTP/1\.[1-9]", version) is not None
 
 
 def offered_subprotocols(request: Request) -> List[str]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import http
 import re
-from typing import Callable, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from .exceptions import InvalidHTTP
 
@@ -98,9 +98,10 @@ class Headers:
         if isinstance(headers, (str, bytes, bytearray)):
             raise TypeError("headers must be a mapping or a list of (name, value) pairs")
         pairs = headers.items() if hasattr(headers, "items") else headers
-        for pair in pairs:  # type: ignore[union-attr]
-            if not isinstance(pair, tuple) or len(pair) != 2:
-                raise TypeError(f"expected a (name, value) pair, got {pair!r}")
+        for pair in pairs:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                # Never show the pair: its value may be a secret.
+                raise TypeError(f"expected (name, value) pairs, got a {type(pair).__name__}")
             self.add(*pair)
 
     def add(self, name: str, value: str) -> None:
@@ -174,8 +175,8 @@ class Headers:
         """``Name: value\\r\\n`` for each field, without the final empty line."""
         return "".join(f"{name}: {value}\r\n" for name, value in self._items).encode("latin-1")
 
-    def _grouped(self) -> dict:
-        grouped: dict = {}
+    def _grouped(self) -> Dict[str, List[str]]:
+        grouped: Dict[str, List[str]] = {}
         for name, value in self._items:
             grouped.setdefault(name.lower(), []).append(value)
         return grouped
@@ -364,7 +365,8 @@ class Response:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Response):
             return NotImplemented
-        def key(response: Response) -> tuple:
+
+        def key(response: Response) -> Tuple[object, ...]:
             status, headers, body = int(response.status), response.headers, response.body
             return (status, response.reason, headers, body, response.body_truncated)
 
@@ -401,6 +403,7 @@ class _HeadParser:
         self._pos = 0  # start of the bytes not consumed yet
         self._scan = 0  # where the search for the next LF resumes
         self._done = False
+        self._received = 0  # bytes fed so far
         self._reset_head()
 
     def _reset_head(self) -> None:
@@ -417,6 +420,7 @@ class _HeadParser:
         if self._done:
             raise RuntimeError(f"{type(self).__name__} already returned its message")
         self._buffer += data
+        self._received += len(data)
 
     def _compact(self) -> None:
         del self._buffer[: self._pos]
@@ -511,7 +515,7 @@ class RequestParser(_HeadParser):
         """
         self._accept(data)
         if not data:
-            what = "before the end of the request head" if self._buffer else "without a request"
+            what = "before the end of the request head" if self._received else "without a request"
             raise InvalidHTTP(f"connection closed {what}")
         if not self._read_head():
             self._compact()
@@ -602,7 +606,9 @@ class ResponseParser(_HeadParser):
 
     def _on_eof(self) -> Response:
         if self._step == self._step_head:
-            what = "before the end of the response head" if self._buffer else "without a response"
+            what = "without a response"
+            if self._received:
+                what = "before the end of the response head"
             raise InvalidHTTP(f"connection closed {what}")
         self._truncated = not (self._step == self._step_data and self._remaining is None)
         return self._finish()

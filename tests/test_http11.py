@@ -1,0 +1,1148 @@
+"""Tests for wsclient.http11: Headers, Request, Response and the incremental parsers."""
+
+from __future__ import annotations
+
+import http
+import http.client
+import io
+import random
+from typing import List, Tuple, Union
+
+import pytest
+
+from wsclient.exceptions import InvalidHandshake, InvalidHTTP
+from wsclient.http11 import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_HEAD,
+    DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_LINE,
+    Headers,
+    Request,
+    RequestParser,
+    Response,
+    ResponseParser,
+    header_contains_token,
+    parse_token_list,
+)
+
+Parser = Union[RequestParser, ResponseParser]
+
+# Feeding modes: the whole input at once, byte by byte, and random chunk sizes (seeded).
+MODES = ["whole", "bytewise", "random-1", "random-2", "random-3"]
+
+
+def split(data: bytes, mode: str) -> List[bytes]:
+    """``data`` cut into the pieces a peer might send in ``mode``."""
+    if mode == "whole":
+        return [data]
+    if mode == "bytewise":
+        return [data[i : i + 1] for i in range(len(data))]
+    rng = random.Random(int(mode.split("-")[1]))
+    pieces, index = [], 0
+    while index < len(data):
+        size = rng.randint(1, 23)
+        pieces.append(data[index : index + size])
+        index += size
+    return pieces
+
+
+def run(parser: Parser, data: bytes, mode: str, *, eof: bool = False) -> Tuple[object, bytes]:
+    """Feed ``data`` in ``mode``; return the parsed value and every byte after it."""
+    pieces = split(data, mode)
+    for index, piece in enumerate(pieces):
+        result = parser.feed(piece)
+        if result is not None:
+            return result, parser.leftover + b"".join(pieces[index + 1 :])
+    if eof:
+        return parser.feed(b""), parser.leftover
+    return None, parser.leftover
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def test_defaults() -> None:
+    assert DEFAULT_MAX_LINE == 8192
+    assert DEFAULT_MAX_HEADERS == 128
+    assert DEFAULT_MAX_HEAD == 65536
+    assert DEFAULT_MAX_BODY == 1 << 20
+
+
+# Headers ---------------------------------------------------------------------------------
+
+HEADS = [
+    b"Host: example.com\r\n\r\n",
+    b"A: 1\r\nb: 2\r\na: 3\r\nB: 4\r\nc: \r\n\r\n",
+    b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Thing:  spaced\r\n\r\n",
+    b"Content-Type: text/plain\r\nCONTENT-type: other\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_headers_read_like_http_message(head: bytes) -> None:
+    message = http.client.parse_headers(io.BytesIO(head))
+    headers = Headers(message.items())
+    names = {name for name, _ in message.items()}
+    probes = names | {name.upper() for name in names} | {name.lower() for name in names}
+    for name in probes | {"Missing", "missing"}:
+        assert headers[name] == message[name]
+        assert headers.get(name) == message.get(name)
+        assert headers.get(name, "dflt") == message.get(name, "dflt")
+        assert headers.get_all(name) == message.get_all(name)
+        assert headers.get_all(name, []) == message.get_all(name, [])
+        assert (name in headers) == (name in message)
+    assert headers.keys() == message.keys()
+    assert headers.values() == message.values()
+    assert headers.items() == message.items()
+    assert list(headers) == list(message)
+    assert len(headers) == len(message)
+
+
+def test_headers_constructors() -> None:
+    pairs = [("A", "1"), ("b", "2"), ("a", "3")]
+    assert Headers().items() == []
+    assert Headers(None).items() == []
+    assert Headers(pairs).items() == pairs
+    assert Headers(iter(pairs)).items() == pairs
+    assert Headers({"A": "1", "b": "2"}).items() == [("A", "1"), ("b", "2")]
+    other = Headers(pairs)
+    assert Headers(other).items() == pairs
+    message = http.client.parse_headers(io.BytesIO(b"X: 1\r\nx: 2\r\n\r\n"))
+    assert Headers(message).get_all("x") == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["X: 1", b"X: 1", [("X",)], [("Authorization", "s3cr3t", "2")], ["XY"], [{"X", "1"}], 42],
+)
+def test_headers_constructor_type_errors(bad: object) -> None:
+    with pytest.raises(TypeError) as info:
+        Headers(bad)  # type: ignore[arg-type]
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_headers_accept_lists_as_pairs() -> None:
+    assert Headers([["X", "1"], ("Y", "2")]).items() == [("X", "1"), ("Y", "2")]
+
+
+def test_headers_case_insensitive_and_case_preserving() -> None:
+    headers = Headers([("Sec-WebSocket-Key", "k")])
+    assert headers["sec-websocket-key"] == "k"
+    assert headers["SEC-WEBSOCKET-KEY"] == "k"
+    assert "sec-WEBsocket-key" in headers
+    assert headers.keys() == ["Sec-WebSocket-Key"]
+    assert 42 not in headers  # type: ignore[operator]
+
+
+def test_headers_add_set_delete() -> None:
+    headers = Headers([("A", "1"), ("B", "2"), ("a", "3")])
+    headers.add("A", "4")
+    assert headers.get_all("a") == ["1", "3", "4"]
+    headers["a"] = "5"  # replaces every value, goes to the end
+    assert headers.items() == [("B", "2"), ("a", "5")]
+    headers["New"] = "6"
+    assert headers["new"] == "6"
+    del headers["B"]
+    assert headers.items() == [("a", "5"), ("New", "6")]
+    with pytest.raises(KeyError):
+        del headers["B"]
+    headers.add("x", "1")
+    headers.add("X", "2")
+    del headers["x"]
+    assert "x" not in headers
+    assert len(headers) == 2
+
+
+def test_headers_missing_is_none_not_key_error() -> None:
+    headers = Headers()
+    assert headers["Missing"] is None
+    assert headers.get("Missing") is None
+    assert headers.get("Missing", "d") == "d"
+    assert headers.get_all("Missing") is None
+    assert headers.get_all("Missing", []) == []
+
+
+def test_headers_copy_is_independent() -> None:
+    headers = Headers([("A", "1")])
+    copy = headers.copy()
+    copy.add("A", "2")
+    copy["B"] = "3"
+    assert headers.items() == [("A", "1")]
+    assert copy.items() == [("A", "1"), ("A", "2"), ("B", "3")]
+
+
+def test_headers_equality() -> None:
+    one = Headers([("A", "1"), ("B", "2"), ("a", "3")])
+    assert one == Headers([("a", "1"), ("b", "2"), ("A", "3")])
+    assert one == Headers([("B", "2"), ("A", "1"), ("A", "3")])  # other names may move
+    assert one != Headers([("A", "3"), ("B", "2"), ("A", "1")])  # a name's values may not
+    assert one != Headers([("A", "1"), ("B", "2")])
+    assert Headers({"X": "1"}) == {"x": "1"}
+    assert Headers([("X", "1"), ("X", "2")]) == [("x", "1"), ("X", "2")]
+    assert Headers() != 42
+    assert Headers() != "text"
+    with pytest.raises(TypeError):
+        hash(Headers())
+
+
+def test_headers_serialize() -> None:
+    headers = Headers([("Host", "example.com"), ("X-A", "1"), ("x-a", "2")])
+    assert headers.serialize() == b"Host: example.com\r\nX-A: 1\r\nx-a: 2\r\n"
+    assert Headers().serialize() == b""
+    assert Headers([("X", "caf\u00e9")]).serialize() == b"X: caf\xe9\r\n"
+
+
+@pytest.mark.parametrize(
+    "name", ["Authorization", "authorization", "Proxy-Authorization", "Cookie", "SET-COOKIE"]
+)
+def test_headers_repr_masks_secrets(name: str) -> None:
+    headers = Headers([(name, "Basic c2VjcmV0"), ("X-Plain", "visible")])
+    text = repr(headers)
+    assert "c2VjcmV0" not in text
+    assert "***" in text
+    assert name in text
+    assert "visible" in text
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "Bad Name", "Bad:Name", "Name ", " Name", "N\u00e9", "X\r\nInjected", "a\x00", "(x)"],
+)
+def test_headers_reject_invalid_names(name: str) -> None:
+    with pytest.raises(ValueError):
+        Headers([(name, "v")])
+    headers = Headers()
+    with pytest.raises(ValueError):
+        headers.add(name, "v")
+    with pytest.raises(ValueError):
+        headers[name] = "v"
+    assert len(headers) == 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a\r\nInjected: yes", "a\nb", "a\rb", "a\x00b", "a\x01b", "a\x7fb", "\u20ac", "\U0001f600"],
+)
+def test_headers_reject_invalid_values(value: str) -> None:
+    headers = Headers()
+    with pytest.raises(ValueError):
+        headers.add("X", value)
+    with pytest.raises(ValueError):
+        headers["X"] = value
+    assert len(headers) == 0
+
+
+def test_headers_accept_valid_names_and_values() -> None:
+    headers = Headers()
+    headers.add("!#$%&'*+-.^_`|~09azAZ", "tab\tinside")
+    headers.add("X-Latin", "\u00e9\u00ff")
+    headers.add("X-Empty", "")
+    headers.add("X-Strip", " \t padded \t ")
+    assert headers["x-strip"] == "padded"
+    assert headers["X-Empty"] == ""
+    assert headers.get_all("!#$%&'*+-.^_`|~09azAZ") == ["tab\tinside"]
+
+
+def test_headers_type_errors_never_show_the_value() -> None:
+    with pytest.raises(TypeError) as info:
+        Headers({"Authorization": b"Basic c2VjcmV0"})  # type: ignore[dict-item]
+    assert "c2VjcmV0" not in str(info.value)
+    with pytest.raises(TypeError):
+        Headers().add(b"X", "1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Headers().add("X", 1)  # type: ignore[arg-type]
+
+
+# Token lists -----------------------------------------------------------------------------
+
+
+def test_parse_token_list() -> None:
+    assert parse_token_list([]) == []
+    assert parse_token_list(["a"]) == ["a"]
+    assert parse_token_list(["a, b", "c"]) == ["a", "b", "c"]
+    assert parse_token_list([" a ,, b ,", ",", "\tc\t"]) == ["a", "b", "c"]
+    assert parse_token_list(["keep-alive, Upgrade"]) == ["keep-alive", "Upgrade"]
+
+
+@pytest.mark.parametrize(
+    "values, found",
+    [
+        (["Upgrade"], True),
+        (["upgrade"], True),
+        (["UPGRADE"], True),
+        (["keep-alive, Upgrade"], True),
+        (["keep-alive", "upgrade"], True),
+        ([" Upgrade ,close"], True),
+        (["keep-alive"], False),
+        (["upgrades"], False),
+        (["keep-alive upgrade"], False),
+        ([], False),
+    ],
+)
+def test_header_contains_token(values: List[str], found: bool) -> None:
+    headers = Headers([("Connection", value) for value in values])
+    assert header_contains_token(headers, "connection", "Upgrade") is found
+
+
+# Request ---------------------------------------------------------------------------------
+
+
+def test_request_defaults_and_serialize() -> None:
+    request = Request()
+    assert (request.method, request.path, request.version) == ("GET", "/", "HTTP/1.1")
+    assert isinstance(request.headers, Headers) and len(request.headers) == 0
+    request = Request("GET", "/chat?x=1", Headers([("Host", "h"), ("X", "1")]))
+    assert request.serialize() == b"GET /chat?x=1 HTTP/1.1\r\nHost: h\r\nX: 1\r\n\r\n"
+
+
+def test_request_coerces_headers() -> None:
+    request = Request(headers={"Host": "h"})  # type: ignore[arg-type]
+    assert isinstance(request.headers, Headers)
+    assert request.headers["host"] == "h"
+
+
+@pytest.mark.parametrize(
+    "method, path", [("G T", "/"), ("", "/"), ("GET", ""), ("GET", "/a b"), ("GET", "/\u00e9")]
+)
+def test_request_serialize_rejects_bad_request_lines(method: str, path: str) -> None:
+    with pytest.raises(ValueError):
+        Request(method, path).serialize()
+
+
+def test_request_repr_masks_secrets() -> None:
+    request = Request(headers=Headers([("Authorization", "Basic c2VjcmV0")]))
+    assert "c2VjcmV0" not in repr(request)
+
+
+# Response --------------------------------------------------------------------------------
+
+
+def test_response_status_types() -> None:
+    response = Response(101)
+    assert response.status is http.HTTPStatus.SWITCHING_PROTOCOLS
+    assert response.status == 101
+    assert response.reason == "Switching Protocols"
+    assert Response(http.HTTPStatus.NOT_FOUND).status is http.HTTPStatus.NOT_FOUND
+    unknown = Response(299)
+    assert type(unknown.status) is int and unknown.status == 299
+    assert unknown.reason == ""
+    assert Response(200, reason="Fine").reason == "Fine"
+
+
+@pytest.mark.parametrize("status", [99, 1000, 0, -200])
+def test_response_status_out_of_range(status: int) -> None:
+    with pytest.raises(ValueError):
+        Response(status)
+
+
+@pytest.mark.parametrize("status", ["200", 200.0, True, None])
+def test_response_status_type_error(status: object) -> None:
+    with pytest.raises(TypeError):
+        Response(status)  # type: ignore[arg-type]
+
+
+def test_response_headers_and_body() -> None:
+    response = Response(401, {"WWW-Authenticate": "Basic"}, "d\u00e9nied")
+    assert isinstance(response.headers, Headers)
+    assert response.headers["www-authenticate"] == "Basic"
+    assert response.body == "d\u00e9nied".encode("utf-8")
+    assert Response(200, [("A", "1"), ("A", "2")]).headers.get_all("a") == ["1", "2"]
+    assert Response(200, body=bytearray(b"x")).body == b"x"
+    assert type(Response(200, body=memoryview(b"xy")).body) is bytes
+    assert Response(200).body == b""
+    assert Response(200).body_truncated is False
+    with pytest.raises(TypeError):
+        Response(200, body=42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", [100, 101, 204, 304])
+def test_response_without_body_statuses(status: int) -> None:
+    with pytest.raises(ValueError):
+        Response(status, body=b"x")
+    assert b"Content-Length" not in Response(status).serialize()
+
+
+def test_response_rejects_bad_reason() -> None:
+    with pytest.raises(ValueError):
+        Response(200, reason="OK\r\nInjected: 1")
+
+
+def test_response_serialize() -> None:
+    assert Response(101, [("Upgrade", "websocket")]).serialize() == (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
+    )
+    assert Response(200).serialize() == b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    assert Response(403, body="no").serialize() == (
+        b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno"
+    )
+    given = Response(200, {"content-length": "2"}, b"hi").serialize()
+    assert given == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi"
+    chunked = Response(200, {"Transfer-Encoding": "chunked"}, b"0\r\n\r\n").serialize()
+    assert b"Content-Length" not in chunked
+    assert Response(299).serialize() == b"HTTP/1.1 299 \r\nContent-Length: 0\r\n\r\n"
+
+
+def test_response_serialize_does_not_change_headers() -> None:
+    response = Response(200, body=b"x")
+    response.serialize()
+    assert "Content-Length" not in response.headers
+
+
+def test_response_coerce() -> None:
+    response = Response(200)
+    assert Response.coerce(response) is response
+    built = Response.coerce((401, {"WWW-Authenticate": "Basic"}, "nope"))
+    assert built.status == 401 and built.headers["WWW-Authenticate"] == "Basic"
+    assert built.body == b"nope"
+    built = Response.coerce((http.HTTPStatus.OK, [("X", "1")], b""))
+    assert built.status is http.HTTPStatus.OK
+    assert Response.coerce((200, None, b"")).headers.items() == []
+    for bad in [None, 200, [200, {}, b""], (200, {}), (200, {}, b"", 1), "200"]:
+        with pytest.raises(TypeError):
+            Response.coerce(bad)
+
+
+def test_response_equality_and_repr() -> None:
+    assert Response(200, {"A": "1"}, b"x") == Response(200, {"a": "1"}, b"x")
+    assert Response(200, {"A": "1"}, b"x") != Response(200, {"A": "1"}, b"y")
+    assert Response(200) != Response(201)
+    assert Response(200) != 200
+    text = repr(Response(200, {"Set-Cookie": "session=s3cr3t"}, b"body"))
+    assert "s3cr3t" not in text
+    assert "200" in text
+
+
+# RequestParser ---------------------------------------------------------------------------
+
+HANDSHAKE = (
+    b"GET /chat?room=1 HTTP/1.1\r\n"
+    b"Host: example.com\r\n"
+    b"Upgrade: websocket\r\n"
+    b"Connection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n"
+    b"X-Multi: 1\r\n"
+    b"x-multi: 2\r\n"
+    b"\r\n"
+)
+
+
+def test_request_parser(mode: str) -> None:
+    request, leftover = run(RequestParser(), HANDSHAKE + b"\x81\x85early", mode)
+    assert isinstance(request, Request)
+    assert (request.method, request.path, request.version) == ("GET", "/chat?room=1", "HTTP/1.1")
+    assert request.headers["host"] == "example.com"
+    assert request.headers.get_all("X-MULTI") == ["1", "2"]
+    assert request.headers.keys()[-2:] == ["X-Multi", "x-multi"]
+    assert leftover == b"\x81\x85early"
+
+
+def test_request_parser_incomplete_returns_none(mode: str) -> None:
+    request, leftover = run(RequestParser(), HANDSHAKE[:-2], mode)
+    assert request is None
+
+
+def test_request_parser_round_trip(mode: str) -> None:
+    sent = Request("GET", "/a?b=c", Headers([("Host", "h"), ("A", "1"), ("a", "2")]))
+    request, leftover = run(RequestParser(), sent.serialize(), mode)
+    assert request == sent
+    assert leftover == b""
+
+
+def test_request_parser_accepts_bare_lf(mode: str) -> None:
+    data = b"GET / HTTP/1.1\nHost: h\r\nX: 1\n\nrest"
+    request, leftover = run(RequestParser(), data, mode)
+    assert isinstance(request, Request)
+    assert request.headers.items() == [("Host", "h"), ("X", "1")]
+    assert leftover == b"rest"
+
+
+def test_request_parser_ignores_empty_lines_before_request_line(mode: str) -> None:
+    request, _ = run(RequestParser(), b"\r\n\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", mode)
+    assert isinstance(request, Request) and request.path == "/"
+
+
+def test_request_parser_field_values(mode: str) -> None:
+    data = (
+        b"GET / HTTP/1.1\r\nHost:h\r\nX-Spaces:   v  \t\r\nX-Empty:\r\nX-Latin: caf\xe9\r\n"
+        b"X-Tab: a\tb\r\nX-Colon: a:b: c\r\n\r\n"
+    )
+    request, _ = run(RequestParser(), data, mode)
+    assert isinstance(request, Request)
+    headers = request.headers
+    assert headers["Host"] == "h"
+    assert headers["X-Spaces"] == "v"
+    assert headers["X-Empty"] == ""
+    assert headers["X-Latin"] == "caf\u00e9"
+    assert headers["X-Tab"] == "a\tb"
+    assert headers["X-Colon"] == "a:b: c"
+
+
+@pytest.mark.parametrize(
+    "version", [b"HTTP/1.1", b"HTTP/1.2", b"HTTP/1.9"]
+)
+def test_request_parser_accepts_http11_and_later_minor(version: bytes) -> None:
+    request = RequestParser().feed(b"GET / " + version + b"\r\nHost: h\r\n\r\n")
+    assert isinstance(request, Request) and request.version == version.decode()
+
+
+@pytest.mark.parametrize(
+    "head, status",
+    [
+        (b"GET / HTTP/1.0\r\n\r\n", 505),
+        (b"GET / HTTP/0.9\r\n\r\n", 505),
+        (b"GET / HTTP/2.0\r\n\r\n", 505),
+        (b"GET / HTTP/1\r\n\r\n", 400),
+        (b"GET / http/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1x\r\n\r\n", 400),
+        (b"GET / HTTP/11.1\r\n\r\n", 400),
+        (b"GET /\r\n\r\n", 400),
+        (b"GET\r\n\r\n", 400),
+        (b"GET  / HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1 \r\n\r\n", 400),
+        (b" GET / HTTP/1.1\r\n\r\n", 400),
+        (b"GET /a b HTTP/1.1\r\n\r\n", 400),
+        (b"GET\t/ HTTP/1.1\r\n\r\n", 400),
+        (b"G(T / HTTP/1.1\r\n\r\n", 400),
+        (b"GET /\xc3\xa9 HTTP/1.1\r\n\r\n", 400),
+        (b"GET /\x00 HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nNoColon\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n: empty name\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost : h\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nN\xe9: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nX: 1\r\n folded\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nX: 1\r\n\tfolded\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n Leading: space\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\rHost: h\r\n\r\n", 400),
+    ],
+)
+def test_request_parser_rejects(head: bytes, status: int, mode: str) -> None:
+    with pytest.raises(InvalidHTTP) as info:
+        run(RequestParser(), head, mode)
+    assert info.value.status == status
+    assert isinstance(info.value, InvalidHandshake)
+
+
+def test_request_parser_errors_do_not_echo_secrets() -> None:
+    for head in [
+        b"GET /?token=s3cr3t HTTP/1.0\r\n\r\n",
+        b"GET /?token=s3cr3t x HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nAuthorization: Basic s3cr3t\x01\r\n\r\n",
+        b"GET / HTTP/1.1\r\nCookie: s3cr3t\r\n folded-s3cr3t\r\n\r\n",
+    ]:
+        with pytest.raises(InvalidHTTP) as info:
+            RequestParser().feed(head)
+        assert "s3cr3t" not in str(info.value)
+
+
+def test_request_parser_eof() -> None:
+    with pytest.raises(InvalidHTTP, match="without a request"):
+        RequestParser().feed(b"")
+    parser = RequestParser()
+    assert parser.feed(b"GET / HTTP/1.1\r\nHost: h\r\n") is None
+    with pytest.raises(InvalidHTTP, match="before the end"):
+        parser.feed(b"")
+
+
+def test_request_parser_feed_after_complete() -> None:
+    parser = RequestParser()
+    assert parser.feed(b"GET / HTTP/1.1\r\n\r\nxy") is not None
+    assert parser.leftover == b"xy"
+    with pytest.raises(RuntimeError):
+        parser.feed(b"more")
+    assert parser.leftover == b"xy"
+
+
+@pytest.mark.parametrize("name", ["max_line", "max_headers", "max_head"])
+@pytest.mark.parametrize("value", [0, -1, "10", 1.5, True, None])
+def test_parser_limits_are_validated(name: str, value: object) -> None:
+    with pytest.raises(ValueError):
+        RequestParser(**{name: value})  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        ResponseParser(**{name: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [-1, "10", True, None])
+def test_response_parser_max_body_is_validated(value: object) -> None:
+    with pytest.raises(ValueError):
+        ResponseParser(max_body=value)  # type: ignore[arg-type]
+
+
+def test_parsers_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        RequestParser(100)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        ResponseParser(100)  # type: ignore[misc]
+
+
+# Limits ----------------------------------------------------------------------------------
+
+
+def request_line_of(length: int) -> bytes:
+    """A request line exactly ``length`` bytes long."""
+    line = b"GET / HTTP/1.1"
+    return line[:5] + b"a" * (length - len(line)) + line[5:]
+
+
+def test_request_line_limit(mode: str) -> None:
+    exact = request_line_of(100) + b"\r\n\r\n"
+    request, _ = run(RequestParser(max_line=100), exact, mode)
+    assert isinstance(request, Request)
+    lf_only = request_line_of(100) + b"\n\n"
+    request, _ = run(RequestParser(max_line=100), lf_only, mode)
+    assert isinstance(request, Request)
+    with pytest.raises(InvalidHTTP) as info:
+        run(RequestParser(max_line=100), request_line_of(101) + b"\r\n\r\n", mode)
+    assert info.value.status == 414
+
+
+def test_header_line_limit(mode: str) -> None:
+    start = b"GET / HTTP/1.1\r\n"
+    exact = b"X: " + b"v" * 97  # 100 bytes
+    request, _ = run(RequestParser(max_line=100), start + exact + b"\r\n\r\n", mode)
+    assert isinstance(request, Request)
+    assert request.headers["X"] == "v" * 97
+    with pytest.raises(InvalidHTTP) as info:
+        run(RequestParser(max_line=100), start + exact + b"v\r\n\r\n", mode)
+    assert info.value.status == 431
+
+
+def test_header_count_limit(mode: str) -> None:
+    def head(count: int) -> bytes:
+        fields = b"".join(b"X-%d: %d\r\n" % (i, i) for i in range(count))
+        return b"GET / HTTP/1.1\r\n" + fields + b"\r\n"
+
+    request, _ = run(RequestParser(max_headers=5), head(5), mode)
+    assert isinstance(request, Request) and len(request.headers) == 5
+    with pytest.raises(InvalidHTTP) as info:
+        run(RequestParser(max_headers=5), head(6), mode)
+    assert info.value.status == 431
+
+
+def test_head_size_limit(mode: str) -> None:
+    head = b"GET / HTTP/1.1\r\nX: 123456\r\n\r\n"
+    request, _ = run(RequestParser(max_head=len(head)), head, mode)
+    assert isinstance(request, Request)
+    with pytest.raises(InvalidHTTP) as info:
+        run(RequestParser(max_head=len(head) - 1), head, mode)
+    assert info.value.status == 431
+
+
+def test_head_size_limit_counts_leading_empty_lines() -> None:
+    parser = RequestParser(max_head=100)
+    with pytest.raises(InvalidHTTP) as info:
+        for _ in range(100):
+            parser.feed(b"\r\n")
+    assert info.value.status == 431
+
+
+def test_endless_header_line_fails_once_max_line_is_exceeded() -> None:
+    parser = RequestParser(max_line=1000)
+    parser.feed(b"GET / HTTP/1.1\r\nX-Endless: ")
+    fed = 0
+    with pytest.raises(InvalidHTTP) as info:
+        for _ in range(10_000):  # bounded: 10 MB if the limit were not enforced
+            parser.feed(b"a" * 100)
+            fed += 100
+    assert info.value.status == 431
+    # It fails within one chunk of the limit, not when a CRLF finally comes.
+    assert fed <= 1000
+
+
+def test_endless_line_fed_byte_by_byte_fails_at_the_limit() -> None:
+    parser = RequestParser(max_line=50)
+    fed = 0
+    with pytest.raises(InvalidHTTP) as info:
+        for _ in range(10_000):
+            parser.feed(b"G")
+            fed += 1
+    assert info.value.status == 414
+    assert fed == 51  # max_line bytes and one more that could be a CR; the next one fails
+
+
+def test_endless_short_headers_fail_at_max_headers_or_max_head() -> None:
+    parser = RequestParser()
+    parser.feed(b"GET / HTTP/1.1\r\n")
+    fed = 0
+    with pytest.raises(InvalidHTTP) as info:
+        for _ in range(100_000):
+            parser.feed(b"X: 1\r\n")
+            fed += 1
+    assert info.value.status == 431
+    assert fed <= DEFAULT_MAX_HEADERS + 1
+    parser = RequestParser(max_headers=100_000)
+    parser.feed(b"GET / HTTP/1.1\r\n")
+    with pytest.raises(InvalidHTTP) as info:
+        for _ in range(100_000):
+            parser.feed(b"X-Long-Name: 1234567890\r\n")
+    assert info.value.status == 431
+    assert "65536" in str(info.value)
+
+
+def test_one_huge_chunk_without_newline_fails() -> None:
+    with pytest.raises(InvalidHTTP):
+        RequestParser().feed(b"G" * (DEFAULT_MAX_HEAD * 4))
+
+
+# ResponseParser --------------------------------------------------------------------------
+
+UPGRADE = (
+    b"HTTP/1.1 101 Switching Protocols\r\n"
+    b"Upgrade: websocket\r\n"
+    b"Connection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+    b"\r\n"
+)
+
+
+def test_response_parser_101_is_head_only(mode: str) -> None:
+    frames = b"\x81\x05hello\x88\x00"
+    response, leftover = run(ResponseParser(), UPGRADE + frames, mode)
+    assert isinstance(response, Response)
+    assert response.status is http.HTTPStatus.SWITCHING_PROTOCOLS
+    assert response.reason == "Switching Protocols"
+    assert response.headers["upgrade"] == "websocket"
+    assert response.body == b""
+    assert leftover == frames
+
+
+def test_response_parser_101_with_content_length_still_head_only() -> None:
+    parser = ResponseParser()
+    response = parser.feed(b"HTTP/1.1 101 OK\r\nContent-Length: 5\r\n\r\n\x81\x00")
+    assert isinstance(response, Response) and response.body == b""
+    assert parser.leftover == b"\x81\x00"
+
+
+def test_response_parser_content_length(mode: str) -> None:
+    data = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 11\r\n\r\nlog in here" + b"NEXT"
+    response, leftover = run(ResponseParser(), data, mode)
+    assert isinstance(response, Response)
+    assert response.status == 401 and response.body == b"log in here"
+    assert response.body_truncated is False
+    assert leftover == b"NEXT"
+
+
+def test_response_parser_zero_content_length(mode: str) -> None:
+    data = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nX"
+    response, leftover = run(ResponseParser(), data, mode)
+    assert isinstance(response, Response) and response.body == b""
+    assert leftover == b"X"
+
+
+def test_response_parser_repeated_equal_content_length(mode: str) -> None:
+    data = b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\nokX"
+    response, leftover = run(ResponseParser(), data, mode)
+    assert isinstance(response, Response) and response.body == b"ok"
+    assert leftover == b"X"
+
+
+@pytest.mark.parametrize(
+    "value", [b"abc", b"-1", b"+5", b"1, 2", b"", b"0x10", b"1.0", b"\xd9\xa1"]
+)
+def test_response_parser_bad_content_length(value: bytes) -> None:
+    with pytest.raises(InvalidHTTP, match="Content-Length"):
+        ResponseParser().feed(b"HTTP/1.1 200 OK\r\nContent-Length: " + value + b"\r\n\r\nbody")
+
+
+def test_response_parser_conflicting_content_lengths() -> None:
+    with pytest.raises(InvalidHTTP, match="Content-Length"):
+        ResponseParser().feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+
+
+CHUNKED = (
+    b"HTTP/1.1 403 Forbidden\r\n"
+    b"Transfer-Encoding: chunked\r\n"
+    b"\r\n"
+    b"5\r\nhello\r\n"
+    b"1;name=value\r\n \r\n"
+    b"A\r\n0123456789\r\n"
+    b"0\r\n"
+    b"Trailer-One: 1\r\n"
+    b"Trailer-Two: 2\r\n"
+    b"\r\n"
+)
+
+
+def test_response_parser_chunked(mode: str) -> None:
+    response, leftover = run(ResponseParser(), CHUNKED + b"after", mode)
+    assert isinstance(response, Response)
+    assert response.status == 403
+    assert response.body == b"hello 0123456789"
+    assert response.body_truncated is False
+    assert "Trailer-One" not in response.headers
+    assert leftover == b"after"
+
+
+def test_response_parser_chunked_with_lf_only(mode: str) -> None:
+    data = b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\nok\n0\n\n"
+    response, _ = run(ResponseParser(), data, mode)
+    assert isinstance(response, Response) and response.body == b"ok"
+
+
+def test_response_parser_transfer_encoding_wins_over_content_length(mode: str) -> None:
+    data = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nok\r\n0\r\n\r\n"
+    )
+    response, _ = run(ResponseParser(), data, mode)
+    assert isinstance(response, Response) and response.body == b"ok"
+
+
+def test_response_parser_chunked_as_final_coding(mode: str) -> None:
+    data = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: Chunked\r\n\r\n"
+        b"2\r\nzz\r\n0\r\n\r\n"
+    )
+    response, _ = run(ResponseParser(), data, mode)
+    assert isinstance(response, Response) and response.body == b"zz"
+
+
+def test_response_parser_non_chunked_transfer_encoding_reads_to_eof(mode: str) -> None:
+    data = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\nContent-Length: 1\r\n\r\n"
+        b"raw bytes"
+    )
+    response, _ = run(ResponseParser(), data, mode, eof=True)
+    assert isinstance(response, Response) and response.body == b"raw bytes"
+    assert response.body_truncated is False
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"zz\r\nab\r\n0\r\n\r\n",
+        b"\r\nab\r\n0\r\n\r\n",
+        b"-2\r\nab\r\n0\r\n\r\n",
+        b"0x2\r\nab\r\n0\r\n\r\n",
+        b"12345678901234567\r\n",
+        b"2\r\nabc\r\n0\r\n\r\n",
+        b"2\r\nab0\r\n\r\n",
+    ],
+)
+def test_response_parser_bad_chunks(chunks: bytes, mode: str) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with pytest.raises(InvalidHTTP, match="chunk"):
+        run(ResponseParser(), head + chunks, mode)
+
+
+def test_response_parser_until_eof(mode: str) -> None:
+    data = b"HTTP/1.0 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\nit broke"
+    response, leftover = run(ResponseParser(), data, mode)
+    assert response is None
+    response, leftover = run(ResponseParser(), data, mode, eof=True)
+    assert isinstance(response, Response)
+    assert response.body == b"it broke" and response.body_truncated is False
+    assert response.version == "HTTP/1.0"
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_response_parser_no_body_statuses(status: int, mode: str) -> None:
+    data = b"HTTP/1.1 %d X\r\nContent-Length: 5\r\n\r\nnext!" % status
+    response, leftover = run(ResponseParser(), data, mode)
+    assert isinstance(response, Response) and response.status == status
+    assert response.body == b""
+    assert leftover == b"next!"
+
+
+def test_response_parser_skips_interim_responses(mode: str) -> None:
+    data = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+        + UPGRADE
+        + b"frames"
+    )
+    response, leftover = run(ResponseParser(), data, mode)
+    assert isinstance(response, Response) and response.status == 101
+    assert "Link" not in response.headers
+    assert leftover == b"frames"
+
+
+def test_response_parser_eof_during_interim_response() -> None:
+    parser = ResponseParser()
+    assert parser.feed(b"HTTP/1.1 100 Continue\r\n\r\n") is None
+    with pytest.raises(InvalidHTTP, match="closed"):
+        parser.feed(b"")
+
+
+@pytest.mark.parametrize(
+    "line, status, reason",
+    [
+        (b"HTTP/1.1 200 OK", 200, "OK"),
+        (b"HTTP/1.1 200", 200, ""),
+        (b"HTTP/1.1 200 ", 200, ""),
+        (b"HTTP/1.0 200 Connection established", 200, "Connection established"),
+        (b"HTTP/1.1 404 Not   Found", 404, "Not   Found"),
+        (b"HTTP/1.1 200 D\xe9j\xe0 vu", 200, "D\u00e9j\u00e0 vu"),
+        (b"HTTP/1.1 599 Custom", 599, "Custom"),
+    ],
+)
+def test_response_parser_status_lines(line: bytes, status: int, reason: str) -> None:
+    response = ResponseParser().feed(line + b"\r\nContent-Length: 0\r\n\r\n")
+    assert isinstance(response, Response)
+    assert response.status == status and response.reason == reason
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"HTTP/1.1 20 OK",
+        b"HTTP/1.1 2000 OK",
+        b"HTTP/1.1 099 Low",
+        b"HTTP/1.1 abc OK",
+        b"HTTP/1.1",
+        b"HTTP/2 200 OK",
+        b"HTTP/2.0 200 OK",
+        b"ICY 200 OK",
+        b"http/1.1 200 OK",
+        b"HTTP/1.1  200 OK",
+        b"HTTP/1.1 200 OK\x00",
+        b"HTTP/1.1 \xd9\xa2\xd9\xa0\xd9\xa0 OK",
+        b"<html>",
+    ],
+)
+def test_response_parser_rejects_bad_status_lines(line: bytes, mode: str) -> None:
+    with pytest.raises(InvalidHTTP):
+        run(ResponseParser(), line + b"\r\n\r\n", mode)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX: 1\r\n folded\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nBad Name: 1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX: \x00\r\n\r\n",
+    ],
+)
+def test_response_parser_rejects_bad_headers(head: bytes) -> None:
+    with pytest.raises(InvalidHTTP):
+        ResponseParser().feed(head)
+
+
+def test_response_parser_eof_before_head() -> None:
+    with pytest.raises(InvalidHTTP, match="without a response"):
+        ResponseParser().feed(b"")
+    parser = ResponseParser()
+    parser.feed(b"HTTP/1.1 101 Switching")
+    with pytest.raises(InvalidHTTP, match="before the end of the response head"):
+        parser.feed(b"")
+
+
+def test_response_parser_eof_in_content_length_body(mode: str) -> None:
+    data = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\npartial"
+    response, _ = run(ResponseParser(), data, mode, eof=True)
+    assert isinstance(response, Response)
+    assert response.body == b"partial" and response.body_truncated is True
+
+
+def test_response_parser_eof_in_chunked_body(mode: str) -> None:
+    data = b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"
+    response, _ = run(ResponseParser(), data, mode, eof=True)
+    assert isinstance(response, Response)
+    assert response.body == b"hel" and response.body_truncated is True
+
+
+def test_response_parser_feed_after_complete() -> None:
+    parser = ResponseParser()
+    assert parser.feed(UPGRADE) is not None
+    with pytest.raises(RuntimeError):
+        parser.feed(b"\x81\x00")
+    with pytest.raises(RuntimeError):
+        parser.feed(b"")
+    parser = ResponseParser()
+    parser.feed(b"HTTP/1.1 500 X\r\n\r\nbody")
+    assert parser.feed(b"") is not None
+    with pytest.raises(RuntimeError):
+        parser.feed(b"")
+
+
+# max_body --------------------------------------------------------------------------------
+
+
+def test_max_body_content_length_truncates_without_waiting(mode: str) -> None:
+    # 1000 bytes announced, only 10 kept: the response is complete after 10 bytes.
+    data = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10
+    response, _ = run(ResponseParser(max_body=10), data, mode)
+    assert isinstance(response, Response)
+    assert response.body == b"x" * 10 and response.body_truncated is True
+
+
+def test_max_body_exact_is_not_truncated(mode: str) -> None:
+    data = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 10\r\n\r\n" + b"x" * 10
+    response, _ = run(ResponseParser(max_body=10), data, mode)
+    assert isinstance(response, Response) and response.body_truncated is False
+    eof_body = b"HTTP/1.1 403 Forbidden\r\n\r\n" + b"x" * 10
+    response, _ = run(ResponseParser(max_body=10), eof_body, mode, eof=True)
+    assert isinstance(response, Response) and response.body_truncated is False
+
+
+def test_max_body_chunked(mode: str) -> None:
+    data = (
+        b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"8\r\nabcdefgh\r\n8\r\nijklmnop\r\n"
+    )
+    response, _ = run(ResponseParser(max_body=12), data, mode)
+    assert isinstance(response, Response)
+    assert response.body == b"abcdefghijkl" and response.body_truncated is True
+
+
+def test_max_body_until_eof(mode: str) -> None:
+    data = b"HTTP/1.1 500 Oops\r\n\r\n" + b"y" * 50
+    response, _ = run(ResponseParser(max_body=20), data, mode)
+    assert isinstance(response, Response)
+    assert response.body == b"y" * 20 and response.body_truncated is True
+
+
+def test_max_body_zero(mode: str) -> None:
+    data = b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nabc"
+    response, _ = run(ResponseParser(max_body=0), data, mode)
+    assert isinstance(response, Response)
+    assert response.body == b"" and response.body_truncated is True
+
+
+def test_max_body_never_buffers_an_endless_body() -> None:
+    parser = ResponseParser(max_body=1000)
+    parser.feed(b"HTTP/1.1 200 OK\r\n\r\n")
+    response = None
+    for _ in range(1000):
+        response = parser.feed(b"z" * 100)
+        if response is not None:
+            break
+    assert response is not None and len(response.body) == 1000
+
+
+# head_only (CONNECT answers) -------------------------------------------------------------
+
+
+def test_head_only_2xx_leaves_the_tunnel(mode: str) -> None:
+    data = b"HTTP/1.1 200 Connection established\r\nContent-Length: 50\r\n\r\n\x16\x03\x01tls"
+    response, leftover = run(ResponseParser(head_only=True), data, mode)
+    assert isinstance(response, Response) and response.status == 200
+    assert response.body == b""
+    assert leftover == b"\x16\x03\x01tls"
+
+
+def test_head_only_error_with_content_length(mode: str) -> None:
+    data = (
+        b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+        b'Proxy-Authenticate: Basic realm="proxy"\r\nContent-Length: 4\r\n\r\ndeny'
+    )
+    response, _ = run(ResponseParser(head_only=True), data, mode)
+    assert isinstance(response, Response) and response.status == 407
+    assert response.body == b"deny"
+
+
+def test_head_only_error_chunked(mode: str) -> None:
+    data = b"HTTP/1.1 502 Bad Gateway\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ngone\r\n0\r\n\r\n"
+    response, _ = run(ResponseParser(head_only=True), data, mode)
+    assert isinstance(response, Response) and response.body == b"gone"
+
+
+def test_head_only_error_without_length_does_not_wait_for_eof(mode: str) -> None:
+    data = b"HTTP/1.1 403 Forbidden\r\n\r\nsome bytes"
+    response, leftover = run(ResponseParser(head_only=True), data, mode)
+    assert isinstance(response, Response) and response.status == 403
+    assert response.body == b""
+    assert leftover == b"some bytes"
+    te = b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: gzip\r\n\r\nzz"
+    response, _ = run(ResponseParser(head_only=True), te, mode)
+    assert isinstance(response, Response) and response.body == b""
+
+
+def test_head_only_skips_interim_responses() -> None:
+    parser = ResponseParser(head_only=True)
+    response = parser.feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\ntunnel")
+    assert isinstance(response, Response) and response.status == 200
+    assert parser.leftover == b"tunnel"
+
+
+# Response parser limits ------------------------------------------------------------------
+
+
+def test_response_parser_limits(mode: str) -> None:
+    with pytest.raises(InvalidHTTP):
+        run(ResponseParser(max_line=20), b"HTTP/1.1 200 " + b"O" * 20 + b"\r\n\r\n", mode)
+    many = b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 4 + b"\r\n"
+    with pytest.raises(InvalidHTTP) as info:
+        run(ResponseParser(max_headers=3), many, mode)
+    assert info.value.status == 431
+    response, _ = run(ResponseParser(max_headers=4), many, mode, eof=True)
+    assert isinstance(response, Response)
+    with pytest.raises(InvalidHTTP):
+        run(ResponseParser(max_head=len(many) - 1), many, mode)
+
+
+def test_response_parser_chunk_line_limits(mode: str) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    long_extension = b"2;" + b"e" * 100 + b"\r\nok\r\n0\r\n\r\n"
+    with pytest.raises(InvalidHTTP):
+        run(ResponseParser(max_line=50), head + long_extension, mode)
+    trailers = b"0\r\n" + b"T: 1\r\n" * 4 + b"\r\n"
+    with pytest.raises(InvalidHTTP) as info:
+        run(ResponseParser(max_headers=3), head + trailers, mode)
+    assert info.value.status == 431
+    response, _ = run(ResponseParser(max_headers=4), head + trailers, mode)
+    assert isinstance(response, Response)
+
+
+def test_response_parser_endless_status_line() -> None:
+    parser = ResponseParser(max_line=1000)
+    fed = 0
+    with pytest.raises(InvalidHTTP):
+        for _ in range(10_000):
+            parser.feed(b"H" * 100)
+            fed += 100
+    assert fed <= 1000
+
+
+# Round trips -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        Response(101, [("Upgrade", "websocket"), ("Connection", "Upgrade")]),
+        Response(200, [("Content-Type", "text/plain")], b"healthy"),
+        Response(401, [("WWW-Authenticate", 'Basic realm="x"')], "who are you?"),
+        Response(404),
+        Response(204, [("X", "1")]),
+        Response(299, body=b"custom"),
+    ],
+)
+def test_response_round_trip(response: Response, mode: str) -> None:
+    parsed, leftover = run(ResponseParser(), response.serialize(), mode)
+    assert isinstance(parsed, Response)
+    assert int(parsed.status) == int(response.status)
+    assert parsed.reason == response.reason
+    assert parsed.body == response.body
+    for name, value in response.headers.items():
+        assert parsed.headers.get_all(name) == response.headers.get_all(name)
+    assert leftover == b""
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_random_chunking_of_many_shapes(seed: int) -> None:
+    rng = random.Random(seed)
+    body = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 300)))
+    parts = [part for part in [body[:50], body[50:]] if part]
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts)
+    data = rng.choice(
+        [
+            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body),
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s0\r\n\r\n" % chunked,
+        ]
+    )
+    parser = ResponseParser()
+    index, response = 0, None
+    while index < len(data) and response is None:
+        size = rng.randint(1, 64)
+        response = parser.feed(data[index : index + size])
+        index += size
+    assert isinstance(response, Response)
+    assert response.body == body
