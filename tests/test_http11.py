@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import http
 import http.client
 import io
 import random
+from pathlib import Path
 from typing import List, Tuple, Union
 
 import pytest
 
+import wsclient.http11 as http11_module
 from wsclient.exceptions import InvalidHandshake, InvalidHTTP
 from wsclient.http11 import (
     DEFAULT_MAX_BODY,
@@ -402,6 +405,9 @@ def test_response_coerce() -> None:
     for bad in [None, 200, [200, {}, b""], (200, {}), (200, {}, b"", 1), "200"]:
         with pytest.raises(TypeError):
             Response.coerce(bad)
+    with pytest.raises(TypeError) as info:
+        Response.coerce((200, {"Set-Cookie": "s3cr3t"}))
+    assert "s3cr3t" not in str(info.value)
 
 
 def test_response_equality_and_repr() -> None:
@@ -527,6 +533,28 @@ def test_request_parser_rejects(head: bytes, status: int, mode: str) -> None:
         run(RequestParser(), head, mode)
     assert info.value.status == status
     assert isinstance(info.value, InvalidHandshake)
+
+
+@pytest.mark.parametrize(
+    "line", [b"X: 1\r\n folded: 2", b"X: 1\r\n\tfolded", b"X: 1\r\n  more text"]
+)
+def test_request_parser_rejects_obsolete_line_folding(line: bytes, mode: str) -> None:
+    with pytest.raises(InvalidHTTP, match="folding") as info:
+        run(RequestParser(), b"GET / HTTP/1.1\r\n" + line + b"\r\n\r\n", mode)
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize("line", [b"X: a\rb", b"X\r: b", b"X: \r"])
+def test_request_parser_rejects_bare_cr(line: bytes, mode: str) -> None:
+    with pytest.raises(InvalidHTTP, match="CR") as info:
+        run(RequestParser(), b"GET / HTTP/1.1\r\n" + line + b"\r\n\r\n", mode)
+    assert info.value.status == 400
+
+
+def test_response_parser_rejects_bare_cr_in_trailers(mode: str) -> None:
+    data = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a\rb\r\n\r\n"
+    with pytest.raises(InvalidHTTP, match="CR"):
+        run(ResponseParser(), data, mode)
 
 
 def test_request_parser_errors_do_not_echo_secrets() -> None:
@@ -1146,3 +1174,17 @@ def test_random_chunking_of_many_shapes(seed: int) -> None:
         index += size
     assert isinstance(response, Response)
     assert response.body == body
+
+
+def test_module_is_sans_io() -> None:
+    """The core never imports the I/O layer or the modules it is built on (DESIGN.md)."""
+    tree = ast.parse(Path(http11_module.__file__).read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            imported.add(node.module.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            assert node.module in {"exceptions", "http11", "uri"}, node.module
+    assert not imported & {"socket", "ssl", "threading", "select", "time", "asyncio"}

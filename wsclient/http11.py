@@ -276,7 +276,7 @@ class Request:
         if not _TOKEN_RE.fullmatch(self.method):
             raise ValueError(f"invalid method {self.method!r}")
         if not _TARGET_RE.fullmatch(self.path):
-            raise ValueError(f"invalid request target {self.path!r}")
+            raise ValueError("invalid request target: empty, or spaces, controls or non-ASCII")
         line = f"{self.method} {self.path} {self.version}\r\n".encode("ascii")
         return line + self.headers.serialize() + b"\r\n"
 
@@ -345,7 +345,9 @@ class Response:
             return value
         if isinstance(value, tuple) and len(value) == 3:
             return cls(*value)
-        raise TypeError(f"expected a Response or a (status, headers, body) tuple, got {value!r}")
+        # Never show the value: its headers may hold secrets.
+        kind = type(value).__name__
+        raise TypeError(f"expected a Response or a (status, headers, body) tuple, not a {kind}")
 
     def serialize(self) -> bytes:
         """The status line, the headers, the empty line and the body.
