@@ -154,6 +154,9 @@ def _user_headers(headers: HeadersLike, owned: Dict[str, str]) -> Headers:
     return result
 
 
+_SEPARATORS = frozenset('()<>@,;:\\"/[]?={} \t')  # RFC 2616 section 2.2
+
+
 def _check_subprotocols(subprotocols: Optional[Sequence[str]]) -> List[str]:
     """Validate an offer: tokens, no repeats (RFC 6455 section 4.1, item 10)."""
     if subprotocols is None:
@@ -170,8 +173,6 @@ def _check_subprotocols(subprotocols: Optional[Sequence[str]]) -> List[str]:
         raise ValueError(f"repeated subprotocol in {offered!r}")
     return offered
 
-
-_SEPARATORS = frozenset('()<>@,;:\\"/[]?={} \t')  # RFC 2616 section 2.2
 
 
 class ClientHandshake:
