@@ -27,10 +27,25 @@ from .exceptions import (
     WebSocketError,
 )
 from .close import CloseCode
+from .http11 import Headers, Request, Response
+from .deflate import DeflateOptions
+from .connection import WebSocket, wait
+from .client import connect
+from .server import WebSocketServer, broadcast, serve
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "connect",
+    "serve",
+    "broadcast",
+    "wait",
+    "WebSocket",
+    "WebSocketServer",
+    "Request",
+    "Response",
+    "Headers",
+    "DeflateOptions",
     "CloseCode",
     "ConnectionClosed",
     "ConnectionClosedError",

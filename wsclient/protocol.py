@@ -130,6 +130,7 @@ class Protocol:
         self.close_sent: Optional[Tuple[int, str]] = None
         self.close_rcvd: Optional[Tuple[int, str]] = None
         self.error: Optional[ProtocolError] = None
+        self.failed = False
         self.eof_received = False
         self._out: List[bytes] = []
         # The message being received.
@@ -153,11 +154,14 @@ class Protocol:
         Returns:
             The events now complete, in order.
         """
-        if self.error is not None or self.close_rcvd is not None or self.eof_received:
+        if self.failed or self.close_rcvd is not None or self.eof_received:
             return []  # Failed, or the peer closed: whatever follows is ignored.
         events: List[Event] = []
+        # Lazily: frames before a bad one are handled, and bytes after a close frame are
+        # never parsed, however the bytes were chunked.
+        pieces = self._parser.iter_feed(data)
         try:
-            for piece in self._parser.feed(data):
+            for piece in pieces:
                 event = self._receive_piece(piece)
                 if event is not None:
                     events.append(event)
@@ -165,6 +169,8 @@ class Protocol:
                         break
         except ProtocolError as exc:
             self._fail(exc)
+        finally:
+            pieces.close()
         return events
 
     def receive_eof(self) -> None:
@@ -266,14 +272,31 @@ class Protocol:
         return Close(code, reason)
 
     def _fail(self, exc: ProtocolError) -> None:
-        """Fail the WebSocket connection (RFC 6455 section 7.1.7)."""
         self.error = exc
         self._msg_parts = []
-        if self.close_sent is None:
-            reason = str(exc)[:100]
-            self.close_sent = (exc.code, reason)
-            self._out.append(self._frame(Opcode.CLOSE, serialize_close(exc.code, reason)))
+        self._out += self.fail(exc.code, str(exc)[:100])
+
+    def fail(self, code: int, reason: str = "") -> List[bytes]:
+        """Fail the WebSocket connection from this end (RFC 6455 section 7.1.7).
+
+        Used for a peer that broke the protocol, and by the I/O layer for a keepalive
+        timeout (1011). The close code reported is then this end's, whatever the peer
+        answers.
+
+        Args:
+            code: the close code to send.
+            reason: the close reason (truncated to fit the frame).
+
+        Returns:
+            The close frame to write, or nothing if a close frame went already.
+        """
+        self.failed = True
         self.state = State.CLOSING
+        if self.close_sent is not None:
+            return []
+        reason = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
+        self.close_sent = (code, reason)
+        return [self._frame(Opcode.CLOSE, serialize_close(code, reason))]
 
     # -- sending -----------------------------------------------------------------------
 
@@ -383,8 +406,7 @@ class Protocol:
 
     def _control(self, opcode: int, data: BytesLike) -> bytes:
         self._check_can_send()
-        if isinstance(data, str):
-            data = data.encode("utf-8")
+        data = data.encode("utf-8") if isinstance(data, str) else _as_bytes(data)
         if len(data) > MAX_CONTROL_PAYLOAD:
             raise ValueError("control frame payloads are limited to 125 bytes")
         return self._frame(opcode, data)
@@ -418,7 +440,7 @@ class Protocol:
         The server closes first once close frames went both ways; the client waits for
         the server to do so (RFC 6455 section 7.1.1), unless the connection failed.
         """
-        if self.eof_received or self.error is not None:
+        if self.eof_received or self.failed:
             return True
         if self.close_sent is not None and self.close_rcvd is not None:
             return self.side is Side.SERVER
@@ -427,7 +449,7 @@ class Protocol:
     @property
     def close_code(self) -> int:
         """The peer's close code; else this end's; 1006 if no close frame went either way."""
-        if self.error is not None and self.close_sent is not None:
+        if self.failed and self.close_sent is not None:
             return self.close_sent[0]
         if self.close_rcvd is not None:
             return self.close_rcvd[0]
@@ -438,7 +460,7 @@ class Protocol:
     @property
     def close_reason(self) -> str:
         """The reason that goes with :attr:`close_code`."""
-        if self.error is not None and self.close_sent is not None:
+        if self.failed and self.close_sent is not None:
             return self.close_sent[1]
         if self.close_rcvd is not None:
             return self.close_rcvd[1]
@@ -450,6 +472,16 @@ class Protocol:
 def _encode(message: Union[str, BytesLike]) -> Tuple[int, BytesLike]:
     if isinstance(message, str):
         return Opcode.TEXT, message.encode("utf-8")
-    if isinstance(message, (bytes, bytearray, memoryview)):
-        return Opcode.BINARY, message
-    raise TypeError(f"a message is str or bytes-like, not {type(message).__name__}")
+    return Opcode.BINARY, _as_bytes(message)
+
+
+def _as_bytes(data: BytesLike) -> BytesLike:
+    """Any bytes-like object as one that counts bytes: ``len()`` of a memoryview of an
+    ``array('i')``, or of a 2-D one, is not its size in bytes, and a frame's length must be."""
+    if isinstance(data, (bytes, bytearray)):
+        return data
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(f"a message is str or bytes-like, not {type(data).__name__}") from None
+    return view.cast("B") if view.c_contiguous else view.tobytes()

@@ -1,0 +1,122 @@
+"""Fixtures shared by the I/O tests: servers on loopback, real peers, a test PKI.
+
+Every server binds 127.0.0.1 (or ::1, or a unix socket) on a free port, runs in a thread
+that the fixture joins, and is shut down at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Callable, Iterator
+
+import pytest
+
+import wsclient
+
+from .pki import Pki, make_pki
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip when a tool is missing on a developer's machine; fail in CI."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+class RunningServer:
+    """A wsclient server serving in a background thread."""
+
+    def __init__(self, handler: Callable, **options) -> None:
+        self.server = wsclient.serve(handler, **options)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="test-server")
+        self.thread.start()
+        assert self.server._serving.wait(5), "server did not start serving"
+
+    @property
+    def uri(self) -> str:
+        return self.server.uri
+
+    def stop(self) -> None:
+        self.server.shutdown(timeout=5)
+        self.server.server_close()
+        self.thread.join(5)
+        assert not self.thread.is_alive(), "server thread did not stop"
+
+
+def echo(ws: wsclient.WebSocket) -> None:
+    for message in ws:
+        ws.send(message)
+
+
+@pytest.fixture
+def run_server() -> Iterator[Callable[..., RunningServer]]:
+    """Start wsclient servers: ``run_server(handler, **options)``; all stopped at teardown."""
+    servers = []
+
+    def start(handler: Callable = echo, **options) -> RunningServer:
+        server = RunningServer(handler, **options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def echo_server(run_server) -> RunningServer:
+    return run_server(echo)
+
+
+class PeerServer:
+    """A real `websockets` sync server in a thread."""
+
+    def __init__(self, handler: Callable, **options) -> None:
+        from websockets.sync.server import serve
+
+        self.server = serve(handler, "127.0.0.1", 0, **options)
+        self.port = self.server.socket.getsockname()[1]
+        scheme = "wss" if options.get("ssl") else "ws"
+        self.uri = f"{scheme}://127.0.0.1:{self.port}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="peer-server")
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+def peer_echo(ws) -> None:
+    for message in ws:
+        ws.send(message)
+
+
+@pytest.fixture
+def run_peer() -> Iterator[Callable[..., PeerServer]]:
+    """Start `websockets` servers: ``run_peer(handler, **options)``."""
+    servers = []
+
+    def start(handler: Callable = peer_echo, **options) -> PeerServer:
+        options.setdefault("max_size", None)
+        server = PeerServer(handler, **options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def peer_echo_server(run_peer) -> PeerServer:
+    return run_peer(peer_echo)

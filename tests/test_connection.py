@@ -1,0 +1,376 @@
+"""The open connection: recv/send/ping/close semantics, threads, keepalive, backpressure.
+
+Against our own server, the `websockets` server, and scripted misbehaving peers (raw
+sockets speaking bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+import wsclient
+from wsclient.frames import Frame, Opcode, parse_frames
+
+from .conftest import peer_echo
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class ScriptedPeer:
+    """A raw-socket server: answers the opening handshake, then runs ``script(sock)``."""
+
+    def __init__(self, script) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.uri = f"ws://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.script = script
+        self.error = None
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.listener.settimeout(10)
+            sock, _ = self.listener.accept()
+            with sock:
+                sock.settimeout(10)
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += sock.recv(4096)
+                key = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"sec-websocket-key:")][0]
+                accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+                sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+                self.script(sock)
+        except Exception as exc:  # surfaced by join()
+            self.error = exc
+
+    def join(self) -> None:
+        self.thread.join(15)
+        self.listener.close()
+        assert not self.thread.is_alive()
+        if self.error:
+            raise self.error
+
+
+def read_frames(sock, count, timeout=10, until_close=False):
+    """Read ``count`` whole client frames (or up to a close frame) from a raw socket."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frames = parse_frames(data, expect_masked=True)
+        if len(frames) >= count and not until_close:
+            return frames
+        if until_close and any(f.opcode == Opcode.CLOSE for f in frames):
+            return frames
+        chunk = sock.recv(65536)
+        if not chunk:
+            return parse_frames(data, expect_masked=True)
+        data += chunk
+    raise TimeoutError
+
+
+def test_recv_timeout_loses_nothing(run_peer):
+    def late(conn):
+        conn.recv()
+        time.sleep(0.5)
+        conn.send("late")
+        conn.recv()
+
+    server = run_peer(late)
+    with wsclient.connect(server.uri, proxy=None) as ws:
+        ws.send("go")
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.1)
+        assert ws.recv(timeout=5) == "late"
+        ws.send("done")
+
+
+def test_recv_timeout_zero_polls(echo_server):
+    with wsclient.connect(echo_server.uri) as ws:
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0)
+        ws.send("x")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                assert ws.recv(timeout=0) == "x"
+                break
+            except TimeoutError:
+                time.sleep(0.01)
+        else:
+            pytest.fail("message never became ready")
+
+
+def test_close_from_another_thread_wakes_recv(echo_server):
+    ws = wsclient.connect(echo_server.uri)
+    errors = []
+
+    def reader():
+        try:
+            ws.recv()
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    time.sleep(0.1)
+    start = time.monotonic()
+    ws.close()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert time.monotonic() - start < 2
+    assert isinstance(errors[0], wsclient.ConnectionClosedOK)
+    assert ws.close_code == 1000
+
+
+def test_close_is_idempotent_and_leaves_nothing_behind(echo_server):
+    threads_before = threading.active_count()
+    fds_before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        ws = wsclient.connect(echo_server.uri)
+        ws.send("x")
+        ws.recv(timeout=5)
+        ws.close()
+        ws.close()
+        assert ws.closed
+        assert ws.fileno() == -1
+    # The server's side finishes closing in its own threads: give it a bounded moment.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (
+        threading.active_count() > threads_before or len(os.listdir("/proc/self/fd")) > fds_before
+    ):
+        time.sleep(0.02)
+    assert threading.active_count() <= threads_before
+    assert len(os.listdir("/proc/self/fd")) <= fds_before
+
+
+def test_server_initiated_close_reports_code_and_reason(run_peer):
+    server = run_peer(lambda conn: conn.close(4000, "bye now"))
+    with wsclient.connect(server.uri) as ws:
+        with pytest.raises(wsclient.ConnectionClosedError) as info:
+            ws.recv(timeout=5)
+        assert info.value.code == 4000
+        assert info.value.reason == "bye now"
+        assert ws.close_code == 4000
+        assert ws.close_reason == "bye now"
+
+
+def test_normal_close_ends_iteration_after_queued_messages(run_peer):
+    def talk_then_close(conn):
+        for i in range(5):
+            conn.send(f"m{i}")
+        conn.close(1000)
+
+    server = run_peer(talk_then_close)
+    with wsclient.connect(server.uri) as ws:
+        time.sleep(0.3)  # Everything, close frame included, arrives before we read.
+        assert list(ws) == [f"m{i}" for i in range(5)]
+        with pytest.raises(wsclient.ConnectionClosedOK):
+            ws.send("too late")
+
+
+def test_peer_vanishing_gives_1006_promptly():
+    def vanish(sock):
+        sock.sendall(Frame(Opcode.TEXT, b"before").serialize())
+        time.sleep(0.2)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+    peer = ScriptedPeer(vanish)
+    ws = wsclient.connect(peer.uri)
+    assert ws.recv(timeout=5) == "before"
+    start = time.monotonic()
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        ws.recv(timeout=10)
+    assert info.value.code == 1006
+    assert time.monotonic() - start < 2
+    peer.join()
+    ws.close()
+
+
+def test_protocol_error_closes_with_1002_and_chains_the_cause():
+    received = []
+
+    def masked_frame(sock):
+        sock.sendall(Frame(Opcode.TEXT, b"masked").serialize(mask_key=b"abcd"))
+        received.extend(read_frames(sock, 1))
+
+    peer = ScriptedPeer(masked_frame)
+    ws = wsclient.connect(peer.uri)
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        ws.recv(timeout=5)
+    assert info.value.code == 1002
+    assert isinstance(info.value.__cause__, wsclient.ProtocolError)
+    peer.join()
+    assert received[0].opcode == Opcode.CLOSE
+    assert received[0].payload[:2] == (1002).to_bytes(2, "big")
+
+
+def test_invalid_utf8_closes_with_1007():
+    def bad_text(sock):
+        sock.sendall(Frame(Opcode.TEXT, b"\xce\xba\xff").serialize())
+        read_frames(sock, 1)
+
+    peer = ScriptedPeer(bad_text)
+    ws = wsclient.connect(peer.uri)
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        ws.recv(timeout=5)
+    assert info.value.code == 1007
+    peer.join()
+
+
+def test_pings_are_answered_while_the_application_does_not_read(run_peer):
+    # The peer pings every 0.2 s and gives up after 0.3 s without a pong; it sends 200
+    # messages meanwhile. We don't read for 2 s: the connection must survive.
+    def chatty(conn):
+        for i in range(200):
+            conn.send(f"message {i}")
+        conn.recv()
+
+    server = run_peer(chatty, ping_interval=0.2, ping_timeout=0.3)
+    with wsclient.connect(server.uri, ping_interval=None) as ws:
+        time.sleep(2)
+        assert [ws.recv(timeout=5) for _ in range(200)] == [f"message {i}" for i in range(200)]
+        ws.send("still alive")
+
+
+def test_keepalive_closes_with_1011_when_no_pong_comes():
+    def ignore_pings(sock):
+        frames = read_frames(sock, 0, timeout=10, until_close=True)  # pings, then a close
+        assert frames[0].opcode == Opcode.PING
+        assert frames[-1].payload[:2] == (1011).to_bytes(2, "big")
+
+    peer = ScriptedPeer(ignore_pings)
+    ws = wsclient.connect(peer.uri, ping_interval=0.2, ping_timeout=0.3)
+    start = time.monotonic()
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        ws.recv(timeout=5)
+    assert info.value.code == 1011
+    assert time.monotonic() - start < 2
+    peer.join()
+
+
+def test_ping_returns_an_event_set_by_the_pong(peer_echo_server):
+    with wsclient.connect(peer_echo_server.uri) as ws:
+        assert ws.ping(b"one").wait(5)
+        assert ws.ping("two").wait(5)
+        with pytest.raises(ValueError):
+            ws.ping(b"x" * 126)
+
+
+def test_eight_threads_sending_on_one_connection(echo_server):
+    with wsclient.connect(echo_server.uri) as ws:
+        def sender(n):
+            for i in range(1000):
+                ws.send(f"{n}:{i}:" + "p" * (i % 50))
+
+        received = []
+
+        def receiver():
+            for _ in range(8000):
+                received.append(ws.recv(timeout=30))
+
+        reader = threading.Thread(target=receiver)
+        reader.start()
+        senders = [threading.Thread(target=sender, args=(n,)) for n in range(8)]
+        for thread in senders:
+            thread.start()
+        for thread in senders:
+            thread.join(60)
+        reader.join(60)
+        assert len(received) == 8000
+        for n in range(8):
+            mine = [m for m in received if m.startswith(f"{n}:")]
+            assert mine == [f"{n}:{i}:" + "p" * (i % 50) for i in range(1000)]
+
+
+def test_control_frames_go_between_fragments():
+    frames = []
+
+    def collect(sock):
+        frames.extend(read_frames(sock, 4, timeout=10))
+
+    peer = ScriptedPeer(collect)
+    ws = wsclient.connect(peer.uri, ping_interval=None)
+
+    def slow_fragments():
+        yield "first "
+        pinged.wait(5)
+        yield "second"
+
+    pinged = threading.Event()
+    sender = threading.Thread(target=ws.send, args=(slow_fragments(),))
+    sender.start()
+    time.sleep(0.1)
+    pinger = threading.Thread(target=lambda: (ws.ping(b"mid"), pinged.set()))
+    pinger.start()
+    time.sleep(0.2)
+    pinged.set()
+    sender.join(5)
+    pinger.join(5)
+    peer.join()
+    ws.close()
+    assert [f.opcode for f in frames] == [Opcode.TEXT, Opcode.PING, Opcode.CONT, Opcode.CONT]
+    assert [f.fin for f in frames] == [False, True, False, True]
+
+
+def test_wait_returns_connections_with_messages(echo_server):
+    with wsclient.connect(echo_server.uri) as a, wsclient.connect(echo_server.uri) as b:
+        assert wsclient.wait([a, b], timeout=0.1) == []
+        b.send("to b")
+        assert wsclient.wait([a, b], timeout=5) == [b]
+        assert b.recv(timeout=1) == "to b"
+
+
+def test_max_queue_pushes_back_and_loses_nothing(run_peer):
+    count, size = 64, 64 * 1024
+
+    def flood(conn):
+        for i in range(count):
+            conn.send(bytes([i]) * size)
+        conn.recv()
+
+    server = run_peer(flood)
+    # Without compression the bound is exact to a read; with it, one small read may
+    # inflate past the mark (documented).
+    with wsclient.connect(server.uri, max_queue=256 * 1024, compression=None) as ws:
+        time.sleep(1)
+        assert ws._queued <= 256 * 1024 + size
+        for i in range(count):
+            assert ws.recv(timeout=10) == bytes([i]) * size
+        ws.send("done")
+
+
+def test_send_timeout_on_a_peer_that_stops_reading():
+    stop = threading.Event()
+
+    def never_read(sock):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stop.wait(10)
+
+    peer = ScriptedPeer(never_read)
+    ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=1)
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        for _ in range(1000):
+            ws.send(b"x" * (1 << 20), timeout=0.5)
+    assert time.monotonic() - start < 5
+    stop.set()
+    peer.join()
+    ws.close()
+
+
+def test_send_rejects_other_types(echo_server):
+    with wsclient.connect(echo_server.uri) as ws:
+        for bad in [{"a": 1}, 42, None]:
+            with pytest.raises(TypeError):
+                ws.send(bad)

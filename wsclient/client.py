@@ -1,0 +1,208 @@
+"""connect(): open a client WebSocket connection, following redirects, under one deadline."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from typing import Any, Optional, Sequence, Union
+
+from . import transport
+from .connection import DEFAULT_MAX_QUEUE, WebSocket
+from .deflate import DeflateOptions, PerMessageDeflate, client_accept, client_offer, compression_options
+from .exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from .handshake import DEFAULT_USER_AGENT, ClientHandshake
+from .http11 import Headers, HeadersLike, ResponseParser
+from .protocol import DEFAULT_MAX_SIZE, Protocol, Side
+from .proxy import select_proxy
+from .sockio import read_head, send_all
+from .uri import WebSocketURI, parse_uri, resolve_redirect
+from .watcher import client_watcher
+
+__all__ = ["connect", "DEFAULT_MAX_REDIRECTS"]
+
+logger = logging.getLogger("wsclient")
+
+#: How many redirects (301, 302, 303, 307, 308) ``connect()`` follows before giving up.
+DEFAULT_MAX_REDIRECTS = 10
+
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+
+
+def connect(
+    uri: str,
+    *,
+    timeout: Optional[float] = 10.0,
+    headers: HeadersLike = None,
+    subprotocols: Optional[Sequence[str]] = None,
+    origin: Optional[str] = None,
+    proxy: Optional[str] = "auto",
+    ssl_context: Optional[ssl.SSLContext] = None,
+    compression: Union[str, DeflateOptions, None] = "deflate",
+    max_size: Optional[int] = DEFAULT_MAX_SIZE,
+    ping_interval: Optional[float] = 20.0,
+    ping_timeout: Optional[float] = 20.0,
+    close_timeout: Optional[float] = 10.0,
+    max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
+    user_agent: Optional[str] = DEFAULT_USER_AGENT,
+    max_redirects: int = DEFAULT_MAX_REDIRECTS,
+    sock: Any = None,
+    unix_path: Optional[str] = None,
+    proxy_ssl_context: Optional[ssl.SSLContext] = None,
+    proxy_headers: HeadersLike = None,
+) -> WebSocket:
+    """Open a WebSocket connection.
+
+    Args:
+        uri: ``ws://`` or ``wss://``, a host name, IPv4 or bracketed IPv6 literal, an
+            optional port, path and query; ``user:password@`` sends HTTP Basic auth.
+        timeout: one bound, in seconds, on everything opening takes: DNS, TCP, proxy,
+            TLS, the HTTP upgrade and redirects. None: no bound.
+        headers: extra request headers: a mapping or a list of ``(name, value)`` pairs
+            (repeated names allowed). ``Origin``, ``User-Agent`` and ``Authorization``
+            given here replace the defaults.
+        subprotocols: subprotocols to offer, in order of preference.
+        origin: the ``Origin`` header; none is sent by default.
+        proxy: ``"auto"`` reads the proxy environment variables (see
+            :mod:`wsclient.proxy`); None connects directly; a URL (``http://``,
+            ``https://``, ``socks4://``, ``socks4a://``, ``socks5://``, ``socks5h://``,
+            with optional ``user:password@``) uses that proxy.
+        ssl_context: the TLS context for ``wss://``; by default certificates are
+            verified against certifi's CA bundle, with host name checking.
+        compression: ``"deflate"`` offers permessage-deflate, a
+            :class:`~wsclient.DeflateOptions` tunes it, None offers nothing.
+        max_size: the largest incoming message in bytes (after decompression); larger
+            ones close the connection with 1009. None: unlimited.
+        ping_interval: seconds between keepalive pings; None: no keepalive.
+        ping_timeout: seconds to wait for the pong before closing with 1011.
+        close_timeout: how long ``close()`` waits for the closing handshake.
+        max_queue: bytes of received messages kept while the application is not calling
+            ``recv()``; past it the connection stops reading (TCP pushes back on the peer).
+            None: unlimited.
+        user_agent: the ``User-Agent`` header; None sends none.
+        max_redirects: how many redirects to follow.
+        sock: an already connected socket to run the WebSocket over (no proxy, no DNS).
+        unix_path: connect to this unix domain socket instead of the URI's host; the
+            URI still gives the ``Host`` header and the path.
+        proxy_ssl_context: the TLS context for an ``https://`` proxy.
+        proxy_headers: extra headers for an HTTP proxy's ``CONNECT`` request.
+
+    Returns:
+        The open :class:`~wsclient.WebSocket`.
+
+    Raises:
+        InvalidURI: a malformed URI, before any network traffic.
+        InvalidStatus: the server answered something else than 101 (the response, with
+            its body, is ``.response``).
+        InvalidHandshake: any other handshake failure.
+        ProxyError: the proxy refused or failed.
+        TimeoutError: ``timeout`` passed.
+        OSError: DNS and connection failures, ``ssl.SSLCertVerificationError``: passed
+            through unchanged.
+    """
+    parsed = parse_uri(uri)
+    options = compression_options(compression)
+    _check_options(max_size=max_size, max_queue=max_queue, max_redirects=max_redirects)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    extra = Headers(headers) if headers is not None else Headers()
+    for attempt in range(max_redirects + 1):
+        try:
+            return _open(
+                parsed,
+                deadline=deadline,
+                headers=extra,
+                subprotocols=subprotocols,
+                origin=origin,
+                proxy=proxy,
+                ssl_context=ssl_context,
+                options=options,
+                max_size=max_size,
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
+                close_timeout=close_timeout,
+                max_queue=max_queue,
+                user_agent=user_agent,
+                sock=sock,
+                unix_path=unix_path,
+                proxy_ssl_context=proxy_ssl_context,
+                proxy_headers=proxy_headers,
+            )
+        except InvalidStatus as exc:
+            location = exc.response.headers.get("Location")
+            if int(exc.response.status) not in _REDIRECTS or not location or attempt == max_redirects:
+                raise
+            if sock is not None or unix_path is not None:
+                raise  # Cannot follow a redirect over a socket we were given.
+            parsed, extra = _redirect(parsed, location, extra)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _check_options(*, max_size: Optional[int], max_queue: Optional[int], max_redirects: int) -> None:
+    for name, value in (("max_size", max_size), ("max_queue", max_queue)):
+        if value is not None and (not isinstance(value, int) or value <= 0):
+            raise ValueError(f"{name} must be a positive int or None, not {value!r}")
+    if not isinstance(max_redirects, int) or max_redirects < 0:
+        raise ValueError(f"max_redirects must be an int >= 0, not {max_redirects!r}")
+
+
+def _redirect(base: WebSocketURI, location: str, headers: Headers) -> tuple:
+    """Where a 3xx points; refuses wss -> ws; drops Authorization across hosts."""
+    target = resolve_redirect(base, location)
+    if base.secure and not target.secure:
+        raise InvalidHandshake(f"refusing a redirect from wss:// to ws:// ({target.uri})")
+    if (target.host, target.port) != (base.host, base.port) and "Authorization" in headers:
+        headers = headers.copy()
+        del headers["Authorization"]
+    logger.info("following a redirect to %s", target.uri)
+    return target, headers
+
+
+def _open(parsed: WebSocketURI, *, deadline: Optional[float], options: Optional[DeflateOptions], **kw: Any) -> WebSocket:
+    """One attempt: connect, handshake, and build the connection."""
+    proxy_url = None
+    if kw["sock"] is None and kw["unix_path"] is None:
+        proxy_url = select_proxy(parsed, kw["proxy"])
+    sock, leftover = transport.open_socket(
+        parsed,
+        deadline=deadline,
+        proxy=proxy_url,
+        ssl_context=kw["ssl_context"],
+        proxy_ssl_context=kw["proxy_ssl_context"],
+        proxy_headers=kw["proxy_headers"],
+        sock=kw["sock"],
+        unix_path=kw["unix_path"],
+    )
+    try:
+        handshake = ClientHandshake(
+            parsed,
+            origin=kw["origin"],
+            subprotocols=kw["subprotocols"],
+            extensions=client_offer(options) if options is not None else None,
+            headers=kw["headers"],
+            user_agent=kw["user_agent"],
+        )
+        send_all(sock, handshake.request.serialize(), deadline)
+        parser = ResponseParser()
+        response = parser.feed(leftover) if leftover else None
+        if response is None:
+            response = read_head(sock, parser, deadline)
+        result = handshake.check_response(response)
+        params = client_accept(options, result.extensions) if options is not None else None
+        deflate = PerMessageDeflate(params, is_client=True, options=options) if params else None
+        protocol = Protocol(Side.CLIENT, max_size=kw["max_size"], deflate=deflate)
+        return WebSocket(
+            sock,
+            protocol,
+            request=handshake.request,
+            response=response,
+            subprotocol=result.subprotocol,
+            watcher=client_watcher(),
+            ping_interval=kw["ping_interval"],
+            ping_timeout=kw["ping_timeout"],
+            close_timeout=kw["close_timeout"],
+            max_queue=kw["max_queue"],
+            initial_data=parser.leftover,
+        )
+    except BaseException:
+        sock.close()
+        raise

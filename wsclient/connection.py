@@ -1,0 +1,834 @@
+"""WebSocket: a blocking connection object over a socket and a protocol state machine.
+
+The same class serves both ends. Threads and the socket meet here:
+
+* Reading. Whoever holds ``_read_lock`` reads the socket: an application thread inside
+  ``recv()`` (the fast path: it reads and parses the message itself, no thread hand-off),
+  ``close()`` waiting for the peer's close frame, or the watcher thread
+  (:mod:`wsclient.watcher`) when nobody else is reading, so pings are answered and closes
+  complete while the application is busy. What the watcher reads waits in a queue bounded
+  in bytes (``max_queue``); when it is full the watcher stops reading and TCP pushes back on
+  the peer. Nothing is ever dropped.
+* Writing. Whoever holds ``_write_lock`` writes, one frame at a time, framing it under
+  the same lock so frames reach the wire in the order they were framed (which
+  permessage-deflate's shared window needs). A data message also holds ``_message_lock``
+  from its first frame to its last, so messages never interleave, while control frames
+  (which only take ``_write_lock``) may go out between the fragments of a large message.
+  Control frames the reader must send (pongs, the close reply) are queued and written by
+  the current lock holder at the next frame boundary, or directly by the reader if nobody
+  is writing.
+* State. ``_state_lock`` guards the protocol object and the queue; it is only held for
+  short, non-blocking work.
+
+The socket is non-blocking; every wait is a ``poll()`` bounded by the caller's deadline.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Set, Union
+
+from .close import CloseCode, serialize_close
+from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
+from .protocol import OK_CLOSE_CODES, Close, Ping, Pong, Protocol, Side
+from .watcher import BACKOFF, Watcher
+
+__all__ = ["WebSocket", "DEFAULT_MAX_QUEUE", "Message"]
+
+logger = logging.getLogger("wsclient")
+
+Message = Union[str, bytes]
+
+#: Bytes of received messages kept for an application that is not calling ``recv()``,
+#: before the connection stops reading from the peer: 16 MiB, one message of the default
+#: ``max_size``, so a slow notebook user is not cut off by a peer's keepalive.
+DEFAULT_MAX_QUEUE = 2**24
+
+_READ_SIZE = 262144
+_WATCHER_READ_LIMIT = 1 << 20
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_NOTHING: Any = object()
+
+
+class WebSocket:
+    """An open WebSocket connection, client or server side.
+
+    Not built directly: :func:`wsclient.connect` returns one, and a server handler gets one.
+    Every method may be called from any thread. Usable as a context manager (``close()`` on
+    exit) and as an iterator over incoming messages (ends on a normal close).
+
+    Attributes:
+        request: the opening handshake's request (``.path``, ``.headers``).
+        response: the opening handshake's response (``.status``, ``.headers``).
+        subprotocol: the negotiated subprotocol, or None.
+    """
+
+    def __init__(
+        self,
+        sock: Any,
+        protocol: Protocol,
+        *,
+        request: Any,
+        response: Any,
+        subprotocol: Optional[str] = None,
+        watcher: Watcher,
+        ping_interval: Optional[float] = 20.0,
+        ping_timeout: Optional[float] = 20.0,
+        close_timeout: Optional[float] = 10.0,
+        max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
+        initial_data: bytes = b"",
+    ) -> None:
+        self.request = request
+        self.response = response
+        self.subprotocol = subprotocol
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.max_queue = max_queue
+        self._sock = sock
+        self._proto = protocol
+        self._watcher = watcher
+        self._fd = sock.fileno()
+        self._tls = hasattr(sock, "pending")
+        self._sendmsg = isinstance(sock, socket.socket) and not self._tls and hasattr(sock, "sendmsg")
+        try:
+            self._local_address = sock.getsockname()
+            self._remote_address = sock.getpeername()
+        except OSError:
+            self._local_address = self._remote_address = None
+        self._state_lock = threading.Lock()
+        self._cond = threading.Condition(self._state_lock)
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._message_lock = threading.Lock()
+        self._queue: Deque[Message] = collections.deque()
+        self._queued = 0
+        self._paused = False
+        self._ctrl_pending: List[bytes] = []
+        self._unsent = b""
+        self._closed = False  # The transport is closed (or closing down).
+        self._fd_closed = False
+        self._abort_cause: Optional[BaseException] = None
+        self._pings: Dict[bytes, threading.Event] = {}
+        self._pong_deadline: Optional[float] = None
+        self._next_ping: Optional[float] = None
+        self._close_deadline: Optional[float] = None
+        self._timer_at: Optional[float] = None
+        self._ready: Set[threading.Event] = set()
+        self._debug = logger.isEnabledFor(logging.DEBUG)
+        sock.setblocking(False)
+        if initial_data:
+            with self._read_lock:
+                self._process(initial_data, want=False)
+        watcher.add(self)
+        if ping_interval is not None:
+            self._next_ping = time.monotonic() + ping_interval
+            self._schedule(self._next_ping)
+
+    # -- public API ------------------------------------------------------------------
+
+    @property
+    def local_address(self) -> Any:
+        """The local socket address."""
+        return self._local_address
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's socket address."""
+        return self._remote_address
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed (no message can be sent or received any more)."""
+        return self._closed
+
+    @property
+    def close_code(self) -> Optional[int]:
+        """The close code once closed (the peer's; else this end's; 1006 if none), else None."""
+        return self._proto.close_code if self._closed else None
+
+    @property
+    def close_reason(self) -> Optional[str]:
+        """The close reason that goes with :attr:`close_code`, once closed; else None."""
+        return self._proto.close_reason if self._closed else None
+
+    def fileno(self) -> int:
+        """The socket's file descriptor (-1 once closed). Prefer :func:`wsclient.wait`."""
+        return -1 if self._fd_closed else self._fd
+
+    def __enter__(self) -> "WebSocket":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Message]:
+        """Yield messages until the connection closes normally; an abnormal close raises."""
+        while True:
+            try:
+                yield self.recv()
+            except ConnectionClosedOK:
+                return
+
+    def __repr__(self) -> str:
+        side = self._proto.side.value
+        state = "closed" if self._closed else "open"
+        return f"<wsclient.WebSocket {side} {state} {self._remote_address!r}>"
+
+    def recv(self, timeout: Optional[float] = None) -> Message:
+        """Receive the next message.
+
+        Args:
+            timeout: seconds to wait; None waits as long as the connection is open; 0
+                returns a message only if one is ready.
+
+        Returns:
+            ``str`` for a text message, ``bytes`` for a binary one.
+
+        Raises:
+            TimeoutError: no message within ``timeout``; the connection stays usable and
+                the next ``recv()`` returns the message that arrives.
+            ConnectionClosedOK: the connection closed normally (1000, 1001) and every
+                message received before was returned.
+            ConnectionClosedError: it closed abnormally; ``__cause__`` is the
+                :class:`~wsclient.ProtocolError` if the peer broke the protocol.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._state_lock:
+                if self._queue:
+                    return self._pop()
+                if self._closed:
+                    raise self._closed_error()
+            if self._read_lock.acquire(blocking=False):
+                try:
+                    message = self._read_message(deadline)
+                finally:
+                    self._release_read()
+                if message is not _NOTHING:
+                    return message
+            else:
+                with self._cond:
+                    if not self._queue and not self._closed:
+                        self._cond.wait(_remaining(deadline, 1.0))
+            if deadline is not None and time.monotonic() >= deadline and not self._queue:
+                if not self._closed:
+                    raise TimeoutError("no message received within the timeout")
+
+    def send(
+        self,
+        message: Union[str, bytes, bytearray, memoryview, Iterable[Any]],
+        timeout: Optional[float] = None,
+        *,
+        compress: Optional[bool] = None,
+    ) -> None:
+        """Send a message.
+
+        Args:
+            message: ``str`` sends a text message, a bytes-like object a binary one; an
+                iterable of ``str`` or of bytes-like objects sends one fragmented message,
+                each item a frame (control frames may go out between them).
+            timeout: seconds to wait for other senders and for a peer that stops reading.
+                If it expires before any byte of the message was written, nothing was
+                sent; if it expires part-way, the connection is aborted (the stream cannot
+                be resumed mid-frame) and later calls raise ``ConnectionClosedError``.
+            compress: with permessage-deflate negotiated, True or False forces compression
+                on or off for this message; None compresses unless it is tiny.
+
+        Raises:
+            TimeoutError: as above.
+            ConnectionClosed: the connection is closed or closing.
+            TypeError: a message of another type (a mapping, an int...).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if isinstance(message, memoryview) and (message.format != "B" or message.ndim != 1):
+            message = message.cast("B")
+        if isinstance(message, (str, bytes, bytearray, memoryview)):
+            self._send_frames(lambda: self._proto.send_message(message, compress=compress), deadline, data=True)
+            return
+        if isinstance(message, Mapping) or not isinstance(message, Iterable):
+            try:
+                view = memoryview(message).cast("B")  # type: ignore[arg-type]
+            except TypeError:
+                raise TypeError(
+                    f"a message is str, bytes-like or an iterable of them, not {type(message).__name__}"
+                ) from None
+            self._send_frames(lambda: self._proto.send_message(view, compress=compress), deadline, data=True)
+            return
+        self._send_fragments(iter(message), deadline, compress)
+
+    def ping(self, data: Union[str, bytes] = b"") -> threading.Event:
+        """Send a ping.
+
+        Args:
+            data: up to 125 bytes of payload (``str`` is encoded as UTF-8).
+
+        Returns:
+            An event set when the matching pong arrives (a pong also acknowledges every
+            earlier ping).
+
+        Raises:
+            ValueError: a payload over 125 bytes.
+            ConnectionClosed: the connection is closed or closing.
+        """
+        payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        event = threading.Event()
+        with self._state_lock:
+            self._pings[payload] = event
+        self._send_frames(lambda: self._proto.send_ping(payload), None)
+        return event
+
+    def pong(self, data: Union[str, bytes] = b"") -> None:
+        """Send an unsolicited pong (a one-way heartbeat).
+
+        Raises:
+            ValueError: a payload over 125 bytes.
+            ConnectionClosed: the connection is closed or closing.
+        """
+        payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        self._send_frames(lambda: self._proto.send_pong(payload), None)
+
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close the connection: the closing handshake, bounded by ``close_timeout``.
+
+        Idempotent and callable from any thread; a thread blocked in ``recv()`` wakes and
+        raises :class:`~wsclient.ConnectionClosedOK` (after the messages already received).
+        When it returns, the socket is closed (or will be as soon as a fragmented send in
+        another thread gives the line back).
+
+        Args:
+            code: the close code (1000 by default).
+            reason: a reason of at most 123 bytes of UTF-8.
+
+        Raises:
+            ValueError: an invalid close code or a reason that is too long.
+        """
+        serialize_close(code, reason)  # Validate first, even when already closed.
+        deadline = None if self.close_timeout is None else time.monotonic() + self.close_timeout
+        if not self._closed:
+            self._start_close(code, reason, deadline)
+            self._wait_closed(deadline)
+        self._abort(None)
+        if not self._fd_closed:
+            # Another thread is finishing a read or write; it closes the socket on its way
+            # out (reads and writes fail fast after the shutdown in _abort).
+            with self._cond:
+                self._cond.wait_for(lambda: self._fd_closed, timeout=_remaining(deadline, 5.0) or 0.5)
+
+    def _start_close(self, code: int, reason: str, deadline: Optional[float]) -> None:
+        """Send the close frame (once); abort if it cannot go out before ``deadline``."""
+        if self._write_lock.acquire(timeout=_remaining(deadline, -1)):
+            try:
+                with self._state_lock:
+                    frames = self._take_pending() + self._proto.send_close(code, reason)
+                self._write(frames, deadline)
+            except (OSError, TimeoutError) as exc:
+                self._abort(exc)
+            finally:
+                self._release_write()
+        else:
+            self._abort(TimeoutError("could not send the close frame in time"))
+
+    def _send_nowait(self, message: Message) -> bool:
+        """Send without waiting, for broadcast; False if the connection cannot take it now.
+
+        The message is framed only once the socket is known to take some of it, so a
+        skipped message never advances the compression context; what does not fit stays
+        in ``_unsent`` and the watcher finishes it.
+        """
+        if self._closed or not self._message_lock.acquire(blocking=False):
+            return False
+        if not self._write_lock.acquire(blocking=False):
+            self._message_lock.release()
+            return False
+        try:
+            if self._unsent or not self._wait_fd(select.POLLOUT, time.monotonic()):
+                return False
+            with self._state_lock:
+                if self._closed or self._proto.close_sent is not None:
+                    return False
+                buffers = self._take_pending() + self._proto.send_message(message)
+            try:
+                self._write(buffers, time.monotonic())
+            except TimeoutError:
+                self._schedule(time.monotonic() + BACKOFF)  # The rest is in _unsent.
+            except OSError as exc:
+                self._abort(exc)
+                return False
+            return True
+        finally:
+            self._release_write()
+            self._message_lock.release()
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _pop(self) -> Message:
+        """Take the oldest queued message (hold ``_state_lock``)."""
+        message = self._queue.popleft()
+        self._queued -= len(message)
+        if self._paused and (self.max_queue is None or self._queued <= self.max_queue // 2):
+            self._paused = False
+            self._watcher.resume(self)
+        return message
+
+    def _read_message(self, deadline: Optional[float]) -> Message:
+        """Read until a message arrives (hold ``_read_lock``); _NOTHING on timeout/close."""
+        while True:
+            with self._state_lock:
+                if self._queue:
+                    return self._pop()
+                if self._closed:
+                    return _NOTHING
+            data = self._recv_nowait()
+            if data is None:
+                if not self._wait_fd(select.POLLIN, deadline):
+                    return _NOTHING
+                continue
+            message = self._process(data, want=True)
+            if message is not _NOTHING:
+                return message
+
+    def _recv_nowait(self, size: int = _READ_SIZE) -> Optional[bytes]:
+        """What the socket has now: bytes, b"" at EOF, None if nothing yet."""
+        try:
+            data = self._sock.recv(size)
+        except _WOULD_BLOCK:
+            return None
+        except OSError as exc:  # Reset by the peer, or closed under us.
+            self._abort_cause = self._abort_cause or exc
+            return b""
+        if self._tls and data:
+            while self._sock.pending():
+                try:
+                    more = self._sock.recv(_READ_SIZE)
+                except _WOULD_BLOCK:
+                    break
+                if not more:
+                    break
+                data += more
+        return data
+
+    def _wait_fd(self, events: int, deadline: Optional[float]) -> bool:
+        """Wait until the socket is ready for ``events``; False at the deadline."""
+        if self._closed:
+            return True
+        timeout = _remaining(deadline, None)
+        poller = select.poll()
+        poller.register(self._fd, events)
+        try:
+            ready = poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999)))
+        except OSError:
+            return True
+        return bool(ready)
+
+    def _process(self, data: bytes, *, want: bool) -> Message:
+        """Feed received bytes to the protocol (hold ``_read_lock``).
+
+        Returns the first message if ``want`` and nothing is queued before it, else
+        _NOTHING; every other message is queued.
+        """
+        first: Any = _NOTHING
+        with self._state_lock:
+            proto = self._proto
+            if data:
+                events = proto.receive_data(data)
+            else:
+                events = []
+                proto.receive_eof()
+            queued = closing = False
+            for event in events:
+                cls = event.__class__
+                if cls is str or cls is bytes:
+                    if want and first is _NOTHING and not self._queue:
+                        first = event
+                    else:
+                        self._queue.append(event)
+                        self._queued += len(event)
+                        queued = True
+                elif cls is Pong:
+                    self._ack_pings(event.data)  # type: ignore[union-attr]
+                elif cls is Close and proto.side is Side.CLIENT and self.close_timeout is not None:
+                    # The server should now close TCP; don't wait for it forever.
+                    self._close_deadline = time.monotonic() + self.close_timeout
+                    closing = True
+                if self._debug:
+                    logger.debug("%s < %s", proto.side.value, _describe(event))
+            self._ctrl_pending += proto.data_to_send()
+            pending = bool(self._ctrl_pending)
+            finished = proto.should_close_transport
+            if queued:
+                self._notify_locked()
+        if pending:
+            self._flush_control()
+        if finished:
+            self._abort(None)
+        elif closing:
+            self._schedule(self._close_deadline)  # type: ignore[arg-type]
+        return first
+
+    def _ack_pings(self, data: bytes) -> None:
+        """A pong acknowledges its ping and every earlier one (hold ``_state_lock``)."""
+        if data not in self._pings:
+            return
+        for payload in list(self._pings):
+            self._pings.pop(payload).set()
+            if payload == data:
+                break
+        if not self._pings:
+            self._pong_deadline = None
+
+    def _wait_closed(self, deadline: Optional[float]) -> None:
+        """Read or wait until the transport is closed, or the deadline."""
+        while not self._closed:
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            if self._read_lock.acquire(blocking=False):
+                try:
+                    while not self._closed:
+                        data = self._recv_nowait()
+                        if data is None:
+                            if not self._wait_fd(select.POLLIN, deadline):
+                                return
+                            continue
+                        self._process(data, want=False)
+                finally:
+                    self._release_read()
+            else:
+                with self._cond:
+                    if not self._closed:
+                        self._cond.wait(_remaining(deadline, 1.0))
+
+    def _release_read(self) -> None:
+        self._read_lock.release()
+        with self._cond:
+            self._cond.notify_all()
+        if self._closed:
+            self._close_fd()
+
+    def _notify_locked(self) -> None:
+        self._cond.notify_all()
+        for event in self._ready:
+            event.set()
+
+    # -- the watcher's side ------------------------------------------------------------
+
+    def _watcher_read(self) -> Optional[float]:
+        """Called by the watcher when the socket is readable; never blocks."""
+        if not self._read_lock.acquire(blocking=False):
+            return BACKOFF  # An application thread is reading: leave it alone.
+        try:
+            total = 0
+            while not self._closed and total < _WATCHER_READ_LIMIT:
+                if self.max_queue is not None and self._queued >= self.max_queue:
+                    self._paused = True
+                    self._watcher.pause(self)
+                    break
+                room = _READ_SIZE if self.max_queue is None else self.max_queue - self._queued
+                data = self._recv_nowait(max(4096, min(_READ_SIZE, room)))
+                if data is None:
+                    break
+                total += len(data)
+                self._process(data, want=False)
+            else:
+                if not self._closed:
+                    return 0.0  # More may wait in TLS buffers poll() cannot see.
+        finally:
+            self._release_read()
+        return None
+
+    def _schedule(self, when: float) -> None:
+        """Have the watcher call :meth:`_watcher_timer` at ``when`` (keeps one entry)."""
+        if self._timer_at is None or when < self._timer_at:
+            self._timer_at = when
+            self._watcher.schedule(self, when)
+
+    def _watcher_timer(self, now: float) -> None:
+        """Keepalive and closing deadlines, run by the watcher thread."""
+        if self._timer_at is not None and self._timer_at > now:
+            return  # A stale entry; a later one is scheduled.
+        self._timer_at = None
+        later = self._run_timers(now)
+        if later is not None:
+            self._schedule(later)
+
+    def _run_timers(self, now: float) -> Optional[float]:
+        if self._closed:
+            return None
+        if self._close_deadline is not None and now >= self._close_deadline:
+            self._abort(TimeoutError("the peer did not close the TCP connection"))
+            return None
+        if self._pong_deadline is not None and now >= self._pong_deadline and not self._paused:
+            self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            return None
+        if self._next_ping is not None and now >= self._next_ping and self.ping_interval:
+            self._send_keepalive(now)
+        if self._unsent:
+            self._flush_control()
+        times = [t for t in (self._next_ping, self._pong_deadline, self._close_deadline) if t]
+        if self._unsent:
+            times.append(now + BACKOFF)
+        return min(times) if times else None
+
+    def _send_keepalive(self, now: float) -> None:
+        assert self.ping_interval is not None
+        self._next_ping = now + self.ping_interval
+        payload = int(now * 1e6).to_bytes(8, "big")
+        with self._state_lock:
+            if self._proto.close_sent is not None:
+                return
+            self._pings[payload] = threading.Event()
+            self._ctrl_pending += self._proto.send_ping(payload)
+            if self.ping_timeout is not None and self._pong_deadline is None:
+                self._pong_deadline = now + self.ping_timeout
+        self._flush_control()
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Close with ``code`` without waiting for the peer (keepalive timeout)."""
+        with self._state_lock:
+            self._ctrl_pending += self._proto.fail(code, reason)
+        self._flush_control()
+        self._abort(TimeoutError(reason))
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _take_pending(self) -> List[bytes]:
+        """Control frames queued by the reader, to write first (hold ``_state_lock``)."""
+        pending, self._ctrl_pending = self._ctrl_pending, []
+        return pending
+
+    def _send_frames(self, frame: Any, deadline: Optional[float], *, data: bool = False) -> None:
+        """Frame with ``frame()`` and write it; a data message also takes the message lock."""
+        if data and not self._message_lock.acquire(timeout=_remaining(deadline, -1)):
+            raise TimeoutError("another thread kept sending past the timeout")
+        try:
+            self._write_frame(frame, deadline)
+        finally:
+            if data:
+                self._message_lock.release()
+
+    def _write_frame(self, frame: Any, deadline: Optional[float]) -> None:
+        """Under the write lock: frame with ``frame()`` after pending control frames, write."""
+        if not self._write_lock.acquire(timeout=_remaining(deadline, -1)):
+            raise TimeoutError("the connection was busy writing past the timeout")
+        try:
+            with self._state_lock:
+                if self._closed or self._proto.close_sent is not None:
+                    raise self._closed_error()
+                buffers = self._take_pending() + frame()
+            self._write_or_abort(buffers, deadline)
+        finally:
+            self._release_write()
+
+    def _send_fragments(self, fragments: Iterator[Any], deadline: Optional[float], compress: Optional[bool]) -> None:
+        """One message in several frames: the message lock is held throughout, the write
+        lock only per frame, so control frames can go out between fragments."""
+        if not self._message_lock.acquire(timeout=_remaining(deadline, -1)):
+            raise TimeoutError("another thread kept sending past the timeout")
+        try:
+            # Each piece goes out as soon as the iterable yields it (streaming); an empty
+            # final frame ends the message, as the end is only known after the last piece.
+            first = next(fragments, _NOTHING)
+            if first is _NOTHING:
+                return
+            empty = "" if isinstance(first, str) else b""
+            piece = first
+            while piece is not _NOTHING:
+                self._write_frame(lambda: self._proto.send_fragment(piece, fin=False, compress=compress), deadline)
+                try:
+                    piece = next(fragments, _NOTHING)
+                except Exception as exc:
+                    self._abandon_message(exc)
+                    raise
+            self._write_frame(lambda: self._proto.send_fragment(empty, fin=True, compress=compress), deadline)
+        finally:
+            self._message_lock.release()
+
+    def _abandon_message(self, exc: BaseException) -> None:
+        """The caller's iterable failed mid-message, which cannot be finished: close (1011)."""
+        if self._write_lock.acquire(timeout=1.0):
+            try:
+                with self._state_lock:
+                    frames = self._take_pending() + self._proto.fail(CloseCode.INTERNAL_ERROR, "")
+                self._write(frames, time.monotonic() + 1.0)
+            except (OSError, TimeoutError):
+                pass
+            finally:
+                self._release_write()
+        self._abort(exc)
+
+    def _write_or_abort(self, buffers: List[bytes], deadline: Optional[float]) -> None:
+        try:
+            self._write(buffers, deadline)
+        except TimeoutError as exc:
+            self._abort(exc)
+            raise
+        except OSError as exc:
+            self._abort(exc)
+            raise self._closed_error() from exc
+        if self._debug:
+            logger.debug("%s > %d bytes", self._proto.side.value, sum(map(len, buffers)))
+
+    def _write(self, buffers: List[bytes], deadline: Optional[float]) -> None:
+        """Write everything (hold ``_send_lock``); TimeoutError at the deadline."""
+        if self._unsent:
+            buffers = [self._unsent, *buffers]
+            self._unsent = b""
+        while buffers:
+            try:
+                if self._sendmsg and len(buffers) > 1:
+                    sent = self._sock.sendmsg(buffers)
+                else:
+                    sent = self._sock.send(buffers[0])
+            except _WOULD_BLOCK:
+                if not self._wait_fd(select.POLLOUT, deadline):
+                    self._unsent = b"".join(buffers)
+                    raise TimeoutError("the peer did not read in time") from None
+                if self._closed:
+                    raise ConnectionResetError("connection closed")
+                continue
+            buffers = _advance(buffers, sent)
+
+    def _flush_control(self) -> None:
+        """Write queued control frames now if nobody else is writing; never blocks."""
+        while self._write_lock.acquire(blocking=False):
+            try:
+                with self._state_lock:
+                    frames = self._take_pending()
+                if not frames and not self._unsent:
+                    return
+                try:
+                    self._write(frames, time.monotonic())
+                except TimeoutError:
+                    self._schedule(time.monotonic() + BACKOFF)  # The rest is in _unsent.
+                except OSError as exc:
+                    self._abort(exc)
+            finally:
+                self._write_lock.release()
+                if self._closed:
+                    self._close_fd()
+            if not self._ctrl_pending:
+                return
+
+    def _release_write(self) -> None:
+        self._write_lock.release()
+        if self._closed:
+            self._close_fd()
+        elif self._ctrl_pending:
+            self._flush_control()
+
+    # -- closing -----------------------------------------------------------------------
+
+    def _abort(self, cause: Optional[BaseException]) -> None:
+        """Close the transport now (idempotent): wake every waiter, release the socket."""
+        with self._state_lock:
+            if not self._closed:
+                self._closed = True
+                if cause is not None and self._abort_cause is None:
+                    self._abort_cause = cause
+                if not self._proto.eof_received:
+                    self._proto.receive_eof()
+                self._notify_locked()
+                if self._debug:
+                    logger.debug("%s closed: %s", self._proto.side.value, self._proto.close_code)
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._close_fd()
+
+    def _close_fd(self) -> None:
+        """Close the socket once no thread reads or writes it."""
+        if self._fd_closed or not self._read_lock.acquire(blocking=False):
+            return
+        try:
+            if not self._write_lock.acquire(blocking=False):
+                return
+            try:
+                if not self._fd_closed:
+                    self._watcher.remove(self)
+                    self._sock.close()
+                    with self._cond:
+                        self._fd_closed = True
+                        self._cond.notify_all()
+            finally:
+                self._write_lock.release()
+        finally:
+            self._read_lock.release()
+
+    def _closed_error(self) -> ConnectionClosed:
+        code, reason = self._proto.close_code, self._proto.close_reason
+        cls = ConnectionClosedOK if code in OK_CLOSE_CODES and not self._proto.failed else ConnectionClosedError
+        error = cls(code, reason)
+        error.__cause__ = self._proto.error or self._abort_cause
+        return error
+
+
+def _remaining(deadline: Optional[float], default: Any) -> Any:
+    """Seconds left until ``deadline`` (never negative), or ``default`` without one."""
+    if deadline is None:
+        return default
+    return max(0.0, deadline - time.monotonic())
+
+
+def _advance(buffers: List[Any], sent: int) -> List[Any]:
+    """Drop ``sent`` bytes from the front of ``buffers``."""
+    while sent:
+        first = buffers[0]
+        if sent >= len(first):
+            sent -= len(first)
+            buffers.pop(0)
+        else:
+            buffers[0] = memoryview(first)[sent:]
+            sent = 0
+    return buffers
+
+
+def _describe(event: Any) -> str:
+    """A short log line for an event; payloads truncated."""
+    if isinstance(event, (str, bytes)):
+        kind = "text" if isinstance(event, str) else "binary"
+        shown = event[:40]
+        return f"{kind} [{len(event)}] {shown!r}{'...' if len(event) > 40 else ''}"
+    return repr(event)[:120]
+
+
+def wait(connections: Iterable[WebSocket], timeout: Optional[float] = None) -> List[WebSocket]:
+    """Return the connections that have a message ready or have closed.
+
+    In the style of :func:`multiprocessing.connection.wait`: blocks until at least one of
+    ``connections`` is ready, or ``timeout`` seconds pass (then returns an empty list).
+
+    Args:
+        connections: the connections to watch.
+        timeout: seconds; None waits without limit.
+
+    Returns:
+        The ready connections, in the order given.
+    """
+    conns = list(connections)
+    event = threading.Event()
+    for conn in conns:
+        with conn._state_lock:
+            conn._ready.add(event)
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            ready = [c for c in conns if c._queue or c._closed]
+            if ready:
+                return ready
+            remaining = _remaining(deadline, None)
+            if remaining is not None and remaining <= 0:
+                return []
+            event.wait(remaining)
+            event.clear()
+    finally:
+        for conn in conns:
+            with conn._state_lock:
+                conn._ready.discard(event)

@@ -1,0 +1,427 @@
+"""WebSocketServer, serve() and broadcast(): a thread-per-connection server.
+
+In the style of :mod:`socketserver`: ``serve_forever()`` runs the accept loop in the
+caller's thread, ``shutdown()`` stops it from another thread, ``server_close()`` releases
+the listening socket, and the server is a context manager. Each accepted connection gets
+one thread, which runs the TLS and opening handshakes (bounded by ``handshake_timeout``)
+and then ``handler(ws)``. Pings and closing handshakes of all connections are handled by
+one watcher thread per server while handlers are busy, so a server costs its handler
+threads plus two: the accept loop and the watcher.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import socket
+import ssl
+import threading
+import time
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
+
+from .connection import DEFAULT_MAX_QUEUE, WebSocket
+from .deflate import DeflateOptions, PerMessageDeflate, compression_options, server_accept
+from .exceptions import InvalidHandshake, InvalidHeader, InvalidHTTP
+from .handshake import (
+    accept_response,
+    check_request,
+    error_response,
+    offered_subprotocols,
+    reject_response,
+    select_subprotocol,
+)
+from .http11 import Request, RequestParser, Response
+from .protocol import DEFAULT_MAX_SIZE, Protocol, Side
+from .sockio import read_head, remaining, send_all
+from .watcher import Watcher
+
+__all__ = ["WebSocketServer", "serve", "broadcast", "DEFAULT_MAX_CONNECTIONS"]
+
+logger = logging.getLogger("wsclient")
+
+#: Connections (handshaking or open) a server keeps at once; more get ``503`` at once.
+DEFAULT_MAX_CONNECTIONS = 2048
+
+#: Seconds ``shutdown()`` waits for closing handshakes and handler threads.
+DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+
+Handler = Callable[[WebSocket], Any]
+ServerAddress = Union[Tuple[str, int], Tuple[str, int, int, int], str]
+
+
+class WebSocketServer:
+    """A WebSocket server running ``handler(ws)`` in a thread per connection.
+
+    Args:
+        server_address: ``(host, port)`` (``port=0`` picks a free port; an IPv6 host
+            such as ``"::1"`` binds IPv6), or a ``str`` path for a unix domain socket.
+        handler: called with each open :class:`~wsclient.WebSocket` in its own thread;
+            when it returns the connection closes with 1000, when it raises with 1011
+            (and the traceback is logged).
+        ssl_context: a server-side TLS context, for ``wss://``.
+        subprotocols: the subprotocols the server supports, in preference order.
+        select_subprotocol: ``f(request, offered) -> str | None`` to choose instead.
+        origins: accepted ``Origin`` values (``None`` in the list accepts requests
+            without one); others get 403. None accepts any.
+        process_request: ``f(request)`` returning None to go on with the upgrade, or a
+            :class:`~wsclient.Response` or ``(status, headers, body)`` to send instead.
+        compression: ``"deflate"``, a :class:`~wsclient.DeflateOptions`, or None.
+        max_size, max_queue, ping_interval, ping_timeout, close_timeout: as for
+            :func:`wsclient.connect`, for every connection.
+        handshake_timeout: seconds a client has to finish the TLS and opening handshakes.
+        max_connections: connections at once; beyond it clients get 503 (over TLS they
+            are disconnected at once, as a 503 would need a TLS handshake first). None:
+            unlimited.
+        reuse_port: set ``SO_REUSEPORT`` so several processes can share the port.
+        backlog: the listen backlog.
+    """
+
+    def __init__(
+        self,
+        server_address: ServerAddress,
+        handler: Handler,
+        *,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        subprotocols: Optional[Sequence[str]] = None,
+        select_subprotocol: Optional[Callable[[Request, List[str]], Optional[str]]] = None,
+        origins: Optional[Sequence[Optional[str]]] = None,
+        process_request: Optional[Callable[[Request], Any]] = None,
+        compression: Union[str, DeflateOptions, None] = "deflate",
+        max_size: Optional[int] = DEFAULT_MAX_SIZE,
+        max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
+        ping_interval: Optional[float] = 20.0,
+        ping_timeout: Optional[float] = 20.0,
+        close_timeout: Optional[float] = 10.0,
+        handshake_timeout: Optional[float] = 10.0,
+        max_connections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
+        reuse_port: bool = False,
+        backlog: int = 1024,
+    ) -> None:
+        if not callable(handler):
+            raise TypeError("handler must be callable")
+        self.handler = handler
+        self.ssl_context = ssl_context
+        self.subprotocols = list(subprotocols or [])
+        self.select_subprotocol = select_subprotocol
+        self.origins = None if origins is None else list(origins)
+        self.process_request = process_request
+        self.deflate_options = compression_options(compression)
+        self.max_size = max_size
+        self.max_queue = max_queue
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.handshake_timeout = handshake_timeout
+        self.max_connections = max_connections
+        self._watcher = Watcher("wsclient-server-watcher")
+        self._lock = threading.Lock()
+        self._threads: Set[threading.Thread] = set()
+        self._connections: Set[WebSocket] = set()
+        self._stop_r, self._stop_w = socket.socketpair()
+        self._serving = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._shutdown_requested = False
+        self._closed = False
+        self.socket = _bind(server_address, reuse_port=reuse_port, backlog=backlog)
+        self.server_address = self.socket.getsockname()
+        self._unix_path = server_address if isinstance(server_address, str) else None
+
+    # -- socketserver-style API ----------------------------------------------------
+
+    @property
+    def port(self) -> Optional[int]:
+        """The bound TCP port (None for a unix socket)."""
+        return None if self._unix_path is not None else self.server_address[1]
+
+    @property
+    def connections(self) -> List[WebSocket]:
+        """The open connections (a snapshot), for broadcasting."""
+        with self._lock:
+            return [ws for ws in self._connections if not ws.closed]
+
+    @property
+    def uri(self) -> str:
+        """A ``ws://`` or ``wss://`` URI that reaches this server (for tests and logs)."""
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        if self._unix_path is not None:
+            return f"{scheme}://localhost/"
+        host = self.server_address[0]
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{self.port}/"
+
+    def fileno(self) -> int:
+        """The listening socket's file descriptor."""
+        return self.socket.fileno()
+
+    def __enter__(self) -> "WebSocketServer":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Accept connections until :meth:`shutdown` (or Ctrl-C, which shuts down first).
+
+        Args:
+            poll_interval: unused; kept for :mod:`socketserver` compatibility (the loop
+                wakes at once on ``shutdown()``).
+        """
+        if self._closed:
+            raise RuntimeError("the server is closed")
+        self._stopped.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.socket, selectors.EVENT_READ)
+                selector.register(self._stop_r, selectors.EVENT_READ)
+                self._serving.set()
+                while not self._shutdown_requested:
+                    for key, _ in selector.select():
+                        if key.fileobj is self.socket:
+                            self._accept()
+        except KeyboardInterrupt:
+            self._shutdown_requested = True
+            self._close_connections()
+            raise
+        finally:
+            self._serving.clear()
+            self._stopped.set()
+
+    def shutdown(self, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
+        """Stop accepting, close every connection with 1001, wait for handler threads.
+
+        Callable from any thread but the one running :meth:`serve_forever`. Each wait is
+        bounded by ``timeout`` seconds in all.
+        """
+        self._shutdown_requested = True
+        try:
+            self._stop_w.send(b"\0")
+        except OSError:
+            pass
+        deadline = time.monotonic() + timeout
+        self._stopped.wait(timeout)
+        self._close_connections(deadline)
+
+    def server_close(self) -> None:
+        """Release the listening socket (and the unix socket's path)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.socket.close()
+        self._stop_r.close()
+        self._stop_w.close()
+        if self._unix_path is not None:
+            try:
+                os.unlink(self._unix_path)
+            except OSError:
+                pass
+
+    # -- accepting -----------------------------------------------------------------
+
+    def _accept(self) -> None:
+        try:
+            sock, address = self.socket.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # EMFILE and friends: log, keep serving.
+            logger.error("accept failed: %s", exc)
+            time.sleep(0.05)
+            return
+        with self._lock:
+            busy = self.max_connections is not None and len(self._threads) >= self.max_connections
+            if not busy and not self._shutdown_requested:
+                thread = threading.Thread(
+                    target=self._run_connection, args=(sock, address), daemon=True,
+                    name=f"wsclient-conn-{address!r}",
+                )
+                self._threads.add(thread)
+                thread.start()
+                return
+        self._refuse(sock, 503, "the server is at its connection limit" if busy else "shutting down")
+
+    def _refuse(self, sock: socket.socket, status: int, message: str) -> None:
+        """Answer at once without a thread (never blocks: a fresh socket's buffer is empty)."""
+        try:
+            if self.ssl_context is None:
+                sock.setblocking(False)
+                sock.send(reject_response(status, message).serialize())
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    # -- one connection, in its own thread ------------------------------------------
+
+    def _run_connection(self, sock: socket.socket, address: Any) -> None:
+        ws = None
+        try:
+            ws = self._open(sock, address)
+            if ws is not None:
+                self._run_handler(ws)
+        except Exception:
+            logger.exception("connection from %s failed", address)
+        finally:
+            if ws is None:
+                sock.close()
+            else:
+                with self._lock:
+                    self._connections.discard(ws)
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _open(self, sock: socket.socket, address: Any) -> Optional[WebSocket]:
+        """TLS and opening handshakes; the open connection, or None (already answered)."""
+        deadline = None if self.handshake_timeout is None else time.monotonic() + self.handshake_timeout
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if self.ssl_context is not None:
+                sock.settimeout(remaining(deadline))
+                sock = self.ssl_context.wrap_socket(sock, server_side=True)
+            parser = RequestParser()
+            request = read_head(sock, parser, deadline)
+            response, extra = self._upgrade(request)
+            send_all(sock, response.serialize(), deadline)
+        except (InvalidHTTP, InvalidHeader, InvalidHandshake) as exc:
+            logger.info("rejected a handshake from %s: %s", address, exc)
+            _try_send(sock, error_response(exc).serialize(), deadline)
+            sock.close()
+            return None
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            logger.info("handshake with %s failed: %s", address, exc)
+            sock.close()
+            return None
+        if response.status != 101:
+            sock.close()
+            return None
+        protocol = Protocol(Side.SERVER, max_size=self.max_size, deflate=extra["deflate"])
+        ws = WebSocket(
+            sock, protocol, request=request, response=response, subprotocol=extra["subprotocol"],
+            watcher=self._watcher, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
+            close_timeout=self.close_timeout, max_queue=self.max_queue, initial_data=parser.leftover,
+        )
+        with self._lock:
+            self._connections.add(ws)
+        if self._shutdown_requested:
+            ws.close(1001)
+        return ws
+
+    def _upgrade(self, request: Request) -> Tuple[Response, dict]:
+        """Decide the answer to a request: 101 and what was negotiated, or another response."""
+        if self.process_request is not None:
+            answer = self.process_request(request)
+            if answer is not None:
+                return Response.coerce(answer), {}
+        check_request(request)
+        if self.origins is not None and request.headers.get("Origin") not in self.origins:
+            return reject_response(403, "origin not allowed"), {}
+        offered = offered_subprotocols(request)
+        if self.select_subprotocol is not None:
+            subprotocol = self.select_subprotocol(request, offered) if offered else None
+            if subprotocol is not None and subprotocol not in offered:
+                raise ValueError(f"select_subprotocol chose {subprotocol!r}, not offered")
+        else:
+            subprotocol = select_subprotocol(offered, self.subprotocols)
+        extensions = None
+        deflate = None
+        if self.deflate_options is not None:
+            accepted = server_accept(self.deflate_options, request.headers.get_all("Sec-WebSocket-Extensions") or [])
+            if accepted is not None:
+                extensions, params = accepted
+                deflate = PerMessageDeflate(params, is_client=False, options=self.deflate_options)
+        response = accept_response(request, subprotocol=subprotocol, extensions=extensions)
+        return response, {"subprotocol": subprotocol, "deflate": deflate}
+
+    def _run_handler(self, ws: WebSocket) -> None:
+        try:
+            self.handler(ws)
+        except Exception:
+            logger.exception("handler failed for %s", ws.remote_address)
+            ws.close(1011)
+        else:
+            ws.close(1000)
+
+    # -- shutting down ---------------------------------------------------------------
+
+    def _close_connections(self, deadline: Optional[float] = None) -> None:
+        """Send 1001 to every connection, wait for the handshakes, then for the threads."""
+        if deadline is None:
+            deadline = time.monotonic() + DEFAULT_SHUTDOWN_TIMEOUT
+        for ws in self.connections:
+            ws._start_close(1001, "server shutting down", deadline)
+        for ws in self.connections:
+            ws._wait_closed(deadline)
+        for ws in self.connections:
+            ws._abort(None)
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _try_send(sock: Any, data: bytes, deadline: Optional[float]) -> None:
+    try:
+        send_all(sock, data, deadline)
+    except (OSError, TimeoutError):
+        pass
+
+
+def _bind(address: ServerAddress, *, reuse_port: bool, backlog: int) -> socket.socket:
+    """Create, bind and listen: IPv4, IPv6 or unix, with SO_REUSEADDR."""
+    if isinstance(address, str):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    else:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            if not hasattr(socket, "SO_REUSEPORT"):
+                sock.close()
+                raise OSError("SO_REUSEPORT is not available on this platform")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind(address)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(handler: Handler, host: str = "127.0.0.1", port: int = 0, *, unix_path: Optional[str] = None, **options: Any) -> WebSocketServer:
+    """Create a bound, listening :class:`WebSocketServer`; call ``serve_forever()`` on it.
+
+    Args:
+        handler: called with each connection, in its own thread.
+        host: the address to bind (``"::1"`` or ``"::"`` for IPv6).
+        port: the TCP port; 0 picks a free one (read it back from ``server.port``).
+        unix_path: bind a unix domain socket at this path instead of host and port.
+        **options: the keyword options of :class:`WebSocketServer`.
+
+    Returns:
+        The server.
+    """
+    address: ServerAddress = unix_path if unix_path is not None else (host, port)
+    return WebSocketServer(address, handler, **options)
+
+
+def broadcast(connections: Iterable[WebSocket], message: Union[str, bytes]) -> List[WebSocket]:
+    """Send ``message`` to many connections without letting a slow one hold up the others.
+
+    Never waits: a connection that is closed, busy sending, still writing an earlier
+    message, or whose socket cannot take a byte right now is skipped for this message. A
+    message that could only be written in part stays queued for that connection (at most
+    one message per connection) and is finished in the background. Nothing is buffered
+    without bound.
+
+    Args:
+        connections: the connections, e.g. ``server.connections``.
+        message: ``str`` (text) or bytes-like (binary).
+
+    Returns:
+        The connections that were skipped, so the caller can close or retry them.
+    """
+    return [ws for ws in connections if not ws._send_nowait(message)]

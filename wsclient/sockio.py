@@ -1,0 +1,77 @@
+"""Blocking socket I/O under one deadline: write everything, read one HTTP head.
+
+The opening handshakes (client and server) and the proxy's CONNECT exchange all send a
+head and read one back before the connection switches to its non-blocking frame I/O. Each
+step here is bounded by a ``time.monotonic()`` deadline shared by the whole opening.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Optional, Protocol, TypeVar
+
+__all__ = ["remaining", "send_all", "read_head"]
+
+T = TypeVar("T")
+
+_READ_SIZE = 65536
+
+
+class _Parser(Protocol[T]):  # pragma: no cover - a typing aid
+    def feed(self, data: bytes) -> Optional[T]: ...
+
+
+def remaining(deadline: Optional[float]) -> Optional[float]:
+    """Seconds left until ``deadline``, or None without one.
+
+    Raises:
+        TimeoutError: the deadline has passed.
+    """
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("timed out during the opening handshake")
+    return left
+
+
+def send_all(sock: Any, data: bytes, deadline: Optional[float]) -> None:
+    """Write ``data`` entirely before ``deadline``.
+
+    Raises:
+        TimeoutError: the deadline passed.
+        OSError: the connection failed.
+    """
+    sock.settimeout(remaining(deadline))
+    try:
+        sock.sendall(data)
+    except TimeoutError:
+        raise TimeoutError("timed out during the opening handshake") from None
+
+
+def read_head(sock: Any, parser: "_Parser[T]", deadline: Optional[float]) -> T:
+    """Read from ``sock`` into ``parser`` until it returns a value.
+
+    Args:
+        sock: a connected socket (or TLS socket) in blocking mode.
+        parser: an :mod:`wsclient.http11` parser; what it leaves over stays in it.
+        deadline: a ``time.monotonic()`` value, or None.
+
+    Returns:
+        What the parser returned.
+
+    Raises:
+        TimeoutError: the deadline passed.
+        InvalidHTTP: the peer sent a malformed head, or closed before finishing it.
+    """
+    while True:
+        sock.settimeout(remaining(deadline))
+        try:
+            data = sock.recv(_READ_SIZE)
+        except TimeoutError:
+            raise TimeoutError("timed out during the opening handshake") from None
+        result = parser.feed(data)
+        if result is not None:
+            return result
+        if not data:  # The parser raises at EOF unless the message is complete.
+            raise ConnectionResetError("connection closed during the opening handshake")

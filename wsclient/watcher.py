@@ -1,0 +1,269 @@
+"""The background reader: one thread that keeps many connections alive while nobody reads.
+
+A :class:`Watcher` owns one daemon thread and a selector. Connections register their
+socket; when one becomes readable and no application thread is reading it, the watcher
+reads what is there (without blocking) so that pings are answered, closing handshakes
+complete and messages are queued while the application is busy. It also runs timers: the
+keepalive pings and their deadlines.
+
+When an application thread is already reading a connection (it holds the connection's read
+lock inside ``recv()``), the watcher does not compete: it takes that connection out of the
+selector for :data:`BACKOFF` seconds. So a connection read in a tight loop costs the watcher
+at most a few wake-ups a second, and no message goes through a thread hand-off on that path.
+
+Clients share one watcher per process (:func:`client_watcher`); each server has its own.
+The thread starts with the first connection and ends with the last.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import selectors
+import socket
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Protocol as TypingProtocol, Tuple
+
+__all__ = ["Watcher", "Watched", "client_watcher", "BACKOFF"]
+
+logger = logging.getLogger(__name__)
+
+#: How long the watcher leaves a connection alone after finding an application thread
+#: reading it (seconds). Bounds how late a ping is answered once the application stops
+#: reading, and how often the watcher wakes while it reads.
+BACKOFF = 0.05
+
+
+class Watched(TypingProtocol):
+    """What a connection offers the watcher."""
+
+    def fileno(self) -> int: ...
+
+    def _watcher_read(self) -> Optional[float]:
+        """Read without blocking; return a delay to come back after, or None to stay."""
+
+    def _watcher_timer(self, now: float) -> Optional[float]:
+        """Run due timers; return when to be called next (monotonic), or None."""
+
+
+class Watcher:
+    """One thread reading and timing many connections.
+
+    Args:
+        name: the thread's name.
+    """
+
+    def __init__(self, name: str = "wsclient-watcher") -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._selector: Optional[selectors.BaseSelector] = None
+        self._wake_r: Optional[socket.socket] = None
+        self._wake_w: Optional[socket.socket] = None
+        self._thread: Optional[threading.Thread] = None
+        self._watched: Dict[int, Any] = {}  # id(conn) -> conn
+        self._fds: Dict[int, int] = {}  # id(conn) -> registered fd
+        self._timers: List[Tuple[float, int, Any]] = []
+        self._seq = itertools.count()
+
+    @property
+    def thread(self) -> Optional[threading.Thread]:
+        """The running thread, if any."""
+        return self._thread
+
+    # -- called from any thread ------------------------------------------------------
+
+    def add(self, conn: Any) -> None:
+        """Start watching ``conn``: read it when readable, run its timers."""
+        with self._lock:
+            self._ensure_running()
+            self._watched[id(conn)] = conn
+            self._register(conn)
+            self._wake()
+
+    def resume(self, conn: Any) -> None:
+        """Watch ``conn``'s socket again after :meth:`pause`."""
+        with self._lock:
+            if id(conn) in self._watched:
+                self._register(conn)
+                self._wake()
+
+    def pause(self, conn: Any) -> None:
+        """Stop reading ``conn`` (its queue is full) until :meth:`resume`."""
+        with self._lock:
+            self._unregister(conn)
+
+    def remove(self, conn: Any) -> None:
+        """Forget ``conn``; call before its socket is closed."""
+        with self._lock:
+            self._unregister(conn)
+            self._watched.pop(id(conn), None)
+            self._wake()
+
+    def schedule(self, conn: Any, when: float) -> None:
+        """Call ``conn._watcher_timer`` at ``when`` (a ``time.monotonic()`` value)."""
+        with self._lock:
+            if id(conn) in self._watched:
+                heapq.heappush(self._timers, (when, next(self._seq), conn))
+                self._wake()
+
+    # -- internals (hold self._lock) ------------------------------------------------
+
+    def _ensure_running(self) -> None:
+        if self._thread is not None:
+            return
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def _register(self, conn: Any) -> None:
+        assert self._selector is not None
+        if id(conn) in self._fds:
+            return
+        try:
+            fd = conn.fileno()
+            self._selector.register(fd, selectors.EVENT_READ, conn)
+        except (KeyError, ValueError, OSError):
+            return  # Closed meanwhile.
+        self._fds[id(conn)] = fd
+
+    def _unregister(self, conn: Any) -> None:
+        fd = self._fds.pop(id(conn), None)
+        if fd is None or self._selector is None:
+            return
+        try:
+            self._selector.unregister(fd)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def _wake(self) -> None:
+        if self._wake_w is not None and threading.current_thread() is not self._thread:
+            try:
+                self._wake_w.send(b"\0")
+            except (BlockingIOError, OSError):
+                pass  # Already pending, or shutting down.
+
+    # -- the thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while self._step():
+                pass
+        except Exception:  # pragma: no cover - a bug; do not die silently
+            logger.exception("watcher thread failed")
+        finally:
+            self._shutdown()
+
+    def _step(self) -> bool:
+        """Wait for readiness or a timer; handle them. Return False when nothing is left."""
+        with self._lock:
+            if not self._watched:
+                return False
+            timeout = None
+            if self._timers:
+                timeout = max(0.0, self._timers[0][0] - time.monotonic())
+            selector = self._selector
+        assert selector is not None
+        for key, _ in selector.select(timeout):
+            conn = key.data
+            if conn is None:
+                self._drain_wakeups()
+                continue
+            self._read(conn)
+        self._run_timers()
+        return True
+
+    def _read(self, conn: Any) -> None:
+        try:
+            backoff = conn._watcher_read()
+        except Exception:  # pragma: no cover - a bug in a connection must not kill others
+            logger.exception("reading a connection failed")
+            self.remove(conn)
+            return
+        if backoff is not None:
+            with self._lock:
+                self._unregister(conn)
+                if id(conn) in self._watched:
+                    heapq.heappush(
+                        self._timers, (time.monotonic() + backoff, next(self._seq), _Resume(conn))
+                    )
+
+    def _run_timers(self) -> None:
+        now = time.monotonic()
+        due: List[Any] = []
+        with self._lock:
+            while self._timers and self._timers[0][0] <= now:
+                due.append(heapq.heappop(self._timers)[2])
+        for item in due:
+            if isinstance(item, _Resume):
+                self.resume(item.conn)
+                continue
+            if id(item) not in self._watched:
+                continue
+            try:
+                later = item._watcher_timer(now)
+            except Exception:  # pragma: no cover
+                logger.exception("connection timer failed")
+                continue
+            if later is not None:
+                self.schedule(item, later)
+
+    def _drain_wakeups(self) -> None:
+        assert self._wake_r is not None
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            if self._watched and threading.current_thread() is self._thread:
+                # Something was added while we were leaving: hand over to a new thread.
+                self._thread = None
+                self._close_selector()
+                self._fds.clear()
+                self._ensure_running()
+                for conn in self._watched.values():
+                    self._register(conn)
+                return
+            self._thread = None
+            self._timers.clear()
+            self._fds.clear()
+            self._close_selector()
+
+    def _close_selector(self) -> None:
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
+        for sock in (self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
+        self._wake_r = self._wake_w = None
+
+
+class _Resume:
+    """A timer entry: put a backed-off connection back into the selector."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+
+_client_watcher: Optional[Watcher] = None
+_client_watcher_lock = threading.Lock()
+
+
+def client_watcher() -> Watcher:
+    """The watcher shared by every client connection of this process."""
+    global _client_watcher
+    with _client_watcher_lock:
+        if _client_watcher is None:
+            _client_watcher = Watcher("wsclient-client-watcher")
+        return _client_watcher
