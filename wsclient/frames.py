@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass
-from typing import List, NamedTuple, Optional, Union
+from typing import Iterator, List, NamedTuple, Optional, Union
 
 from .exceptions import ProtocolError
 
@@ -222,10 +222,32 @@ class FrameParser:
     def feed(self, data: BytesLike) -> List[FramePiece]:
         """Parse received bytes.
 
+        An error discards the pieces before it in the same ``data``; a caller that must
+        act on every frame before a bad one (answer pings, deliver messages) uses
+        :meth:`iter_feed`.
+
         Args:
             data: the next bytes from the peer, of any length.
 
         Returns:
+            The frame pieces now available, in order.
+
+        Raises:
+            ProtocolError: a frame that breaks RFC 6455 section 5 (code 1002).
+        """
+        return list(self.iter_feed(data))
+
+    def iter_feed(self, data: BytesLike) -> Iterator[FramePiece]:
+        """Parse received bytes lazily: each piece is yielded before the next is parsed.
+
+        So a frame that breaks the rules raises only after the pieces before it were
+        handled, whatever the chunking. Stopping early (a close frame, after which
+        nothing is read) leaves the parser unusable, as an error does.
+
+        Args:
+            data: the next bytes from the peer, of any length.
+
+        Yields:
             The frame pieces now available, in order.
 
         Raises:
@@ -236,7 +258,6 @@ class FrameParser:
             buf: BytesLike = self._buf
         else:
             buf = data
-        pieces: List[FramePiece] = []
         pos, end = 0, len(buf)
         with memoryview(buf) as view:
             while True:
@@ -266,12 +287,12 @@ class FrameParser:
                 self._offset += take
                 self._remaining -= take
                 last = not self._remaining
-                pieces.append(FramePiece(header, chunk, first, last))
+                if last:
+                    self._header = None
+                yield FramePiece(header, chunk, first, last)
                 if not last:
                     break
-                self._header = None
         self._keep(buf, pos)
-        return pieces
 
     def _keep(self, buf: BytesLike, pos: int) -> None:
         if buf is self._buf:
