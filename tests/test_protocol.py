@@ -769,6 +769,60 @@ def test_failing_after_this_ends_close(side: Side) -> None:
     assert (proto.close_code, proto.close_reason) == (1000, "bye")
 
 
+@SIDES
+def test_fail_from_this_end(side: Side) -> None:
+    """The I/O layer fails the connection itself, e.g. on a keepalive timeout (1011)."""
+    proto = make(side)
+    [close] = proto.fail(1011, "keepalive ping timeout")
+    assert parse_frames(close, expect_masked=side is CLIENT) == [
+        Frame(Opcode.CLOSE, close_payload(1011, b"keepalive ping timeout"))
+    ]
+    assert proto.failed and proto.error is None
+    assert proto.state is State.CLOSING and proto.should_close_transport
+    assert (proto.close_code, proto.close_reason) == (1011, "keepalive ping timeout")
+    # The peer's answer changes nothing: the code reported is this end's.
+    assert proto.receive_data(frame(side, Opcode.CLOSE, close_payload(1000))) == []
+    assert proto.data_to_send() == []
+    assert proto.close_code == 1011
+    assert proto.fail(1011) == []
+    with pytest.raises(RuntimeError):
+        proto.send_message("x")
+
+
+@SIDES
+def test_fail_after_this_ends_close(side: Side) -> None:
+    proto = make(side)
+    proto.send_close(1000, "bye")
+    assert proto.fail(1011, "timeout") == []
+    assert proto.should_close_transport
+    assert (proto.close_code, proto.close_reason) == (1000, "bye")  # what went on the wire
+
+
+def test_fail_truncates_the_reason() -> None:
+    [close] = make(SERVER).fail(1011, "é" * 100)
+    reason = close[4:].decode()  # 2-byte header, 2-byte code: it is valid UTF-8
+    assert reason == "é" * 61 and len(close) == 2 + 2 + 122
+
+
+def test_fail_with_an_invalid_code_changes_nothing() -> None:
+    proto = make(SERVER)
+    for code in (1005, 1006, 999):
+        with pytest.raises(ValueError):
+            proto.fail(code, "x")
+    assert not proto.failed and proto.state is State.OPEN and proto.close_sent is None
+    assert proto.close_code == 1006 and not proto.should_close_transport
+    assert proto.send_message(b"still open") == [b"\x82\x0astill open"]
+
+
+def test_fail_after_eof_sends_nothing() -> None:
+    proto = make(CLIENT)
+    proto.receive_eof()
+    assert proto.fail(1011, "timeout") == []
+    # No close frame went either way: still 1006, as for send_close().
+    assert (proto.close_code, proto.close_reason) == (1006, "")
+    assert proto.state is State.CLOSED and proto.should_close_transport
+
+
 def test_send_close_validation() -> None:
     proto = make(SERVER)
     for code in (999, 1004, 1006, 1015, 2000, 5000):

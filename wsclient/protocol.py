@@ -288,15 +288,20 @@ class Protocol:
             reason: the close reason (truncated to fit the frame).
 
         Returns:
-            The close frame to write, or nothing if a close frame went already.
+            The close frame to write, or nothing if a close frame went already or the
+            peer's side of the transport is closed.
+
+        Raises:
+            ValueError: a code that may not be sent (nothing changes then).
         """
-        self.failed = True
-        self.state = State.CLOSING
-        if self.close_sent is not None:
-            return []
         reason = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
+        payload = serialize_close(code, reason)  # an invalid code raises before any change
+        self.failed = True
+        if self.close_sent is not None or self.state is State.CLOSED:
+            return []
+        self.state = State.CLOSING
         self.close_sent = (code, reason)
-        return [self._frame(Opcode.CLOSE, serialize_close(code, reason))]
+        return [self._frame(Opcode.CLOSE, payload)]
 
     # -- sending -----------------------------------------------------------------------
 
