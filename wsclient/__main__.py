@@ -1,0 +1,148 @@
+"""The command line: ``python -m wsclient demo | connect | serve`` (also the ``wsclient`` command).
+
+The argument parser lives here; what each subcommand does lives in :mod:`wsclient.cli`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from . import cli
+
+__all__ = ["main", "build_parser"]
+
+_DESCRIPTION = """\
+A WebSocket client and server from the command line.
+
+examples:
+  python -m wsclient demo
+  python -m wsclient connect ws://127.0.0.1:8765/
+  echo hello | python -m wsclient connect ws://127.0.0.1:8765/
+  python -m wsclient serve 8765
+"""
+
+_CONNECT_EPILOG = """\
+interactive mode (stdin is a terminal): type a line to send it as a text message;
+  /ping [DATA]              send a ping and report the pong
+  /binary HEX               send a binary message (e.g. /binary 00ff10)
+  /close [CODE [REASON]]    close the connection (default 1000)
+  Ctrl-D                    close normally and exit
+
+pipe mode (stdin is not a terminal): each line of stdin is sent as a text message and each
+message received is printed as one line on stdout (newlines in a text message as \\n;
+binary messages as "[binary N bytes] HEX"). At end of input the connection is closed
+normally; every message that arrives before the peer's close frame is still printed.
+
+exit status: 0 after a normal close (1000 or 1001); 1 after an abnormal close, a failed
+connection or handshake, or a timeout (the reason on stderr); 2 for bad arguments.
+
+examples:
+  echo '{"op": "subscribe"}' | python -m wsclient connect wss://example.com/feed --recv 5
+  python -m wsclient connect ws://127.0.0.1:8765/ -H "Authorization: Bearer T" -v
+  python -m wsclient connect wss://localhost:8443/ --cafile ca.pem
+"""
+
+_SERVE_EPILOG = """\
+The first line on stdout is the server's URI (handy with port 0); a line per connection
+(opened, closed with its code) goes to stderr. Ctrl-C shuts down cleanly: open
+connections are closed with 1001.
+
+examples:
+  python -m wsclient serve 8765
+  python -m wsclient serve 127.0.0.1:0 --broadcast
+  python -m wsclient serve [::1]:8443 --certfile cert.pem --keyfile key.pem
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``wsclient`` argument parser, with its three subcommands.
+
+    Returns:
+        The parser.
+    """
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="wsclient", description=_DESCRIPTION, formatter_class=raw)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    demo = commands.add_parser(
+        "demo", help="echo messages over loopback and print the round-trip time",
+        description="Start an echo server on 127.0.0.1, connect a client, exchange messages "
+        "(text, binary, 1 MiB, fragmented, a ping) and print the median round-trip time. "
+        "Needs no network.\n\nexample:\n  python -m wsclient demo", formatter_class=raw)
+    demo.add_argument("--rounds", type=int, default=100, help="round trips to time (default 100)")
+    _add_connect(commands.add_parser(
+        "connect", help="an interactive or piped client", description="Connect to a WebSocket server.",
+        epilog=_CONNECT_EPILOG, formatter_class=raw))
+    _add_serve(commands.add_parser(
+        "serve", help="an echo or broadcast server", description="Run a WebSocket server.",
+        epilog=_SERVE_EPILOG, formatter_class=raw))
+    return parser
+
+
+def _add_connect(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("uri", help="ws:// or wss:// URI")
+    parser.add_argument("-H", "--header", action="append", default=[], metavar="NAME:VALUE",
+                        help="an extra request header (repeatable)")
+    parser.add_argument("--subprotocol", action="append", default=[], metavar="NAME",
+                        help="offer this subprotocol (repeatable, in order of preference)")
+    parser.add_argument("--origin", help="the Origin header")
+    proxy = parser.add_mutually_exclusive_group()
+    proxy.add_argument("--proxy", default="auto", metavar="URL",
+                       help="http://, https://, socks4://, socks4a://, socks5:// or socks5h:// "
+                       "proxy (default: auto, from ws_proxy/http_proxy/... and no_proxy)")
+    proxy.add_argument("--no-proxy", dest="proxy", action="store_const", const=None,
+                       help="connect directly, ignoring proxy environment variables")
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--cafile", metavar="FILE", help="trust the CA certificates in FILE (PEM) for wss://")
+    tls.add_argument("--insecure", action="store_true",
+                     help="INSECURE: do not verify the server's certificate or host name "
+                     "(anyone on the path can read and change the traffic); for testing only")
+    parser.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate")
+    parser.add_argument("--ping-interval", type=float, default=20.0, metavar="SECONDS",
+                        help="keepalive ping interval (default 20; 0 disables)")
+    parser.add_argument("--recv", type=int, metavar="N",
+                        help="exit (closing normally) after receiving N messages; "
+                        "end of input then does not close the connection")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="bound on opening the connection and, in pipe mode, on waiting "
+                        "for messages after the end of input (default 10)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log the frame trace on stderr")
+
+
+def _add_serve(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("address", metavar="[HOST:]PORT",
+                        help="where to listen (HOST defaults to 127.0.0.1; PORT 0 picks a free port)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--echo", dest="mode", action="store_const", const="echo",
+                      help="send every message back to its sender (default)")
+    mode.add_argument("--broadcast", dest="mode", action="store_const", const="broadcast",
+                      help="send every message to every connected client")
+    parser.set_defaults(mode="echo")
+    parser.add_argument("--certfile", metavar="FILE", help="TLS certificate chain (PEM): serve wss://")
+    parser.add_argument("--keyfile", metavar="FILE", help="the certificate's private key (PEM)")
+    parser.add_argument("--no-compression", action="store_true", help="do not accept permessage-deflate")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log the frame trace on stderr")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: the arguments (without the program name); None reads ``sys.argv``.
+
+    Returns:
+        The exit status: 0 on success, 1 on a failed or abnormally closed connection,
+        2 for bad arguments.
+    """
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        return cli.demo(rounds=args.rounds)
+    if args.command == "connect":
+        return cli.connect(args)
+    return cli.serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

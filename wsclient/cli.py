@@ -1,0 +1,378 @@
+"""What the ``wsclient`` subcommands do: demo, connect (interactive or piped) and serve.
+
+Built only on the public API (:func:`wsclient.connect`, :func:`wsclient.serve`,
+:func:`wsclient.broadcast`); the argument parser is in :mod:`wsclient.__main__`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import ssl
+import statistics
+import sys
+import threading
+import time
+from typing import Any, List, Optional, TextIO, Tuple
+
+from .client import connect as ws_connect
+from .connection import Message, WebSocket
+from .exceptions import ConnectionClosed, ConnectionClosedOK, InvalidURI
+from .server import WebSocketServer, broadcast, serve as ws_serve
+
+__all__ = ["demo", "connect", "serve", "format_message", "parse_address", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+
+#: Exit statuses: a normal close; a failed or abnormally closed connection; bad arguments.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+_OK_CODES = (1000, 1001)
+
+
+# -- demo ------------------------------------------------------------------------------
+
+
+def _echo(ws: WebSocket) -> None:
+    for message in ws:
+        ws.send(message)
+
+
+def demo(*, rounds: int = 100, out: TextIO = sys.stdout) -> int:
+    """Echo a few messages over loopback and print what happened and the round-trip time.
+
+    Args:
+        rounds: how many small round trips to time.
+        out: where to print.
+
+    Returns:
+        0 when every message came back intact, else 1.
+    """
+    server = ws_serve(_echo, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, name="wsclient-demo-server", daemon=True)
+    thread.start()
+    print(f"server: echoing on {server.uri}", file=out)
+    ok = True
+    try:
+        with ws_connect(server.uri, proxy=None, timeout=10) as ws:
+            extension = ws.response.headers["Sec-WebSocket-Extensions"] or "none"
+            print(f"client: connected to {server.uri} (extensions: {extension})", file=out)
+            big = bytes(range(256)) * 4096
+            checks: List[Tuple[str, Any, Any]] = [
+                ("text", "Hello, WebSocket!", "Hello, WebSocket!"),
+                ("binary", b"\x00\x01\x02\xff", b"\x00\x01\x02\xff"),
+                ("1 MiB binary", big, big),
+                ("fragmented text (3 frames)", ["frag", "ment", "ed"], "fragmented"),
+            ]
+            for label, sent, expected in checks:
+                ws.send(sent)
+                got = ws.recv(timeout=10)
+                ok &= got == expected
+                print(f"  {label:<28} {'echoed' if got == expected else 'MISMATCH'} ({len(got)} {'chars' if isinstance(got, str) else 'bytes'})", file=out)
+            start = time.perf_counter()
+            pong = ws.ping(b"demo").wait(10)
+            ok &= pong
+            print(f"  {'ping':<28} {'pong after %.3f ms' % ((time.perf_counter() - start) * 1000) if pong else 'NO PONG'}", file=out)
+            times = []
+            for i in range(rounds):
+                start = time.perf_counter()
+                ws.send(f"round {i}")
+                ok &= ws.recv(timeout=10) == f"round {i}"
+                times.append(time.perf_counter() - start)
+            if times:
+                print(f"round-trip time: median {statistics.median(times) * 1e6:.0f} us over {rounds} messages", file=out)
+        print(f"client: closed with code {ws.close_code}", file=out)
+    finally:
+        server.shutdown(timeout=5)
+        server.server_close()
+        thread.join(5)
+    print("server: shut down", file=out)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+# -- connect ---------------------------------------------------------------------------
+
+
+def format_message(message: Message) -> str:
+    """One line for a received message: text with CR and LF escaped, binary as hex.
+
+    Args:
+        message: a received message.
+
+    Returns:
+        The line, without its newline.
+    """
+    if isinstance(message, str):
+        return message.replace("\r", "\\r").replace("\n", "\\n")
+    return f"[binary {len(message)} bytes] {message.hex()}"
+
+
+def _ssl_context(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
+    if args.insecure:
+        # Deliberately unverified, and only on request (--insecure): a fresh context,
+        # never a default one changed behind the user's back.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if args.cafile:
+        return ssl.create_default_context(cafile=args.cafile)
+    return None
+
+
+def _headers(values: List[str]) -> List[Tuple[str, str]]:
+    pairs = []
+    for value in values:
+        name, sep, rest = value.partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"a header is NAME:VALUE, not {value!r}")
+        pairs.append((name.strip(), rest.strip()))
+    return pairs
+
+
+def _describe_close(ws: WebSocket) -> str:
+    reason = f" ({ws.close_reason})" if ws.close_reason else ""
+    return f"connection closed with code {ws.close_code}{reason}"
+
+
+def connect(args: argparse.Namespace) -> int:
+    """The ``connect`` subcommand: open a connection, then run it interactively or as a pipe.
+
+    Args:
+        args: the parsed arguments (see ``python -m wsclient connect --help``).
+
+    Returns:
+        The exit status.
+    """
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
+                            format="%(asctime)s %(threadName)s %(name)s %(message)s")
+    try:
+        headers = _headers(args.header)
+        context = _ssl_context(args)
+    except (ValueError, OSError) as exc:
+        print(f"wsclient: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        ws = ws_connect(
+            args.uri, timeout=args.timeout, headers=headers, subprotocols=args.subprotocol or None,
+            origin=args.origin, proxy=args.proxy, ssl_context=context,
+            compression=None if args.no_compression else "deflate",
+            ping_interval=args.ping_interval or None,
+        )
+    except InvalidURI as exc:
+        print(f"wsclient: invalid URI: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, ValueError) as exc:  # WebSocketError and TimeoutError are OSErrors.
+        print(f"wsclient: cannot connect to {args.uri}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if sys.stdin.isatty() and args.recv is None:
+        return _interactive(ws)
+    return _pipe(ws, recv=args.recv, timeout=args.timeout)
+
+
+class _Printer(threading.Thread):
+    """Prints every message as it arrives until the connection closes."""
+
+    def __init__(self, ws: WebSocket, *, limit: Optional[int], on_line: Any = None) -> None:
+        super().__init__(name="wsclient-printer", daemon=True)
+        self.ws = ws
+        self.limit = limit
+        self.count = 0
+        self.reached = threading.Event()
+        self.error: Optional[BaseException] = None
+        self.on_line = on_line
+
+    def run(self) -> None:
+        try:
+            while True:
+                message = self.ws.recv()
+                if self.on_line is not None:
+                    self.on_line(format_message(message))
+                else:
+                    print(format_message(message), flush=True)
+                self.count += 1
+                if self.limit is not None and self.count >= self.limit:
+                    self.reached.set()
+                    return
+        except ConnectionClosed as exc:
+            self.error = exc
+        except BaseException as exc:  # Reported by the main thread.
+            self.error = exc
+        finally:
+            self.reached.set()
+
+
+def _finish(ws: WebSocket, printer: _Printer) -> int:
+    ws.close()
+    printer.join(max(5.0, (ws.close_timeout or 10.0) + 1))
+    code = ws.close_code
+    if code in _OK_CODES:
+        return EXIT_OK
+    print(f"wsclient: {_describe_close(ws)}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _pipe(ws: WebSocket, *, recv: Optional[int], timeout: Optional[float]) -> int:
+    printer = _Printer(ws, limit=recv)
+    printer.start()
+    try:
+        for line in sys.stdin:
+            if printer.reached.is_set():
+                break
+            ws.send(line.rstrip("\r\n"))
+        if recv is not None and not printer.reached.wait(timeout):
+            print(f"wsclient: timed out waiting for {recv} messages ({printer.count} received)", file=sys.stderr)
+            ws.close()
+            return EXIT_FAILED
+    except ConnectionClosed:
+        pass  # Reported below from the close code.
+    except KeyboardInterrupt:
+        ws.close(1001)
+        return 130
+    return _finish(ws, printer)
+
+
+def _interactive(ws: WebSocket) -> int:
+    try:
+        import readline  # noqa: F401  (line editing and history for input())
+    except ImportError:  # pragma: no cover - Windows
+        readline = None  # type: ignore[assignment]
+    prompt = "> "
+
+    def show(line: str) -> None:
+        buffer = readline.get_line_buffer() if readline is not None else ""
+        sys.stdout.write(f"\r\x1b[K< {line}\n{prompt}{buffer}")
+        sys.stdout.flush()
+
+    printer = _Printer(ws, limit=None, on_line=show)
+    printer.start()
+    print(f"connected (subprotocol: {ws.subprotocol}); /ping, /binary HEX, /close [CODE [REASON]], Ctrl-D to quit")
+    while not ws.closed:
+        try:
+            line = input(prompt)
+        except EOFError:
+            print()
+            break
+        except KeyboardInterrupt:
+            print()
+            ws.close(1001)
+            break
+        try:
+            if _command(ws, line):
+                break
+        except ConnectionClosed:
+            break
+        except ValueError as exc:
+            print(f"error: {exc}")
+    status = _finish(ws, printer)
+    print(_describe_close(ws))
+    return status
+
+
+def _command(ws: WebSocket, line: str) -> bool:
+    """Run one interactive line; True when it closed the connection."""
+    if line.startswith("/ping"):
+        data = line[5:].strip().encode()
+        start = time.perf_counter()
+        if ws.ping(data).wait(ws.ping_timeout or 20.0):
+            print(f"pong after {(time.perf_counter() - start) * 1000:.2f} ms")
+        else:
+            print("no pong")
+    elif line.startswith("/binary"):
+        ws.send(bytes.fromhex(line[7:].strip()))
+    elif line.startswith("/close"):
+        parts = line[6:].strip().split(None, 1)
+        code = int(parts[0]) if parts else 1000
+        ws.close(code, parts[1] if len(parts) > 1 else "")
+        return True
+    else:
+        ws.send(line)
+    return False
+
+
+# -- serve -----------------------------------------------------------------------------
+
+
+def parse_address(text: str) -> Tuple[str, int]:
+    """``PORT``, ``HOST:PORT`` or ``[IPV6]:PORT`` -> ``(host, port)``; HOST defaults to 127.0.0.1.
+
+    Raises:
+        ValueError: not an address.
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host = "127.0.0.1"
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"not a [HOST:]PORT: {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def _server_handler(mode: str, holder: List[WebSocketServer]) -> Any:
+    def handler(ws: WebSocket) -> None:
+        peer = ws.remote_address
+        print(f"opened {peer} {ws.request.path}", file=sys.stderr, flush=True)
+        try:
+            for message in ws:
+                if mode == "broadcast":
+                    broadcast(holder[0].connections, message)
+                else:
+                    ws.send(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            if not ws.closed:
+                ws.close()
+            print(f"closed {peer} code={ws.close_code} reason={ws.close_reason!r}", file=sys.stderr, flush=True)
+
+    return handler
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(args: argparse.Namespace) -> int:
+    """The ``serve`` subcommand: an echo or broadcast server until Ctrl-C (or SIGTERM).
+
+    Args:
+        args: the parsed arguments (see ``python -m wsclient serve --help``).
+
+    Returns:
+        The exit status.
+    """
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    try:
+        host, port = parse_address(args.address)
+        context = None
+        if args.certfile:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(args.certfile, args.keyfile)
+        elif args.keyfile:
+            raise ValueError("--keyfile needs --certfile")
+    except (ValueError, OSError) as exc:
+        print(f"wsclient: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    holder: List[WebSocketServer] = []
+    try:
+        server = ws_serve(_server_handler(args.mode, holder), host, port, ssl_context=context,
+                          compression=None if args.no_compression else "deflate")
+    except OSError as exc:
+        print(f"wsclient: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    holder.append(server)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    print(server.uri, flush=True)
+    print(f"serving ({args.mode}) on {server.uri}; Ctrl-C to stop", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("shutting down", file=sys.stderr, flush=True)
+    finally:
+        server.shutdown(timeout=5)
+        server.server_close()
+    return EXIT_OK
