@@ -1,0 +1,1 @@
+"""Interoperability tests: wsclient against real peers (Node's ws, websockets, Chromium, nginx)."""
