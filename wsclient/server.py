@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .connection import DEFAULT_MAX_QUEUE, WebSocket
 from .deflate import DeflateOptions, PerMessageDeflate, compression_options, server_accept
-from .exceptions import InvalidHandshake, InvalidHeader, InvalidHTTP
+from .exceptions import ConnectionClosed, InvalidHandshake, InvalidHeader, InvalidHTTP
 from .handshake import (
     accept_response,
     check_request,
@@ -337,6 +337,8 @@ class WebSocketServer:
     def _run_handler(self, ws: WebSocket) -> None:
         try:
             self.handler(ws)
+        except ConnectionClosed:
+            pass  # The client went away while the handler was talking to it: normal.
         except Exception:
             logger.exception("handler failed for %s", ws.remote_address)
             ws.close(1011)

@@ -1,0 +1,269 @@
+"""WebSocketServer and serve() on loopback, with our client and real peers as clients."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+import wsclient
+
+
+def test_echo_with_our_client_and_websockets_and_websocket_client(echo_server):
+    from websocket import create_connection
+    from websockets.sync.client import connect as websockets_connect
+
+    with wsclient.connect(echo_server.uri) as ws:
+        for message in ["text", b"binary", "", b"", b"x" * (16 * (1 << 20) - 100)]:
+            ws.send(message)
+            assert ws.recv(timeout=30) == message
+    with websockets_connect(echo_server.uri, max_size=None) as peer:
+        peer.send(["frag", "mented"])
+        assert peer.recv(timeout=5) == "fragmented"
+        peer.send(b"\x00" * 100000)
+        assert peer.recv(timeout=5) == b"\x00" * 100000
+    client = create_connection(echo_server.uri, timeout=5)
+    try:
+        client.send("websocket-client")
+        assert client.recv() == "websocket-client"
+    finally:
+        client.close()
+
+
+def test_websockets_asyncio_client(echo_server):
+    import asyncio
+
+    from websockets.asyncio.client import connect as async_connect
+
+    async def talk():
+        async with async_connect(echo_server.uri) as peer:
+            await peer.send("asyncio")
+            return await asyncio.wait_for(peer.recv(), 5)
+
+    assert asyncio.run(talk()) == "asyncio"
+
+
+def test_port_zero_and_server_address(run_server):
+    server = run_server().server
+    assert server.port > 0
+    assert server.server_address == ("127.0.0.1", server.port)
+
+
+def test_reuse_address_allows_a_restart_on_the_same_port(run_server):
+    first = run_server()
+    port = first.server.port
+    with wsclient.connect(first.uri):
+        pass
+    first.stop()
+    second = run_server(port=port)
+    with wsclient.connect(second.uri) as ws:
+        ws.send("again")
+        assert ws.recv(timeout=5) == "again"
+
+
+def test_handler_return_closes_with_1000_and_raise_with_1011(run_server, caplog):
+    def returns(ws):
+        ws.send("bye")
+
+    def raises(ws):
+        raise RuntimeError("handler bug")
+
+    with wsclient.connect(run_server(returns).uri) as ws:
+        assert ws.recv(timeout=5) == "bye"
+        with pytest.raises(wsclient.ConnectionClosedOK):
+            ws.recv(timeout=5)
+        assert ws.close_code == 1000
+    with wsclient.connect(run_server(raises).uri) as ws:
+        with pytest.raises(wsclient.ConnectionClosedError) as info:
+            ws.recv(timeout=5)
+        assert info.value.code == 1011
+    assert "handler bug" in caplog.text
+
+
+def test_request_is_visible_to_the_handler(run_server):
+    def report(ws):
+        ws.send(ws.request.path + " " + (ws.request.headers["X-Test"] or ""))
+
+    with wsclient.connect(run_server(report).uri + "room/1?x=y", headers={"X-Test": "seen"}) as ws:
+        assert ws.recv(timeout=5) == "/room/1?x=y seen"
+
+
+def test_subprotocols_in_server_preference_order(run_server):
+    server = run_server(subprotocols=["v2", "v1"])
+    with wsclient.connect(server.uri, subprotocols=["v1", "v2"]) as ws:
+        assert ws.subprotocol == "v2"
+    with wsclient.connect(server.uri) as ws:
+        assert ws.subprotocol is None
+    hooked = run_server(select_subprotocol=lambda request, offered: offered[-1])
+    with wsclient.connect(hooked.uri, subprotocols=["a", "b"]) as ws:
+        assert ws.subprotocol == "b"
+
+
+def test_origins_allowlist(run_server):
+    server = run_server(origins=["https://good.example", None])
+    with wsclient.connect(server.uri, origin="https://good.example"):
+        pass
+    with wsclient.connect(server.uri):
+        pass
+    with pytest.raises(wsclient.InvalidStatus) as info:
+        wsclient.connect(server.uri, origin="https://evil.example")
+    assert info.value.response.status == 403
+
+
+def test_process_request_health_check_and_auth(run_server):
+    def process(request):
+        if request.path == "/health":
+            return wsclient.Response(200, [("Content-Type", "text/plain")], b"ok")
+        if request.headers["Authorization"] != "Bearer token":
+            return 401, {"WWW-Authenticate": 'Bearer realm="x"'}, "no"
+        return None
+
+    server = run_server(process_request=process)
+    with socket.create_connection(("127.0.0.1", server.server.port), timeout=5) as raw:
+        raw.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = raw.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
+    with pytest.raises(wsclient.InvalidStatus) as info:
+        wsclient.connect(server.uri)
+    assert info.value.response.status == 401
+    assert info.value.response.headers["WWW-Authenticate"] == 'Bearer realm="x"'
+    with wsclient.connect(server.uri, headers={"Authorization": "Bearer token"}) as ws:
+        ws.send("in")
+        assert ws.recv(timeout=5) == "in"
+
+
+def test_plain_http_gets_426(run_server):
+    server = run_server()
+    with socket.create_connection(("127.0.0.1", server.server.port), timeout=5) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = raw.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 426")
+    assert b"Sec-WebSocket-Version: 13" in answer
+
+
+def test_max_connections_answers_503_at_once(run_server):
+    server = run_server(max_connections=2)
+    a = wsclient.connect(server.uri)
+    b = wsclient.connect(server.uri)
+    start = time.monotonic()
+    with pytest.raises(wsclient.InvalidStatus) as info:
+        wsclient.connect(server.uri)
+    assert info.value.response.status == 503
+    assert time.monotonic() - start < 2
+    a.close()
+    b.close()
+
+
+def test_handshake_timeout_drops_a_stalling_client(run_server):
+    server = run_server(handshake_timeout=0.5)
+    with socket.create_connection(("127.0.0.1", server.server.port), timeout=5) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # ...and never finishes.
+        start = time.monotonic()
+        assert raw.recv(4096) == b""
+        assert time.monotonic() - start < 3
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and server.server._threads:
+        time.sleep(0.02)
+    assert not server.server._threads
+
+
+def test_pings_answered_while_the_handler_is_busy(run_server):
+    from websockets.sync.client import connect as websockets_connect
+
+    def busy(ws):
+        time.sleep(2)
+        ws.send("done")
+
+    server = run_server(busy)
+    with websockets_connect(server.uri, ping_interval=0.2, ping_timeout=0.3) as peer:
+        assert peer.recv(timeout=5) == "done"
+
+
+def test_shutdown_with_100_connections(run_server):
+    server = run_server()
+    clients = [wsclient.connect(server.uri) for _ in range(100)]
+    for ws in clients:
+        ws.send("x")
+        assert ws.recv(timeout=5) == "x"
+    threads_before = threading.active_count()
+    start = time.monotonic()
+    server.stop()
+    assert time.monotonic() - start < 5
+    for ws in clients:
+        with pytest.raises(wsclient.ConnectionClosedOK):
+            ws.recv(timeout=5)
+        assert ws.close_code == 1001
+        ws.close()
+    assert not server.server._threads
+    assert server.server.socket.fileno() == -1
+    assert threading.active_count() < threads_before
+
+
+def test_no_thread_or_fd_left_after_server_close():
+    threads_before = threading.active_count()
+    fds_before = len(os.listdir("/proc/self/fd"))
+    server = wsclient.serve(lambda ws: ws.recv())
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    ws = wsclient.connect(server.uri)
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+    ws.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (
+        threading.active_count() > threads_before or len(os.listdir("/proc/self/fd")) > fds_before
+    ):
+        time.sleep(0.02)
+    assert threading.active_count() <= threads_before
+    assert len(os.listdir("/proc/self/fd")) <= fds_before
+
+
+def test_threads_one_per_connection_plus_a_constant(run_server):
+    server = run_server(lambda ws: ws.recv())
+    base = threading.active_count()
+    clients = [wsclient.connect(server.uri, ping_interval=None) for _ in range(20)]
+    time.sleep(0.2)
+    # 20 handler threads, plus at most the server's watcher and the clients' watcher.
+    assert threading.active_count() - base <= 20 + 2
+    for ws in clients:
+        ws.close()
+
+
+def test_broadcast_reaches_everyone_and_skips_a_stuck_client(run_server):
+    server = run_server(lambda ws: ws.recv())
+    readers = [wsclient.connect(server.uri) for _ in range(3)]
+    # A client that never calls recv() and keeps at most 64 KiB queued: its socket
+    # buffers fill up and the server's broadcast must skip it rather than wait.
+    stuck = wsclient.connect(server.uri, max_queue=65536, compression=None)
+    deadline = time.monotonic() + 5
+    while len(server.server.connections) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(server.server.connections) == 4
+    # The stuck client never reads; keep broadcasting until its buffers are full.
+    skipped_any = False
+    for i in range(400):
+        skipped = wsclient.broadcast(server.server.connections, b"m" * 65536)
+        if skipped:
+            skipped_any = True
+            break
+        for ws in readers:
+            assert ws.recv(timeout=5) == b"m" * 65536
+    assert skipped_any
+    stuck.close()
+    for ws in readers:
+        ws.close()
+
+
+def test_wss_server(run_server, pki):
+    server = run_server(ssl_context=pki.server_context())
+    assert server.uri.startswith("wss://")
+    with wsclient.connect(server.uri.replace("127.0.0.1", "localhost"), ssl_context=pki.client_context()) as ws:
+        ws.send("tls")
+        assert ws.recv(timeout=5) == "tls"
+    # Plain ws:// to a TLS port: the handshake fails with an error, not a hang.
+    with pytest.raises(OSError):
+        wsclient.connect(server.uri.replace("wss://", "ws://"), timeout=2)
