@@ -32,8 +32,9 @@ interactive mode (stdin is a terminal): type a line to send it as a text message
 
 pipe mode (stdin is not a terminal): each line of stdin is sent as a text message and each
 message received is printed as one line on stdout (newlines in a text message as \\n;
-binary messages as "[binary N bytes] HEX"). At end of input the connection is closed
-normally; every message that arrives before the peer's close frame is still printed.
+binary messages as "[binary N bytes] HEX"). At end of input, once no message has arrived
+for --idle seconds, the connection is closed normally; every message that arrives before
+the peer's close frame is still printed.
 
 exit status: 0 after a normal close (1000 or 1001); 1 after an abnormal close, a failed
 connection or handshake, or a timeout (the reason on stderr); 2 for bad arguments.
@@ -108,6 +109,10 @@ def _add_connect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="bound on opening the connection and, in pipe mode, on waiting "
                         "for messages after the end of input (default 10)")
+    parser.add_argument("--idle", type=float, default=0.5, metavar="SECONDS",
+                        help="pipe mode: at end of input, wait until no message has arrived for "
+                        "SECONDS (bounded by --timeout) before closing, so the peer can answer "
+                        "the last lines (default 0.5; 0 closes at once)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the frame trace on stderr")
 
 

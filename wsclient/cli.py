@@ -169,7 +169,7 @@ def connect(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if sys.stdin.isatty() and args.recv is None:
         return _interactive(ws)
-    return _pipe(ws, recv=args.recv, timeout=args.timeout)
+    return _pipe(ws, recv=args.recv, timeout=args.timeout, idle=args.idle)
 
 
 class _Printer(threading.Thread):
@@ -181,6 +181,7 @@ class _Printer(threading.Thread):
         self.limit = limit
         self.count = 0
         self.reached = threading.Event()
+        self.activity = threading.Event()
         self.error: Optional[BaseException] = None
         self.on_line = on_line
 
@@ -193,6 +194,7 @@ class _Printer(threading.Thread):
                 else:
                     print(format_message(message), flush=True)
                 self.count += 1
+                self.activity.set()
                 if self.limit is not None and self.count >= self.limit:
                     self.reached.set()
                     return
@@ -214,7 +216,17 @@ def _finish(ws: WebSocket, printer: _Printer) -> int:
     return EXIT_FAILED
 
 
-def _pipe(ws: WebSocket, *, recv: Optional[int], timeout: Optional[float]) -> int:
+def _quiet(printer: _Printer, idle: float, timeout: Optional[float]) -> None:
+    """Wait until no message has arrived for ``idle`` seconds (at most ``timeout`` in all)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not printer.reached.is_set():
+        printer.activity.clear()
+        wait = idle if deadline is None else min(idle, deadline - time.monotonic())
+        if wait <= 0 or not printer.activity.wait(wait):
+            return
+
+
+def _pipe(ws: WebSocket, *, recv: Optional[int], timeout: Optional[float], idle: float) -> int:
     printer = _Printer(ws, limit=recv)
     printer.start()
     try:
@@ -226,6 +238,11 @@ def _pipe(ws: WebSocket, *, recv: Optional[int], timeout: Optional[float]) -> in
             print(f"wsclient: timed out waiting for {recv} messages ({printer.count} received)", file=sys.stderr)
             ws.close()
             return EXIT_FAILED
+        if recv is None and idle > 0:
+            # A peer that answers messages (an echo server, an RPC endpoint) must get the
+            # chance to answer the last lines before our close frame: once it has our close
+            # frame it may not send anything more (RFC 6455 section 5.5.1).
+            _quiet(printer, idle, timeout)
     except ConnectionClosed:
         pass  # Reported below from the close code.
     except KeyboardInterrupt:
