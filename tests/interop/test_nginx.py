@@ -1,0 +1,154 @@
+"""wsclient's client through nginx, a reverse proxy in front of wsclient's server.
+
+nginx runs from a generated configuration in a temporary directory (``daemon off``, one
+process, free loopback ports): ``proxy_pass`` with ``proxy_http_version 1.1`` and the
+``Upgrade``/``Connection`` headers, once plain and once terminating TLS with the test PKI.
+The server checks a header only nginx adds, so the traffic provably went through it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import ssl
+import threading
+from typing import Iterator, List, Optional, Tuple
+
+import pytest
+
+import wsclient
+
+from ..conftest import need
+from .peers import Peer, free_port, pattern, wait_for_port
+
+MiB = 1 << 20
+
+CONFIG = """
+daemon off;
+master_process off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {tmp}/access.log;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    map $http_upgrade $connection_upgrade {{
+        default upgrade;
+        ''      close;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{tls_port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $host;
+            proxy_set_header X-Via-Nginx yes;
+            proxy_read_timeout 60s;
+            proxy_send_timeout 60s;
+        }}
+    }}
+}}
+"""
+
+
+class Recorder:
+    """Echoes (or closes with 4002 on ``/close``) and records what reached the server."""
+
+    def __init__(self) -> None:
+        self.via: List[Optional[str]] = []
+        self.closes: List[Tuple[Optional[int], Optional[str]]] = []
+        self.done = threading.Event()
+
+    def __call__(self, ws: wsclient.WebSocket) -> None:
+        self.via.append(ws.request.headers["X-Via-Nginx"])
+        try:
+            if ws.request.path == "/close":
+                ws.close(4002, "server bye")
+            else:
+                for message in ws:
+                    ws.send(message)
+            self.closes.append((ws.close_code, ws.close_reason))
+        except wsclient.ConnectionClosed as exc:
+            self.closes.append((exc.code, exc.reason))
+        finally:
+            self.done.set()
+
+
+@pytest.fixture
+def nginx(run_server, pki, tmp_path) -> Iterator[Tuple[Recorder, str, str]]:
+    """nginx in front of a Recorder server; yields (recorder, ws:// URI, wss:// URI)."""
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    need(binary is not None, "nginx is not installed (apt-get install nginx)")
+    recorder = Recorder()
+    server = run_server(recorder)
+    port, tls_port = free_port(), free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(CONFIG.format(
+        tmp=tmp_path, port=port, tls_port=tls_port, upstream=server.server.port,
+        cert=pki.cert_file, key=pki.key_file,
+    ))
+    peer = Peer([binary, "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log")])
+    try:
+        try:
+            wait_for_port(port, 10)
+            wait_for_port(tls_port, 10)
+        except AssertionError:
+            log = (tmp_path / "error.log").read_text() if (tmp_path / "error.log").exists() else ""
+            raise AssertionError(f"nginx did not start: {peer.describe()} {log[-2000:]}") from None
+        yield recorder, f"ws://127.0.0.1:{port}/", f"wss://localhost:{tls_port}/"
+    finally:
+        peer.stop()
+
+
+def _messages():
+    for seed, (kind, size) in enumerate([("text", 5), ("binary", 64 * 1024), ("text", MiB), ("binary", MiB)]):
+        data = pattern(size, seed)
+        yield data.decode("ascii") if kind == "text" else data
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+@pytest.mark.parametrize("compression", ["deflate", None], ids=["deflate", "plain"])
+def test_messages_and_client_close_through_nginx(nginx, pki, scheme, compression) -> None:
+    recorder, ws_uri, wss_uri = nginx
+    uri = ws_uri if scheme == "ws" else wss_uri
+    context = pki.client_context() if scheme == "wss" else None
+    with wsclient.connect(uri, proxy=None, ssl_context=context, compression=compression) as ws:
+        offered = "permessage-deflate" in (ws.response.headers["Sec-WebSocket-Extensions"] or "")
+        assert offered == (compression is not None)
+        for message in _messages():
+            ws.send(message)
+            assert ws.recv(timeout=10) == message
+        ws.close(4001, "bye")
+        assert ws.close_code == 4001
+    assert recorder.done.wait(10)
+    assert recorder.via == ["yes"], "the connection did not go through nginx"
+    assert recorder.closes == [(4001, "bye")]
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+def test_server_close_through_nginx(nginx, pki, scheme) -> None:
+    recorder, ws_uri, wss_uri = nginx
+    uri = (ws_uri if scheme == "ws" else wss_uri) + "close"
+    context = pki.client_context() if scheme == "wss" else None
+    with wsclient.connect(uri, proxy=None, ssl_context=context) as ws:
+        with pytest.raises(wsclient.ConnectionClosedError) as caught:
+            ws.recv(timeout=10)
+    assert (caught.value.code, caught.value.reason) == (4002, "server bye")
+    assert recorder.done.wait(10)
+    assert recorder.via == ["yes"]
+
+
+def test_nginx_refuses_untrusted_name(nginx) -> None:
+    """TLS through nginx is really verified: without the test CA, the default context fails."""
+    _, _, wss_uri = nginx
+    with pytest.raises(ssl.SSLCertVerificationError):
+        wsclient.connect(wss_uri, proxy=None, timeout=5)
