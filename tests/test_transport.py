@@ -1,0 +1,298 @@
+"""Tests for wsclient.transport: direct TCP, unix sockets, sock=, TLS, and the deadline.
+
+Peers are real sockets on loopback; the TLS server uses the test PKI. Paths through proxies
+are in test_proxy.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+import time
+from typing import Iterator, List, Optional, Tuple
+
+import pytest
+
+from wsclient import transport
+from wsclient.uri import parse_uri
+
+from .pki import Pki
+from .proxies import missing
+from .test_tls import snapshot
+
+WAIT = 10.0  # seconds a server thread may take
+
+
+class Listener:
+    """A TCP (or unix) listener; a thread accepts one connection and, for TLS, handshakes."""
+
+    def __init__(self, family: int = socket.AF_INET, address: object = ("127.0.0.1", 0),
+                 context: Optional[ssl.SSLContext] = None, greeting: bytes = b"") -> None:
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.bind(address)
+        self.sock.listen(8)
+        self.sock.settimeout(0.05)
+        self.stopping = threading.Event()
+        self.address = self.sock.getsockname()
+        self.context = context
+        self.greeting = greeting
+        self.accepted: List[socket.socket] = []
+        self.errors: List[BaseException] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    def _accept(self) -> None:
+        end = time.monotonic() + WAIT
+        while not self.stopping.is_set() and time.monotonic() < end:
+            try:
+                conn, _ = self.sock.accept()
+                break
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+        else:
+            return
+        conn.settimeout(WAIT)
+        try:
+            if self.context is not None:
+                conn = self.context.wrap_socket(conn, server_side=True)
+            if self.greeting:
+                conn.sendall(self.greeting)
+        except (OSError, ssl.SSLError) as exc:
+            self.errors.append(exc)
+        self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(WAIT)
+        self.sock.close()
+        assert not self.thread.is_alive()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture
+def listen() -> Iterator:
+    listeners: List[Listener] = []
+
+    def start(*args: object, **kwargs: object) -> Listener:
+        listener = Listener(*args, **kwargs)  # type: ignore[arg-type]
+        listeners.append(listener)
+        return listener
+
+    yield start
+    for listener in listeners:
+        listener.close()
+
+
+def deadline(seconds: float = WAIT) -> float:
+    return time.monotonic() + seconds
+
+
+def check_ready(sock: object) -> None:
+    """What open_socket promises about the socket it returns."""
+    assert sock.gettimeout() is None  # type: ignore[attr-defined]
+
+
+# -- direct TCP ------------------------------------------------------------------------------
+
+
+def test_direct_ipv4(listen) -> None:
+    server = listen()
+    sock, leftover = transport.open_socket(parse_uri(f"ws://127.0.0.1:{server.port}/"),
+                                           deadline=deadline())
+    with sock:
+        assert leftover == b""
+        assert sock.getpeername() == ("127.0.0.1", server.port)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        check_ready(sock)
+
+
+def test_direct_ipv6(listen) -> None:
+    try:
+        server = listen(socket.AF_INET6, ("::1", 0))
+    except OSError as exc:
+        missing(f"IPv6 loopback is unavailable: {exc}")
+    sock, _ = transport.open_socket(parse_uri(f"ws://[::1]:{server.port}/"), deadline=deadline())
+    with sock:
+        assert sock.family == socket.AF_INET6
+        assert sock.getpeername()[:2] == ("::1", server.port)
+
+
+def test_direct_host_name(listen) -> None:
+    server = listen()
+    sock, _ = transport.open_socket(parse_uri(f"ws://localhost:{server.port}/"), deadline=None)
+    with sock:
+        assert sock.getpeername()[1] == server.port
+
+
+def test_refused_connection_passes_through() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nobody listens once the probe is closed
+    with pytest.raises(ConnectionRefusedError):
+        transport.open_socket(parse_uri(f"ws://127.0.0.1:{port}/"), deadline=deadline())
+
+
+def test_unknown_host_passes_gaierror_through() -> None:
+    with pytest.raises(socket.gaierror):
+        transport.open_socket(parse_uri("ws://host.invalid-example.test/"), deadline=deadline())
+
+
+def test_resolve_under_a_deadline() -> None:
+    results = transport.resolve("localhost", 80, deadline=deadline())
+    assert any(info[4][0] in ("127.0.0.1", "::1") for info in results)
+    assert transport.resolve("::1", 80, deadline=deadline())[0][0] == socket.AF_INET6
+
+
+def test_deadline_already_passed(listen) -> None:
+    server = listen()
+    with pytest.raises(TimeoutError):
+        transport.open_socket(parse_uri(f"ws://127.0.0.1:{server.port}/"),
+                              deadline=time.monotonic() - 1)
+
+
+@contextlib.contextmanager
+def full_backlog() -> Iterator[Tuple[str, int]]:
+    """A listener that never accepts, its queue filled: a new connect() hangs."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    fillers: List[socket.socket] = []
+    try:
+        for _ in range(64):
+            filler = socket.socket()
+            fillers.append(filler)
+            filler.settimeout(0.2)
+            try:
+                filler.connect(listener.getsockname())
+            except TimeoutError:
+                break
+        else:
+            pytest.fail("the listen queue never filled")
+        yield listener.getsockname()
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+def test_tcp_connect_bounded_by_deadline() -> None:
+    with full_backlog() as (host, port):
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            transport.open_socket(parse_uri(f"ws://{host}:{port}/"), deadline=deadline(0.5))
+        assert 0.4 < time.monotonic() - started < 3
+
+
+def test_tls_handshake_bounded_by_deadline(listen) -> None:
+    silent = listen()  # accepts TCP and never speaks TLS
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        transport.open_socket(parse_uri(f"wss://127.0.0.1:{silent.port}/"), deadline=deadline(0.5))
+    assert 0.4 < time.monotonic() - started < 3
+
+
+# -- unix sockets and sock= ------------------------------------------------------------------
+
+
+def test_unix_path(listen, tmp_path) -> None:
+    path = str(tmp_path / "ws.sock")
+    listen(socket.AF_UNIX, path)
+    sock, leftover = transport.open_socket(parse_uri("ws://localhost/chat"), deadline=deadline(),
+                                           unix_path=path)
+    with sock:
+        assert sock.family == socket.AF_UNIX
+        assert sock.getpeername() == path
+        assert leftover == b""
+        check_ready(sock)
+
+
+def test_unix_path_missing(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError):
+        transport.open_socket(parse_uri("ws://localhost/"), deadline=deadline(),
+                              unix_path=str(tmp_path / "absent.sock"))
+
+
+def test_given_socket_is_used(listen) -> None:
+    server = listen()
+    given = socket.create_connection(("127.0.0.1", server.port), timeout=3)
+    sock, leftover = transport.open_socket(parse_uri("ws://example.com/"), deadline=deadline(),
+                                           sock=given)
+    with sock:
+        assert sock is given
+        assert leftover == b""
+        check_ready(sock)
+
+
+def test_given_socket_ignores_proxy(listen) -> None:
+    from wsclient.proxy import parse_proxy_url
+
+    server = listen()
+    given = socket.create_connection(("127.0.0.1", server.port), timeout=3)
+    unused = parse_proxy_url("http://127.0.0.1:9")  # would be refused if it were tried
+    sock, _ = transport.open_socket(parse_uri("ws://example.com/"), deadline=deadline(),
+                                    sock=given, proxy=unused)
+    with sock:
+        assert sock is given
+
+
+def test_sock_and_unix_path_together_is_an_error(tmp_path) -> None:
+    with socket.socket() as given, pytest.raises(ValueError):
+        transport.open_socket(parse_uri("ws://localhost/"), deadline=None, sock=given,
+                              unix_path=str(tmp_path / "x"))
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_wss_verified(listen, pki: Pki, host: str) -> None:
+    server = listen(context=pki.server_context(), greeting=b"hi")
+    context = pki.client_context()
+    before = snapshot(context)
+    sock, _ = transport.open_socket(parse_uri(f"wss://{host}:{server.port}/"), deadline=deadline(),
+                                    ssl_context=context)
+    with sock:
+        assert isinstance(sock, ssl.SSLSocket)
+        assert sock.server_hostname == host
+        assert sock.getpeercert()["subject"][-1] == (("commonName", "localhost"),)
+        assert sock.recv(2) == b"hi"
+        check_ready(sock)
+    assert snapshot(context) == before
+
+
+def test_wss_default_context_does_not_trust_test_ca(listen, pki: Pki) -> None:
+    server = listen(context=pki.server_context())
+    with pytest.raises(ssl.SSLCertVerificationError):
+        transport.open_socket(parse_uri(f"wss://localhost:{server.port}/"), deadline=deadline())
+
+
+def test_wss_untrusted_certificate(listen, pki: Pki) -> None:
+    server = listen(context=pki.untrusted_server_context())
+    with pytest.raises(ssl.SSLCertVerificationError):
+        transport.open_socket(parse_uri(f"wss://localhost:{server.port}/"), deadline=deadline(),
+                              ssl_context=pki.client_context())
+
+
+def test_wss_wrong_host_name_closes_given_socket(listen, pki: Pki) -> None:
+    server = listen(context=pki.server_context())
+    given = socket.create_connection(("127.0.0.1", server.port), timeout=3)
+    with pytest.raises(ssl.SSLCertVerificationError, match="wrong.example"):
+        transport.open_socket(parse_uri("wss://wrong.example/"), deadline=deadline(),
+                              ssl_context=pki.client_context(), sock=given)
+    assert given.fileno() == -1
+
+
+def test_wss_over_unix_path(listen, pki: Pki, tmp_path) -> None:
+    path = str(tmp_path / "wss.sock")
+    listen(socket.AF_UNIX, path, context=pki.server_context(), greeting=b"ok")
+    sock, _ = transport.open_socket(parse_uri("wss://localhost/"), deadline=deadline(),
+                                    ssl_context=pki.client_context(), unix_path=path)
+    with sock:
+        assert sock.recv(2) == b"ok"

@@ -1,0 +1,474 @@
+"""Open a connected, maybe TLS-wrapped, socket for a WebSocket URI under one deadline.
+
+:func:`open_socket` is what ``connect()`` calls before the opening handshake: it resolves the
+name, connects over TCP (every address in turn), or through a proxy, or over a unix socket, or
+takes a socket the caller already connected, and wraps it in TLS for ``wss://`` (TLS inside
+TLS through an ``https://`` proxy, :class:`wsclient.tls.TLSInTLS`). HTTP proxies get TCP (and
+TLS) here and ``CONNECT`` from :mod:`wsclient.proxy`; SOCKS proxies are reached with PySocks
+(:func:`socks_connect`), which opens the socket itself, its errors mapped to
+:class:`~wsclient.exceptions.ProxyError`. Failing to resolve or reach a proxy is a
+``ProxyError`` too (chained to the ``OSError``); failing to reach a target directly is the
+``OSError`` itself.
+
+One ``deadline`` bounds all of it. It is a :func:`time.monotonic` time, not a duration, so
+the steps share it: DNS, each TCP attempt, the TLS handshake with a proxy, the SOCKS or
+``CONNECT`` negotiation and the TLS handshake with the target each get only the time left.
+``None`` means no bound. When it passes, the builtin :class:`TimeoutError` is raised.
+
+:func:`socket.getaddrinfo` cannot be given a timeout, and the standard library has no other
+resolver, so under a deadline the lookup runs in a daemon thread that is abandoned (it ends by
+itself when the system resolver gives up) if the deadline passes first. IP literals and
+lookups without a deadline run in the calling thread.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import ssl
+import threading
+import time
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
+
+import socks
+
+from . import tls
+from .exceptions import ProxyError
+from .http11 import HeadersLike
+from .proxy import ProxyURL, authority, http_connect
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .uri import WebSocketURI
+
+__all__ = ["open_socket", "open_tunnel", "connect_tcp", "resolve", "socks_connect", "start_tls"]
+
+logger = logging.getLogger(__name__)
+
+# (family, type, proto, canonname, sockaddr), as socket.getaddrinfo() gives them.
+AddrInfo = Tuple[int, int, int, str, Tuple[Any, ...]]
+
+#: PySocks' proxy type for each SOCKS scheme.
+_PYSOCKS_TYPES = {
+    "socks4": socks.SOCKS4, "socks4a": socks.SOCKS4, "socks5": socks.SOCKS5, "socks5h": socks.SOCKS5,
+}
+
+
+def _remaining(deadline: Optional[float], what: str) -> Optional[float]:
+    """Seconds left before ``deadline`` (``None``: no bound), or :class:`TimeoutError`."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(f"timed out {what}")
+    return left
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def resolve(
+    host: str, port: int, *, deadline: Optional[float], family: int = socket.AF_UNSPEC
+) -> Sequence[AddrInfo]:
+    """:func:`socket.getaddrinfo` for a TCP connection, bounded by ``deadline``.
+
+    Args:
+        host: a host name or an IP address (IPv6 without brackets).
+        port: the port.
+        deadline: a :func:`time.monotonic` time, or ``None``.
+        family: ``AF_UNSPEC`` (IPv6 and IPv4), ``AF_INET`` or ``AF_INET6``.
+
+    Returns:
+        The ``(family, type, proto, canonname, sockaddr)`` tuples, in the system's order.
+
+    Raises:
+        socket.gaierror: the name does not resolve (passed through unchanged).
+        TimeoutError: the deadline passed first.
+    """
+    flags = socket.AI_NUMERICHOST if _is_ip(host) else 0
+    if flags or deadline is None:
+        return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, socket.IPPROTO_TCP, flags)
+    timeout = _remaining(deadline, f"resolving {host!r}")
+    outcome: List[Any] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            outcome.append(
+                socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            )
+        except BaseException as exc:  # handed to the waiting thread
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name=f"wsclient-resolve-{host}", daemon=True).start()
+    if not done.wait(timeout):
+        raise TimeoutError(f"timed out resolving {host!r}")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _set_nodelay(sock: socket.socket) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # pragma: no cover - some platforms refuse it on some sockets
+            pass
+
+
+def _connect_any(addresses: Sequence[AddrInfo], deadline: Optional[float], what: str) -> socket.socket:
+    """Connect to each address in turn; the first that accepts, or the last error."""
+    last: Optional[OSError] = None
+    for family, type_, proto, _name, sockaddr in addresses:
+        timeout = _remaining(deadline, f"connecting to {what}")
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            logger.debug("connecting to %s at %s failed: %s", what, sockaddr, exc)
+            last = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        _set_nodelay(sock)
+        return sock
+    if last is None:
+        raise OSError(f"no address to connect to for {what}")
+    raise last
+
+
+def connect_tcp(host: str, port: int, *, deadline: Optional[float]) -> socket.socket:
+    """A TCP connection to ``host:port``: every address (IPv6 and IPv4) tried in turn.
+
+    Args:
+        host: a host name or an IP address (IPv6 without brackets).
+        port: the port.
+        deadline: a :func:`time.monotonic` time bounding DNS and all attempts, or ``None``.
+
+    Returns:
+        The connected socket, with ``TCP_NODELAY``, still carrying the last timeout.
+
+    Raises:
+        OSError: the last attempt's error, unchanged (:class:`ConnectionRefusedError`,
+            :class:`socket.gaierror`...).
+        TimeoutError: the deadline passed.
+    """
+    addresses = resolve(host, port, deadline=deadline)
+    return _connect_any(addresses, deadline, f"{host}:{port}")
+
+
+def start_tls(
+    sock: Any, context: ssl.SSLContext, server_hostname: str, *, deadline: Optional[float]
+) -> Any:
+    """Wrap ``sock`` in TLS and complete the handshake before ``deadline``.
+
+    An :class:`ssl.SSLSocket` (the TLS to an ``https://`` proxy) gets a
+    :class:`~wsclient.tls.TLSInTLS`; anything else :meth:`ssl.SSLContext.wrap_socket`.
+    ``context`` is used as given, never modified.
+
+    Args:
+        sock: a connected socket; on failure it is closed.
+        context: the TLS context.
+        server_hostname: the name for SNI and certificate checking (SNI is not sent for an
+            IP address; the certificate must then name the address).
+        deadline: a :func:`time.monotonic` time, or ``None``.
+
+    Returns:
+        The TLS socket, with the last timeout still set.
+
+    Raises:
+        ssl.SSLCertVerificationError: the certificate is not trusted or names another host.
+        ssl.SSLError, OSError: the handshake failed.
+        TimeoutError: the deadline passed.
+    """
+    try:
+        if isinstance(sock, ssl.SSLSocket):
+            wrapped: Any = tls.TLSInTLS(sock, context, server_hostname=server_hostname)
+        else:
+            wrapped = context.wrap_socket(
+                sock, server_hostname=server_hostname, do_handshake_on_connect=False
+            )
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        wrapped.settimeout(_remaining(deadline, f"before the TLS handshake with {server_hostname}"))
+        wrapped.do_handshake()
+    except BaseException:
+        wrapped.close()
+        raise
+    return wrapped
+
+
+class _DeadlineSocksSocket(socks.socksocket):
+    """A PySocks socket whose every wait during negotiation ends at one deadline.
+
+    PySocks applies one timeout to each operation; here each ``recv_into``/``send`` it makes
+    (through :meth:`socket.socket.makefile`) gets only the time left before the deadline.
+    """
+
+    deadline: Optional[float] = None
+
+    def _bound(self) -> None:
+        socket.socket.settimeout(self, _remaining(self.deadline, "negotiating with a SOCKS proxy"))
+
+    def recv_into(self, *args: Any, **kwargs: Any) -> int:
+        self._bound()
+        return int(super().recv_into(*args, **kwargs))
+
+    def send(self, *args: Any, **kwargs: Any) -> int:
+        self._bound()
+        return int(super().send(*args, **kwargs))
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The innermost error of a PySocks error (it wraps its own errors in others)."""
+    while isinstance(exc, socks.ProxyError) and exc.socket_err is not None:
+        exc = exc.socket_err
+    return exc
+
+
+def _socks_failure(exc: BaseException, proxy: ProxyURL, target: str) -> BaseException:
+    """The exception to raise for a PySocks failure during negotiation."""
+    cause = _unwrap(exc)
+    if isinstance(cause, TimeoutError):
+        return TimeoutError(f"SOCKS negotiation with proxy {proxy} timed out")
+    if isinstance(cause, socks.SOCKS5AuthError):
+        return ProxyError(f"proxy {proxy} refused authentication: {cause.msg}")
+    if isinstance(cause, (socks.SOCKS5Error, socks.SOCKS4Error)):
+        return ProxyError(f"proxy {proxy} could not open a tunnel to {target}: {cause.msg}")
+    if isinstance(cause, socks.GeneralProxyError) and "closed" in cause.msg:
+        return ProxyError(
+            f"proxy {proxy} closed the connection during SOCKS negotiation for {target} "
+            "(other credentials wanted, a target it cannot reach, or another SOCKS version)"
+        )
+    return ProxyError(f"SOCKS negotiation with proxy {proxy} for {target} failed: {cause}")
+
+
+def _check_socks_target(proxy: ProxyURL, host: str) -> None:
+    """SOCKS4 has no IPv6; socks4 and socks5 need an address (resolved by the caller)."""
+    if proxy.scheme.startswith("socks4") and ":" in host:
+        raise ProxyError(f"SOCKS4 cannot reach the IPv6 address {host}; use socks5 or socks5h")
+    if not proxy.remote_dns and not _is_ip(host):
+        raise ValueError(f"{proxy.scheme} resolves locally: pass an address, not {host!r}")
+
+
+def socks_connect(
+    proxy: ProxyURL,
+    addresses: Sequence[AddrInfo],
+    host: str,
+    port: int,
+    *,
+    deadline: Optional[float],
+) -> socket.socket:
+    """Connect to a SOCKS proxy and open a tunnel to ``host:port``, with PySocks.
+
+    Args:
+        proxy: the SOCKS proxy.
+        addresses: the proxy's addresses (:func:`socket.getaddrinfo` results), tried in turn
+            until one accepts a TCP connection.
+        host: the target: an IP address for ``socks4``/``socks5`` (they resolve locally),
+            an IP address or a name for ``socks4a``/``socks5h`` (the proxy resolves it).
+        port: the target port.
+        deadline: a :func:`time.monotonic` time bounding connection and negotiation, or
+            ``None``.
+
+    Returns:
+        A plain connected :class:`socket.socket` carrying the tunnel, in blocking mode.
+
+    Raises:
+        ProxyError: no address of the proxy accepted a connection, the proxy refused the
+            credentials or the tunnel, or broke the protocol.
+        TimeoutError: the deadline passed.
+        ValueError: ``host`` is a name for a scheme that resolves locally.
+    """
+    _check_socks_target(proxy, host)
+    proxy_type, rdns = _PYSOCKS_TYPES[proxy.scheme], proxy.remote_dns
+    target = authority(host, port)
+    last: Optional[BaseException] = None
+    for family, _type, _proto, _name, sockaddr in addresses:
+        sock = _DeadlineSocksSocket(family, socket.SOCK_STREAM)
+        sock.deadline = deadline
+        sock.set_proxy(proxy_type, sockaddr[0], sockaddr[1], rdns, proxy.username, proxy.password)
+        try:
+            sock.settimeout(_remaining(deadline, f"connecting to proxy {proxy}"))
+            sock.connect((host, port))
+        except socks.ProxyConnectionError as exc:  # the TCP connection to the proxy failed
+            sock.close()
+            last = _unwrap(exc)
+            if isinstance(last, TimeoutError):
+                raise TimeoutError(f"connecting to proxy {proxy} timed out") from None
+            continue
+        except (socks.ProxyError, OSError) as exc:
+            sock.close()
+            raise _socks_failure(exc, proxy, target) from _unwrap(exc)
+        except BaseException:
+            sock.close()
+            raise
+        logger.debug("SOCKS tunnel to %s via %s", target, proxy)
+        plain = socket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        plain.settimeout(None)
+        return plain
+    raise ProxyError(f"cannot connect to proxy {proxy}: {last}") from last
+
+
+def open_tunnel(
+    proxy: ProxyURL,
+    host: str,
+    port: int,
+    *,
+    deadline: Optional[float],
+    proxy_ssl_context: Optional[ssl.SSLContext] = None,
+    proxy_headers: HeadersLike = None,
+) -> Tuple[Any, bytes]:
+    """A socket connected to ``host:port`` through ``proxy``, and the bytes after its answer.
+
+    For ``socks4://`` and ``socks5://`` the target's name is resolved here (``socks4``:
+    IPv4 only) and the first address used; ``socks4a://`` and ``socks5h://`` hand the name to
+    the proxy and never resolve it. ``https://`` proxies get TLS first, with
+    ``proxy_ssl_context`` (default :func:`wsclient.tls.client_context`) and the proxy's name.
+
+    Args:
+        proxy: the proxy.
+        host: the target host (IPv6 without brackets).
+        port: the target port.
+        deadline: a :func:`time.monotonic` time bounding everything, or ``None``.
+        proxy_ssl_context: the TLS context for an ``https://`` proxy.
+        proxy_headers: extra header fields for an HTTP proxy's ``CONNECT``.
+
+    Returns:
+        ``(sock, leftover)``: the tunnel (an :class:`ssl.SSLSocket` for an ``https://``
+        proxy) and the bytes the proxy sent after its ``CONNECT`` answer (SOCKS: ``b""``).
+
+    Raises:
+        ProxyError: the proxy cannot be resolved or reached, refused, or failed.
+        ssl.SSLCertVerificationError: the ``https://`` proxy's certificate is not trusted.
+        socket.gaierror: ``socks4``/``socks5`` and the target's name does not resolve.
+        TimeoutError: the deadline passed.
+    """
+    try:
+        addresses = resolve(proxy.host, proxy.port, deadline=deadline)
+    except TimeoutError:
+        raise
+    except OSError as exc:
+        raise ProxyError(f"cannot resolve proxy {proxy}: {exc}") from exc
+    if proxy.is_socks:
+        target = host
+        if not proxy.remote_dns and not _is_ip(host):
+            family = socket.AF_INET if proxy.scheme == "socks4" else socket.AF_UNSPEC
+            target = resolve(host, port, deadline=deadline, family=family)[0][4][0]
+        return socks_connect(proxy, addresses, target, port, deadline=deadline), b""
+    try:
+        sock: Any = _connect_any(addresses, deadline, f"proxy {proxy}")
+    except TimeoutError:
+        raise
+    except OSError as exc:
+        raise ProxyError(f"cannot connect to proxy {proxy}: {exc}") from exc
+    if proxy.scheme == "https":
+        context = proxy_ssl_context or tls.client_context()
+        sock = start_tls(sock, context, proxy.host, deadline=deadline)
+    try:
+        leftover = http_connect(sock, proxy, host, port, deadline=deadline, headers=proxy_headers)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, leftover
+
+
+def _connect_unix(path: str, deadline: Optional[float]) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(_remaining(deadline, f"connecting to {path!r}"))
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def open_socket(
+    uri: "WebSocketURI",
+    *,
+    deadline: Optional[float],
+    proxy: Optional[ProxyURL] = None,
+    ssl_context: Optional[ssl.SSLContext] = None,
+    proxy_ssl_context: Optional[ssl.SSLContext] = None,
+    proxy_headers: HeadersLike = None,
+    sock: Optional[socket.socket] = None,
+    unix_path: Optional[str] = None,
+) -> Tuple[Any, bytes]:
+    """Open the connection a WebSocket handshake for ``uri`` goes over.
+
+    Exactly one way is taken: ``sock`` (already connected; TLS is still added for
+    ``wss://``), else ``unix_path``, else ``proxy``, else a direct TCP connection to
+    ``uri.host:uri.port``. ``proxy`` is ignored when ``sock`` or ``unix_path`` is given.
+    For ``wss://`` the result is wrapped in TLS with ``ssl_context`` (default
+    :func:`wsclient.tls.client_context`) and ``server_hostname=uri.host``.
+
+    Args:
+        uri: the WebSocket URI; with ``sock`` or ``unix_path`` it still gives the TLS
+            server name (and, to the caller, ``Host`` and the resource).
+        deadline: a :func:`time.monotonic` time bounding DNS, TCP, proxy negotiation and TLS
+            (see the module docstring), or ``None`` for no bound.
+        proxy: the proxy to go through, from :func:`wsclient.proxy.select_proxy`.
+        ssl_context: the TLS context for ``wss://``; never modified.
+        proxy_ssl_context: the TLS context for an ``https://`` proxy; never modified.
+        proxy_headers: extra header fields for an HTTP proxy's ``CONNECT``.
+        sock: a connected stream socket to use; this function owns it from now on and closes
+            it if it fails.
+        unix_path: the path of a unix domain socket to connect to.
+
+    Returns:
+        ``(sock, leftover)``: a socket-like object (a :class:`socket.socket`, an
+        :class:`ssl.SSLSocket` or a :class:`~wsclient.tls.TLSInTLS`) in blocking mode with
+        no timeout, and the bytes a proxy already sent from the server (feed them to the
+        protocol before reading the socket).
+
+    Raises:
+        OSError: DNS failure, refused connection and the like, unchanged.
+        ssl.SSLCertVerificationError: the server's certificate is not trusted.
+        ProxyError: the proxy refused or failed.
+        TimeoutError: the deadline passed.
+        ValueError: both ``sock`` and ``unix_path`` were given.
+    """
+    if sock is not None and unix_path is not None:
+        raise ValueError("give sock or unix_path, not both")
+    leftover = b""
+    conn: Any
+    if sock is not None:
+        conn = sock
+        _set_nodelay(conn)
+    elif unix_path is not None:
+        conn = _connect_unix(unix_path, deadline)
+    elif proxy is not None:
+        conn, leftover = open_tunnel(
+            proxy,
+            uri.host,
+            uri.port,
+            deadline=deadline,
+            proxy_ssl_context=proxy_ssl_context,
+            proxy_headers=proxy_headers,
+        )
+    else:
+        conn = connect_tcp(uri.host, uri.port, deadline=deadline)
+    try:
+        if uri.secure:
+            if leftover:
+                raise ProxyError(f"proxy {proxy} sent data before the TLS handshake began")
+            conn = start_tls(conn, ssl_context or tls.client_context(), uri.host, deadline=deadline)
+        conn.settimeout(None)
+    except BaseException:
+        conn.close()
+        raise
+    logger.debug("connected to %s:%s%s", uri.host, uri.port, f" via {proxy}" if proxy else "")
+    return conn, leftover
