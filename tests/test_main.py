@@ -159,7 +159,7 @@ def test_verbose_logs_frames_on_stderr(echo_server) -> None:
     result = run(["connect", echo_server.uri, "-v"], stdin="traced\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "traced"
-    assert "DEBUG" in result.stderr or "wsclient" in result.stderr
+    assert "client < text" in result.stderr
 
 
 @pytest.mark.parametrize("command", [[], ["demo"], ["connect"], ["serve"]])
