@@ -93,18 +93,25 @@ class Peer:
     def describe(self) -> str:
         return f"exit={self.process.poll()} stderr={' | '.join(self.stderr[-20:])!r}"
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Terminate the process (by PID), kill it if it outlives ``timeout``."""
+    def stop(self, timeout: float = 5.0, *, group: bool = False) -> None:
+        """Terminate the process (by PID), kill it if it outlives ``timeout``.
+
+        With ``group``, signal the process group this peer leads instead (it was started in
+        a session of its own, so the group holds only its children, e.g. Chromium's helpers).
+        """
+        kill = os.killpg if group else os.kill
         if self.process.poll() is None:
-            try:
-                os.kill(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            kill(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
+                kill(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout)
+        if group:
+            try:  # helpers that outlived their leader (the group id stays theirs)
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
