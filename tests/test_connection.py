@@ -374,3 +374,29 @@ def test_send_rejects_other_types(echo_server):
         for bad in [{"a": 1}, 42, None]:
             with pytest.raises(TypeError):
                 ws.send(bad)
+
+
+def test_recv_helpers_for_harnesses(echo_server):
+    with wsclient.connect(echo_server.uri) as ws:
+        ws.send('{"a": [1, 2]}')
+        assert ws.recv_json(timeout=5) == {"a": [1, 2]}
+        ws.send("not json")
+        with pytest.raises(ValueError):
+            ws.recv_json(timeout=5)
+        for text in ["noise 1", "noise 2", "wanted 3", "after"]:
+            ws.send(text)
+        skipped = []
+        assert ws.recv_until(lambda m: m.startswith("wanted"), timeout=5, skipped=skipped) == "wanted 3"
+        assert skipped == ["noise 1", "noise 2"]
+        with pytest.raises(TimeoutError):
+            ws.recv_until(lambda m: m == "never", timeout=0.5, skipped=skipped)
+        assert skipped[-1] == "after"
+        for i in range(3):
+            ws.send(f"q{i}")
+        deadline = time.monotonic() + 5
+        drained = []
+        while len(drained) < 3 and time.monotonic() < deadline:
+            drained += ws.drain()
+            time.sleep(0.01)
+        assert drained == ["q0", "q1", "q2"]
+        assert ws.drain() == []

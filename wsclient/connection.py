@@ -26,6 +26,7 @@ The socket is non-blocking; every wait is a ``poll()`` bounded by the caller's d
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import select
 import socket
@@ -33,7 +34,7 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Set, Union
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Set, Union
 
 from .close import CloseCode, serialize_close
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
@@ -221,6 +222,57 @@ class WebSocket:
             if deadline is not None and time.monotonic() >= deadline and not self._queue:
                 if not self._closed:
                     raise TimeoutError("no message received within the timeout")
+
+    def recv_json(self, timeout: Optional[float] = None) -> Any:
+        """Receive the next message and decode it as JSON.
+
+        Raises:
+            ValueError: the message is not valid JSON (``json.JSONDecodeError``).
+            TimeoutError, ConnectionClosed: as :meth:`recv`.
+        """
+        return json.loads(self.recv(timeout))
+
+    def recv_until(
+        self,
+        predicate: Callable[[Message], bool],
+        timeout: Optional[float] = None,
+        *,
+        skipped: Optional[List[Message]] = None,
+    ) -> Message:
+        """Receive until a message matches ``predicate``; for test harnesses.
+
+        Args:
+            predicate: called with each message; the first for which it is true is returned.
+            timeout: seconds for the whole wait; None waits as long as the connection is open.
+            skipped: a list to which the non-matching messages are appended, in order (they
+                are consumed either way; pass a list to keep or report them).
+
+        Returns:
+            The matching message.
+
+        Raises:
+            TimeoutError: nothing matched in time (``skipped`` holds what came instead).
+            ConnectionClosed: as :meth:`recv`.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            message = self.recv(_remaining(deadline, None))
+            if predicate(message):
+                return message
+            if skipped is not None:
+                skipped.append(message)
+
+    def drain(self) -> List[Message]:
+        """Return every message already received, without waiting; [] if none.
+
+        Stops quietly at the close: the next :meth:`recv` raises ``ConnectionClosed``.
+        """
+        messages: List[Message] = []
+        while True:
+            try:
+                messages.append(self.recv(timeout=0))
+            except (TimeoutError, ConnectionClosed):
+                return messages
 
     def send(
         self,
