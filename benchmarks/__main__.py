@@ -1,0 +1,113 @@
+"""``python -m benchmarks``: measure wsclient against its peers and a raw-socket baseline.
+
+Prints one table: each scenario, each library, the median of several alternating runs,
+the spread (min-max) and the ratio of the median to the raw-socket baseline's median in
+the same scenario, measured in the same run. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from typing import List, Optional
+
+from .scenarios import SCENARIOS, Config, Row
+
+NOTES = [
+    "All on loopback 127.0.0.1. Peers (servers or neutral clients) run in separate processes.",
+    "Scenarios 1-5: compression disabled for every client and server (wsclient's default is",
+    "  permessage-deflate), so all do the same work. Neutral server: websockets asyncio.",
+    "  Neutral client: benchmarks/raw.py in its own process.",
+    "MB/s counts payload bytes both ways (sent + received). 'vs raw' = median / raw's median.",
+    "Higher is better everywhere.",
+]
+
+
+def _fmt(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def render(rows: List[Row]) -> str:
+    """The result table as text."""
+    raw_median = {r.scenario: statistics.median(r.values) for r in rows if r.library == "raw" and r.values}
+    table = [("scenario", "library", "median", "unit", "spread (min-max)", "vs raw", "notes")]
+    for r in rows:
+        if r.error or not r.values:
+            table.append((r.scenario, r.library, "-", r.unit, "-", "-", f"failed: {r.error or 'no result'}"))
+            continue
+        med = statistics.median(r.values)
+        base = raw_median.get(r.scenario)
+        ratio = f"{med / base:.2f}" if base else "-"
+        notes = ", ".join(
+            f"{k} {_fmt(statistics.median(v))}" if v else k for k, v in r.notes.items()
+        )
+        spread = f"{_fmt(min(r.values))}-{_fmt(max(r.values))}"
+        table.append((r.scenario, r.library, _fmt(med), r.unit, spread, ratio, notes))
+    widths = [max(len(row[i]) for row in table) for i in range(6)]
+    lines = []
+    for i, row in enumerate(table):
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
+        cells += [row[j].rjust(widths[j]) for j in (2,)] + [row[3].ljust(widths[3])]
+        cells += [row[4].rjust(widths[4]), row[5].rjust(widths[5]), row[6]]
+        lines.append("  ".join(cells).rstrip())
+        if i == 0:
+            lines.append("-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def _prepare() -> None:
+    # Loopback only: no proxy from the environment may get in the way of any library.
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            del os.environ[name]
+    os.environ["no_proxy"] = "*"
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:  # 1,000 connections need more than 1,024 descriptors; children inherit.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (under a minute in all)")
+    parser.add_argument("--scenario", action="append", choices=list(SCENARIOS),
+                        help="run only this scenario (repeatable); default: all")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per library (default 5, quick 3)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds per run (default 1, quick 0.2)")
+    args = parser.parse_args(argv)
+    cfg = Config(
+        duration=args.duration if args.duration is not None else (0.2 if args.quick else 1.0),
+        repeat=args.repeat if args.repeat is not None else (3 if args.quick else 5),
+        quick=args.quick,
+    )
+    if cfg.repeat < 1 or cfg.duration <= 0:
+        parser.error("--repeat and --duration must be positive")
+    _prepare()
+    names = args.scenario or list(SCENARIOS)
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; "
+          f"{cfg.repeat} runs of {cfg.duration:g} s per library, libraries alternating", flush=True)
+    rows: List[Row] = []
+    start = time.monotonic()
+    for name in names:
+        t0 = time.monotonic()
+        rows += SCENARIOS[name](cfg)
+        print(f"  {name}: {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
+    print()
+    print(render(rows))
+    print()
+    for line in NOTES:
+        print(line)
+    print(f"total {time.monotonic() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Processes the benchmarks talk to: servers under test, the neutral echo server, neutral clients.
+
+Each runs as ``python -m benchmarks.peers ...`` in a process of its own, so it never shares
+the GIL with the code being measured. A server prints ``PORT <n>`` once it listens and
+serves until it is terminated. A driver (a neutral client built on :mod:`benchmarks.raw`)
+sets up its connections, prints ``READY``, then answers each ``run <seconds>`` line on its
+stdin with one JSON line ``{"ops": ..., "elapsed": ...}``, until ``quit`` or end of input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import selectors
+import struct
+import sys
+import time
+from typing import Any, Callable, List
+
+from . import raw
+
+HOST = "127.0.0.1"
+
+
+def _echo_sync(ws: Any) -> None:
+    for message in ws:
+        ws.send(message)
+
+
+def serve(lib: str, deflate: bool) -> None:
+    """Run one echo server forever; print its port first."""
+    if lib == "neutral":
+        asyncio.run(_serve_neutral(deflate))
+        return
+    if lib == "raw":
+        server: Any = raw.RawServer(HOST, 0, deflate=deflate)
+        port = server.port
+    elif lib == "wsclient":
+        import wsclient
+
+        server = wsclient.serve(_echo_sync, HOST, 0, compression="deflate" if deflate else None, max_size=None)
+        port = server.port
+    elif lib == "websockets":
+        from websockets.sync.server import serve as ws_serve
+
+        server = ws_serve(_echo_sync, HOST, 0, compression="deflate" if deflate else None, max_size=None)
+        port = server.socket.getsockname()[1]
+    else:
+        raise SystemExit(f"unknown server {lib}")
+    print(f"PORT {port}", flush=True)
+    server.serve_forever()
+
+
+async def _serve_neutral(deflate: bool) -> None:
+    from websockets.asyncio.server import serve as aserve
+
+    async def echo(ws: Any) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    compression = "deflate" if deflate else None
+    async with aserve(echo, HOST, 0, compression=compression, max_size=None, ping_interval=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        print(f"PORT {port}", flush=True)
+        await asyncio.Future()
+
+
+# -- drivers: neutral clients ---------------------------------------------------------
+
+
+def _timed(step: Callable[[], Any], duration: float) -> dict:
+    """Call ``step`` until ``duration`` seconds have passed (at least once)."""
+    ops = 0
+    start = time.perf_counter()
+    end = start + duration
+    now = start
+    while ops == 0 or now < end:
+        step()
+        ops += 1
+        now = time.perf_counter()
+    return {"ops": ops, "elapsed": now - start}
+
+
+def rtt_driver(port: int, message: bytes, opcode: int, deflate: bool) -> Callable[[float], dict]:
+    """One connection, echo round trips of ``message``."""
+    conn = raw.raw_connect(HOST, port, deflate=deflate)
+
+    def step() -> None:
+        conn.send(message, opcode)
+        conn.recv()
+
+    for _ in range(20):
+        step()
+    return lambda duration: _timed(step, duration)
+
+
+def handshake_driver(port: int) -> Callable[[float], dict]:
+    """Open a connection, close it properly, repeat."""
+
+    def step() -> None:
+        raw.raw_connect(HOST, port).close()
+
+    for _ in range(5):
+        step()
+    return lambda duration: _timed(step, duration)
+
+
+def many_driver(port: int, n: int) -> Callable[[float], dict]:
+    """``n`` connections, each with one 32-byte message in flight at all times when run."""
+    conns: List[raw.RawConnection] = [raw.raw_connect(HOST, port) for _ in range(n)]
+    key = os.urandom(4)
+    payload = b"x" * 32
+    frame = struct.pack("!BB", 0x81, 0x80 | 32) + key + raw.mask(payload, key)
+    reply = 2 + 32
+
+    def run(duration: float) -> dict:
+        sel = selectors.DefaultSelector()
+        pending = {}
+        for c in conns:
+            c.sock.setblocking(False)
+            sel.register(c.sock, selectors.EVENT_READ, c)
+            pending[c.sock.fileno()] = 0
+            c.sock.send(frame)
+        ops = 0
+        start = time.perf_counter()
+        end = start + duration
+        while True:
+            now = time.perf_counter()
+            if now >= end:
+                break
+            for key_, _ in sel.select(end - now):
+                sock = key_.fileobj
+                data = sock.recv(65536)  # type: ignore[union-attr]
+                if not data:
+                    raise ConnectionResetError("server closed a connection")
+                fd = sock.fileno()  # type: ignore[union-attr]
+                got = pending[fd] + len(data)
+                done, pending[fd] = divmod(got, reply)
+                for _ in range(done):
+                    sock.send(frame)  # type: ignore[union-attr]
+                ops += done
+        elapsed = time.perf_counter() - start
+        # Each connection still owes exactly one echo: read it so the next run starts clean.
+        sel.close()
+        for c in conns:
+            c.sock.settimeout(30)
+            owed = reply - pending[c.sock.fileno()]
+            while owed:
+                data = c.sock.recv(owed)
+                if not data:
+                    raise ConnectionResetError("server closed a connection")
+                owed -= len(data)
+        for c in conns:
+            c.sock.setblocking(True)
+        return {"ops": ops, "elapsed": elapsed}
+
+    return run
+
+
+def drive(args: argparse.Namespace) -> None:
+    """Set up a neutral client, print READY, answer ``run <seconds>`` lines."""
+    if args.mode == "rtt":
+        if args.json:
+            message, opcode = json_message(args.size).encode(), raw.TEXT
+        elif args.size <= 1024:
+            message, opcode = b"x" * args.size, raw.TEXT
+        else:
+            message, opcode = os.urandom(args.size), raw.BINARY
+        run = rtt_driver(args.port, message, opcode, args.deflate)
+    elif args.mode == "handshake":
+        run = handshake_driver(args.port)
+    elif args.mode == "many":
+        run = many_driver(args.port, args.n)
+    else:
+        raise SystemExit(f"unknown mode {args.mode}")
+    print("READY", flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] == "quit":
+            break
+        print(json.dumps(run(float(words[1]))), flush=True)
+
+
+def json_message(size: int) -> str:
+    """A compressible JSON document of about ``size`` bytes (deterministic)."""
+    records = []
+    total = 2
+    i = 0
+    while total < size:
+        record = json.dumps(
+            {"id": i, "name": f"user{i % 997}", "active": i % 3 == 0, "score": (i * 7919) % 10007,
+             "tags": ["alpha", "beta", "gamma"][: i % 4], "city": ["Paris", "Lima", "Oslo", "Pune"][i % 4]}
+        )
+        records.append(record)
+        total += len(record) + 2
+        i += 1
+    return "[" + ", ".join(records) + "]"
+
+
+def main(argv: List[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.peers")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser("serve")
+    p_serve.add_argument("lib", choices=["neutral", "raw", "wsclient", "websockets"])
+    p_serve.add_argument("--deflate", action="store_true")
+    p_drive = sub.add_parser("drive")
+    p_drive.add_argument("mode", choices=["rtt", "handshake", "many"])
+    p_drive.add_argument("--port", type=int, required=True)
+    p_drive.add_argument("--size", type=int, default=32)
+    p_drive.add_argument("--json", action="store_true")
+    p_drive.add_argument("--deflate", action="store_true")
+    p_drive.add_argument("--n", type=int, default=100)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(args.lib, args.deflate)
+    else:
+        drive(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

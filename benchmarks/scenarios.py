@@ -1,0 +1,430 @@
+"""The seven benchmark scenarios, each measured side by side, alternating libraries.
+
+Every scenario returns :class:`Row` values: one per (scenario, library), holding one figure
+per repeat. Libraries are run in turn within each repeat (the starting library rotates), so
+a burst of noise on this small shared machine hits every library rather than one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from . import peers, raw
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOST = "127.0.0.1"
+MIB = 1 << 20
+
+
+@dataclasses.dataclass
+class Config:
+    """How long and how often to measure."""
+
+    duration: float = 1.0
+    repeat: int = 5
+    quick: bool = False
+
+
+@dataclasses.dataclass
+class Row:
+    """One library in one scenario: a figure per repeat (higher is better)."""
+
+    scenario: str
+    library: str
+    unit: str
+    values: List[float] = dataclasses.field(default_factory=list)
+    notes: Dict[str, List[float]] = dataclasses.field(default_factory=dict)
+    error: Optional[str] = None
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+class Peer:
+    """A ``python -m benchmarks.peers`` process (a server or a driver)."""
+
+    def __init__(self, *args: str, ready: str, timeout: float = 60.0) -> None:
+        self.log = tempfile.TemporaryFile()
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.peers", *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT, env=env,
+        )
+        self.pid = self.proc.pid
+        self.first = self.readline(timeout)
+        if not self.first.startswith(ready):
+            raise RuntimeError(f"{args[0]} {args[1]} did not start: {self.first!r} {self._log_tail()}")
+
+    def readline(self, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            raise TimeoutError(f"peer {self.pid} silent for {timeout} s {self._log_tail()}")
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"peer {self.pid} exited {self._log_tail()}")
+        return line.strip()
+
+    def _log_tail(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-600:]
+
+    @property
+    def port(self) -> int:
+        return int(self.first.split()[1])
+
+    def run(self, duration: float, timeout: float = 120.0) -> dict:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"run {duration}\n")
+        self.proc.stdin.flush()
+        return json.loads(self.readline(duration + timeout))
+
+    def status(self) -> Dict[str, int]:
+        """VmRSS and VmHWM (KiB) and Threads from /proc/PID/status."""
+        out = {}
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM", "Threads"):
+                    out[key] = int(value.split()[0])
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+        self.log.close()
+
+    def __enter__(self) -> "Peer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def server(lib: str, deflate: bool = False) -> Peer:
+    return Peer("serve", lib, *(["--deflate"] if deflate else []), ready="PORT")
+
+
+def driver(mode: str, port: int, *extra: str, timeout: float = 60.0) -> Peer:
+    return Peer("drive", mode, "--port", str(port), *extra, ready="READY", timeout=timeout)
+
+
+# -- measuring --------------------------------------------------------------------------
+
+
+def timed(step: Callable[[], Any], duration: float) -> Tuple[int, float]:
+    """Call ``step`` until ``duration`` seconds have passed (at least once): (calls, seconds)."""
+    ops = 0
+    start = time.perf_counter()
+    end = start + duration
+    now = start
+    while ops == 0 or now < end:
+        step()
+        ops += 1
+        now = time.perf_counter()
+    return ops, now - start
+
+
+def alternate(rows: Dict[str, Row], runs: Dict[str, Callable[[], float]], repeat: int) -> None:
+    """Run each library once per repeat, rotating the order; record figures or the error."""
+    names = list(runs)
+    for rep in range(repeat):
+        k = rep % len(names)
+        for name in names[k:] + names[:k]:
+            row = rows[name]
+            if row.error:
+                continue
+            try:
+                row.values.append(runs[name]())
+            except Exception as exc:  # a library failing is a result, not a crash
+                row.error = f"{type(exc).__name__}: {exc}"[:120]
+
+
+def _url(port: int) -> str:
+    return f"ws://{HOST}:{port}/"
+
+
+# -- clients under test ---------------------------------------------------------------
+
+
+def open_client(lib: str, port: int, *, deflate: bool = False) -> Tuple[Callable[[Any], Any], Callable[[], None]]:
+    """Connect ``lib`` to the server on ``port``: (echo(message) -> reply, close)."""
+    if lib == "raw":
+        conn = raw.raw_connect(HOST, port, deflate=deflate)
+
+        def echo(message: Any) -> Any:
+            if isinstance(message, str):
+                conn.send(message.encode(), raw.TEXT)
+                return conn.recv()[1].decode()
+            conn.send(message, raw.BINARY)
+            return conn.recv()[1]
+
+        return echo, conn.close
+    if lib == "wsclient":
+        import wsclient
+
+        ws = wsclient.connect(_url(port), proxy=None, compression="deflate" if deflate else None, max_size=None)
+    elif lib == "websocket-client":
+        import websocket
+
+        ws = websocket.create_connection(_url(port))
+        if deflate:
+            raise RuntimeError("websocket-client has no permessage-deflate")
+
+        def echo_wc(message: Any) -> Any:
+            if isinstance(message, str):
+                ws.send(message)
+            else:
+                ws.send_binary(message)
+            return ws.recv()
+
+        return echo_wc, ws.close
+    elif lib == "websockets":
+        from websockets.sync.client import connect
+
+        ws = connect(_url(port), compression="deflate" if deflate else None, max_size=None, proxy=None)
+    else:
+        raise ValueError(lib)
+
+    def echo_ws(message: Any) -> Any:
+        ws.send(message)
+        return ws.recv()
+
+    return echo_ws, ws.close
+
+
+CLIENTS = ["raw", "wsclient", "websocket-client", "websockets"]
+SERVERS = ["raw", "wsclient", "websockets"]
+
+
+def _client_echo_rows(cfg: Config, title: str, unit: str, message: Any, per_op: float,
+                      port: int, libs: List[str], deflate: bool = False) -> List[Row]:
+    rows = {lib: Row(title, lib, unit) for lib in libs}
+    runs = {}
+    closers = []
+    for lib in libs:
+        try:
+            echo, close = open_client(lib, port, deflate=deflate)
+        except Exception as exc:
+            rows[lib].error = f"{type(exc).__name__}: {exc}"[:120]
+            continue
+        closers.append(close)
+        if echo(message) != message:
+            rows[lib].error = "echo mismatch"
+            continue
+        runs[lib] = (lambda e=echo: (lambda r: r[0] * per_op / r[1])(timed(lambda: e(message), cfg.duration)))
+    try:
+        alternate(rows, runs, cfg.repeat)
+    finally:
+        for close in closers:
+            try:
+                close()
+            except Exception:
+                pass
+    return list(rows.values())
+
+
+# -- the scenarios ------------------------------------------------------------------------
+
+
+def s1_client_rtt(cfg: Config) -> List[Row]:
+    """Client round trips/s, 32-byte text, against the neutral server (no compression)."""
+    with server("neutral") as srv:
+        return _client_echo_rows(cfg, "1 client rtt 32 B", "rt/s", "x" * 32, 1.0, srv.port, CLIENTS)
+
+
+def s2_client_throughput(cfg: Config) -> List[Row]:
+    """Client echo throughput, 1 MiB and 16 MiB binary, MB/s counting both directions."""
+    rows: List[Row] = []
+    with server("neutral") as srv:
+        for size in (MIB, 16 * MIB):
+            message = os.urandom(size)
+            title = f"2 client echo {size // MIB} MiB"
+            rows += _client_echo_rows(cfg, title, "MB/s", message, 2 * size / 1e6, srv.port, CLIENTS)
+    return rows
+
+
+def _server_rows(cfg: Config, title: str, unit: str, per_op: float, mode: str, *extra: str,
+                 deflate: bool = False) -> List[Row]:
+    rows = {lib: Row(title, lib, unit) for lib in SERVERS}
+    peers_: List[Peer] = []
+    runs = {}
+    try:
+        for lib in SERVERS:
+            try:
+                srv = server(lib, deflate)
+                peers_.append(srv)
+                drv = driver(mode, srv.port, *extra)
+                peers_.append(drv)
+            except Exception as exc:
+                rows[lib].error = f"{type(exc).__name__}: {exc}"[:120]
+                continue
+            runs[lib] = (lambda d=drv: (lambda r: r["ops"] * per_op / r["elapsed"])(d.run(cfg.duration)))
+        alternate(rows, runs, cfg.repeat)
+    finally:
+        for p in peers_:
+            p.stop()
+    return list(rows.values())
+
+
+def s3_server_rtt(cfg: Config) -> List[Row]:
+    """Server round trips/s, 32-byte text, from a neutral raw client in another process."""
+    return _server_rows(cfg, "3 server rtt 32 B", "rt/s", 1.0, "rtt", "--size", "32")
+
+
+def _many_once(lib: str, n: int, duration: float) -> Tuple[float, Dict[str, float]]:
+    with server(lib) as srv:
+        time.sleep(0.3)
+        before = srv.status()
+        with driver("many", srv.port, "--n", str(n), timeout=max(60.0, n * 0.1)) as drv:
+            time.sleep(0.5)
+            idle = srv.status()
+            result = drv.run(duration)
+            after = srv.status()
+    notes = {
+        "peak MiB": after["VmHWM"] / 1024,
+        "KiB/idle conn": (idle["VmRSS"] - before["VmRSS"]) / n,
+        "threads/conn": (idle["Threads"] - before["Threads"]) / n,
+    }
+    return result["ops"] / result["elapsed"], notes
+
+
+def s4_server_many(cfg: Config) -> List[Row]:
+    """Servers with 100 and 1,000 connections: aggregate rt/s, memory, threads."""
+    out: List[Row] = []
+    for n in (100, 1000):
+        rows = {lib: Row(f"4 server {n} conns", lib, "rt/s") for lib in SERVERS}
+
+        def run(lib: str, n: int = n) -> float:
+            rate, notes = _many_once(lib, n, cfg.duration)
+            for key, value in notes.items():
+                rows[lib].notes.setdefault(key, []).append(value)
+            return rate
+
+        alternate(rows, {lib: (lambda lib=lib: run(lib)) for lib in SERVERS}, max(1, cfg.repeat // 2 if cfg.quick else cfg.repeat))
+        out += rows.values()
+    return out
+
+
+def _handshake_client(lib: str, port: int) -> Callable[[], None]:
+    url = _url(port)
+    if lib == "raw":
+        return lambda: raw.raw_connect(HOST, port).close()
+    if lib == "wsclient":
+        import wsclient
+
+        return lambda: wsclient.connect(url, proxy=None, compression=None).close()
+    if lib == "websocket-client":
+        import websocket
+
+        return lambda: websocket.create_connection(url).close()
+    from websockets.sync.client import connect
+
+    return lambda: connect(url, compression=None, proxy=None).close()
+
+
+def s5_handshakes(cfg: Config) -> List[Row]:
+    """Opening (and closing) handshakes/s: clients vs the neutral server; servers vs a raw client."""
+    rows = {lib: Row("5 client handshakes", lib, "conn/s") for lib in CLIENTS}
+    with server("neutral") as srv:
+        runs = {}
+        for lib in CLIENTS:
+            step = _handshake_client(lib, srv.port)
+            step()
+            runs[lib] = (lambda s=step: (lambda r: r[0] / r[1])(timed(s, cfg.duration)))
+        alternate(rows, runs, cfg.repeat)
+    return list(rows.values()) + _server_rows(cfg, "5 server handshakes", "conn/s", 1.0, "handshake")
+
+
+def s6_deflate(cfg: Config) -> List[Row]:
+    """permessage-deflate echo of a 1 MiB compressible JSON text, MB/s of JSON both ways."""
+    message = peers.json_message(MIB)
+    per_op = 2 * len(message) / 1e6
+    libs = ["raw", "wsclient", "websockets"]
+    with server("neutral", deflate=True) as srv:
+        rows = _client_echo_rows(cfg, "6 client deflate 1 MiB JSON", "MB/s", message, per_op, srv.port, libs, deflate=True)
+    return rows + _server_rows(cfg, "6 server deflate 1 MiB JSON", "MB/s", per_op, "rtt",
+                               "--json", "--size", str(MIB), "--deflate", deflate=True)
+
+
+def _mask_functions() -> Dict[str, Tuple[Callable[[bytes, bytes], Any], str]]:
+    from wsclient.frames import apply_mask
+
+    funcs: Dict[str, Tuple[Callable[[bytes, bytes], Any], str]] = {
+        "raw": (raw.mask, "int XOR, 16 KiB chunks"),
+        "wsclient": (apply_mask, "pure Python"),
+    }
+    try:
+        from websocket._abnf import ABNF
+
+        funcs["websocket-client"] = (lambda data, key: ABNF.mask(key, data), "pure Python, one int")
+    except ImportError:
+        pass
+    try:
+        from websockets.frames import apply_mask as ws_mask
+
+        kind = "C extension" if type(ws_mask).__name__ == "builtin_function_or_method" else "pure Python"
+        funcs["websockets"] = (lambda data, key: ws_mask(data, key), kind)
+    except ImportError:
+        pass
+    try:
+        import numpy
+
+        def np_mask(data: bytes, key: bytes) -> bytes:
+            words = numpy.frombuffer(data, dtype="<u4", count=len(data) // 4)
+            out = (words ^ numpy.frombuffer(key, dtype="<u4")[0]).tobytes()
+            tail = len(data) & 3
+            return out + bytes(a ^ b for a, b in zip(data[len(data) - tail:], key)) if tail else out
+
+        funcs["numpy (reference)"] = (np_mask, "numpy, not a library here")
+    except ImportError:
+        pass
+    return funcs
+
+
+def s7_masking(cfg: Config) -> List[Row]:
+    """Masking MB/s on 1 MiB and 16 MiB, the functions called directly."""
+    funcs = _mask_functions()
+    out: List[Row] = []
+    key = b"\x12\x34\x56\x78"
+    for size in (MIB, 16 * MIB):
+        data = os.urandom(size)
+        expected = raw.mask(data, key)
+        rows = {name: Row(f"7 masking {size // MIB} MiB", name, "MB/s") for name in funcs}
+        runs = {}
+        for name, (fn, kind) in funcs.items():
+            rows[name].notes[kind] = []
+            if bytes(fn(data, key)) != expected:
+                rows[name].error = "wrong result"
+                continue
+            runs[name] = (lambda f=fn: (lambda r: r[0] * size / 1e6 / r[1])(timed(lambda: f(data, key), cfg.duration / 2)))
+        alternate(rows, runs, cfg.repeat)
+        out += rows.values()
+    return out
+
+
+SCENARIOS: Dict[str, Callable[[Config], List[Row]]] = {
+    "client-rtt": s1_client_rtt,
+    "client-throughput": s2_client_throughput,
+    "server-rtt": s3_server_rtt,
+    "server-many": s4_server_many,
+    "handshakes": s5_handshakes,
+    "deflate": s6_deflate,
+    "masking": s7_masking,
+}
