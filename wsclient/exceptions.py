@@ -5,7 +5,7 @@
     OSError
      └─ WebSocketError                  base of everything raised by wsclient
          ├─ ConnectionClosed            operating on a closed connection (.code, .reason)
-         │   ├─ ConnectionClosedOK      closed with 1000 or 1001
+         │   ├─ ConnectionClosedOK      closed with 1000, 1001, or an empty close frame
          │   └─ ConnectionClosedError   closed with any other code (1006: no close frame)
          ├─ InvalidURI                  not a valid ws:// or wss:// URI (also a ValueError)
          ├─ InvalidHandshake            the opening handshake failed
@@ -85,7 +85,11 @@ class ConnectionClosed(WebSocketError):
 
 
 class ConnectionClosedOK(ConnectionClosed):
-    """The connection closed normally (code 1000 or 1001)."""
+    """The connection closed normally: code 1000 or 1001, or an empty close frame (1005).
+
+    An empty close frame is what many peers send for a plain ``close()`` (Node's ``ws``
+    among them); like ``websockets``, wsclient counts it as a normal close.
+    """
 
 
 class ConnectionClosedError(ConnectionClosed):
