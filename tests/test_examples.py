@@ -1,0 +1,120 @@
+"""Run every example in examples/ so they cannot rot: in-process through main(), or as a
+subprocess for the servers that run until Ctrl-C."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+from types import ModuleType
+
+import pytest
+
+import wsclient
+
+from .conftest import RunningServer
+from .proxies import run_pproxy
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+TIMEOUT = 60
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", os.path.join(EXAMPLES, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class ExampleServer:
+    """An example server as a subprocess on port 0; stopped with SIGINT by PID."""
+
+    def __init__(self, name: str) -> None:
+        self.process = subprocess.Popen([sys.executable, os.path.join(EXAMPLES, f"{name}.py"), "--port", "0"],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.uri = self.process.stdout.readline().strip()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGINT)
+        try:
+            self.process.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.communicate(timeout=TIMEOUT)
+            pytest.fail("example server ignored SIGINT")
+        return self.process.returncode
+
+
+def test_every_example_is_tested() -> None:
+    names = {name[:-3] for name in os.listdir(EXAMPLES) if name.endswith(".py")}
+    tested = {"echo_client", "echo_server", "chat_server", "wss_client_custom_ca", "socks5_client",
+              "reconnect_client", "token_auth_server", "notebook_cell", "test_with_fixtures"}
+    assert names == tested
+
+
+def test_echo_client_with_its_own_server() -> None:
+    assert load("echo_client").main([]) == ["Hello", b"\x00binary\xff", "Goodbye"]
+
+
+def test_echo_server_and_client_as_processes() -> None:
+    server = ExampleServer("echo_server")
+    try:
+        assert server.uri.startswith("ws://127.0.0.1:")
+        result = subprocess.run([sys.executable, os.path.join(EXAMPLES, "echo_client.py"), "--uri", server.uri],
+                                capture_output=True, text=True, timeout=TIMEOUT)
+        assert result.returncode == 0, result.stderr
+        assert "got 'Goodbye'" in result.stdout
+    finally:
+        assert server.stop() == 0
+
+
+def test_chat_server_broadcasts() -> None:
+    server = ExampleServer("chat_server")
+    try:
+        with wsclient.connect(server.uri, proxy=None) as alice, wsclient.connect(server.uri, proxy=None) as bob:
+            bob_name = "%s:%s" % bob.local_address[:2]
+            assert alice.recv(timeout=10).endswith("joined")  # alice herself
+            assert alice.recv(timeout=10) == f"* {bob_name} joined"
+            bob.send("hi all")
+            assert alice.recv(timeout=10) == f"{bob_name}: hi all"
+    finally:
+        assert server.stop() == 0
+
+
+def test_wss_client_custom_ca(pki) -> None:
+    server = RunningServer(lambda ws: ws.send(ws.recv(timeout=10)), ssl_context=pki.server_context())
+    try:
+        uri = f"wss://localhost:{server.server.port}/"
+        assert load("wss_client_custom_ca").main(["--cafile", pki.ca_file, "--uri", uri]) == "hello over TLS"
+    finally:
+        server.stop()
+
+
+def test_socks5_client(tmp_path) -> None:
+    with run_pproxy(str(tmp_path)) as proxy:
+        assert load("socks5_client").main(["--proxy", proxy.url("socks5")]) == "through the proxy"
+
+
+def test_reconnect_client_survives_a_restart() -> None:
+    answers, reconnects = load("reconnect_client").main([])
+    assert answers == [f"m{i}" for i in range(20)]
+    assert reconnects >= 1
+
+
+def test_token_auth_server() -> None:
+    assert load("token_auth_server").main([]) == "welcome, you are in (/)"
+
+
+def test_notebook_cell() -> None:
+    assert load("notebook_cell").main() == {"echo": {"query": "status"}}
+
+
+def test_with_fixtures_example_passes() -> None:
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             os.path.join(EXAMPLES, "test_with_fixtures.py")],
+                            capture_output=True, text=True, timeout=TIMEOUT, cwd=EXAMPLES)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
