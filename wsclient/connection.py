@@ -520,10 +520,31 @@ class WebSocket:
         if pending:
             self._flush_control()
         if finished:
+            self._finish_writes()
             self._abort(None)
         elif closing:
             self._schedule(self._close_deadline)  # type: ignore[arg-type]
         return first
+
+    def _finish_writes(self) -> None:
+        """Before closing the transport, write what is still queued (the close reply).
+
+        Another thread may hold the write lock (a handler sending its echo): wait for it,
+        briefly, rather than shut the socket under a close frame that never went out.
+        """
+        if not (self._ctrl_pending or self._unsent):
+            return
+        limit = 1.0 if self.close_timeout is None else min(1.0, self.close_timeout)
+        if not self._write_lock.acquire(timeout=limit):
+            return
+        try:
+            with self._state_lock:
+                frames = self._take_pending()
+            self._write(frames, time.monotonic() + limit)
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            self._write_lock.release()
 
     def _ack_pings(self, data: bytes) -> None:
         """A pong acknowledges its ping and every earlier one (hold ``_state_lock``)."""
