@@ -1,0 +1,74 @@
+"""Smoke test: ``python -m benchmarks`` runs end to end and prints the expected table.
+
+No timing assertions (this machine is shared and noisy): only that every expected row is
+there, that nothing failed, and that each ratio to the raw baseline is a positive number.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import websocket  # noqa: F401  (the peers are test dependencies: fail, never skip, without them)
+import websockets  # noqa: F401
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--repeat", "1", "--duration", "0.05", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _rows(output: str) -> dict:
+    rows = {}
+    for line in output.splitlines():
+        match = re.match(r"^(\d [\w .,]+?)\s{2,}(\S+(?: \S+)?)\s{2,}(.*)$", line)
+        if match:
+            rows[(match.group(1), match.group(2))] = match.group(3)
+    return rows
+
+
+def _ratio(rest: str) -> float:
+    # median, unit, spread, ratio: the ratio is the fourth column after the library.
+    return float(rest.split()[3])
+
+
+def test_client_rtt_and_masking_table() -> None:
+    out = _run("--scenario", "client-rtt", "--scenario", "masking")
+    assert "scenario" in out and "vs raw" in out
+    rows = _rows(out)
+    for lib in ("raw", "wsclient", "websocket-client", "websockets"):
+        assert ("1 client rtt 32 B", lib) in rows, out
+        assert ("7 masking 1 MiB", lib) in rows, out
+        assert ("7 masking 16 MiB", lib) in rows, out
+    for key, rest in rows.items():
+        assert "failed" not in rest, (key, rest)
+        assert _ratio(rest) > 0, (key, rest)
+    assert _ratio(rows[("1 client rtt 32 B", "raw")]) == 1.0
+
+
+def test_server_rtt_table() -> None:
+    out = _run("--scenario", "server-rtt")
+    rows = _rows(out)
+    assert {lib for (scenario, lib) in rows if scenario == "3 server rtt 32 B"} == {
+        "raw", "wsclient", "websockets"
+    }, out
+    for key, rest in rows.items():
+        assert "failed" not in rest, (key, rest)
+        assert _ratio(rest) > 0, (key, rest)
+
+
+def test_rejects_unknown_scenario() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--scenario", "nope"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
