@@ -85,6 +85,7 @@ class WebSocket:
         close_timeout: Optional[float] = 10.0,
         max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
         initial_data: bytes = b"",
+        preamble: bytes = b"",
     ) -> None:
         self.request = request
         self.response = response
@@ -113,7 +114,7 @@ class WebSocket:
         self._queued = 0
         self._paused = False
         self._ctrl_pending: List[bytes] = []
-        self._unsent = b""
+        self._unsent = preamble  # Bytes that go out before any frame (a server's 101).
         self._closed = False  # The transport is closed (or closing down).
         self._fd_closed = False
         self._abort_cause: Optional[BaseException] = None
@@ -335,6 +336,7 @@ class WebSocket:
         with self._state_lock:
             self._pings[payload] = event
         self._send_frames(lambda: self._proto.send_ping(payload), None)
+        self._watcher.resume(self)  # Read the pong now, even if the watcher backed off.
         return event
 
     def pong(self, data: Union[str, bytes] = b"") -> None:

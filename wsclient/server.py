@@ -283,7 +283,8 @@ class WebSocketServer:
             parser = RequestParser()
             request = read_head(sock, parser, deadline)
             response, extra = self._upgrade(request)
-            send_all(sock, response.serialize(), deadline)
+            if response.status != 101:
+                send_all(sock, response.serialize(), deadline)
         except (InvalidHTTP, InvalidHeader, InvalidHandshake) as exc:
             logger.info("rejected a handshake from %s: %s", address, exc)
             _try_send(sock, error_response(exc).serialize(), deadline)
@@ -301,9 +302,13 @@ class WebSocketServer:
             sock, protocol, request=request, response=response, subprotocol=extra["subprotocol"],
             watcher=self._watcher, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
             close_timeout=self.close_timeout, max_queue=self.max_queue, initial_data=parser.leftover,
+            preamble=response.serialize(),
         )
+        # In server.connections before the client can see the 101, so a broadcast that
+        # the client's next message triggers already includes it.
         with self._lock:
             self._connections.add(ws)
+        ws._flush_control()
         if self._shutdown_requested:
             ws.close(1001)
         return ws
