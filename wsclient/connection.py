@@ -126,6 +126,10 @@ class WebSocket:
         self._ready: Set[threading.Event] = set()
         self._debug = logger.isEnabledFor(logging.DEBUG)
         sock.setblocking(False)
+        self._read_poll = select.poll()
+        self._read_poll.register(self._fd, select.POLLIN)
+        self._write_poll = select.poll()
+        self._write_poll.register(self._fd, select.POLLOUT)
         if initial_data:
             with self._read_lock:
                 self._process(initial_data, want=False)
@@ -440,10 +444,13 @@ class WebSocket:
                     return self._pop()
                 if self._closed:
                     return _NOTHING
-            data = self._recv_nowait()
-            if data is None:
+            # Poll first: on the hot path the data is not there yet, and a recv() that
+            # fails with EAGAIN costs a syscall and an exception for nothing.
+            if not (self._tls and self._sock.pending()):
                 if not self._wait_fd(select.POLLIN, deadline):
                     return _NOTHING
+            data = self._recv_nowait()
+            if data is None:
                 continue
             message = self._process(data, want=True)
             if message is not _NOTHING:
@@ -474,8 +481,9 @@ class WebSocket:
         if self._closed:
             return True
         timeout = _remaining(deadline, None)
-        poller = select.poll()
-        poller.register(self._fd, events)
+        # One poll object per direction, reused: reads and writes each happen under their
+        # own lock, so each object has one user at a time.
+        poller = self._read_poll if events == select.POLLIN else self._write_poll
         try:
             ready = poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999)))
         except OSError:
