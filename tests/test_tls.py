@@ -8,6 +8,7 @@ in test_proxy.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -173,24 +174,15 @@ class TLSServer:
             raise
 
 
-def pump(source: socket.socket, sink: socket.socket) -> None:
-    """Copy until end of stream, then half-close the sink (keeping its TLS state)."""
-    try:
-        while True:
-            data = source.recv(65536)
-            if not data:
-                break
-            sink.sendall(data)
-    except OSError:
-        pass
-    try:
-        socket.socket.shutdown(sink, socket.SHUT_WR)
-    except OSError:
-        pass
+RELAY_BUFFER = 256 * 1024  # bytes the relay holds per direction (so back-pressure shows)
 
 
 class Relay:
-    """Outer TLS server that relays the decrypted stream to ``inner`` over TCP."""
+    """Outer TLS server that relays the decrypted stream to ``inner`` over TCP.
+
+    One thread per connection does both directions with non-blocking sockets: OpenSSL does
+    not allow one SSL object to be read and written by two threads at once.
+    """
 
     def __init__(self, context: ssl.SSLContext, inner: TLSServer) -> None:
         self.inner = inner
@@ -198,10 +190,9 @@ class Relay:
 
     def _relay(self, outer: ssl.SSLSocket) -> None:
         with socket.create_connection(self.inner.address, timeout=DEADLINE) as upstream:
-            back = threading.Thread(target=pump, args=(upstream, outer), daemon=True)
-            back.start()
-            pump(outer, upstream)
-            back.join(DEADLINE)
+            outer.setblocking(False)
+            upstream.setblocking(False)
+            _Shuttle(outer, upstream).run()
 
     def __enter__(self) -> "Relay":
         self.inner.__enter__()
@@ -218,6 +209,64 @@ class Relay:
         outer = self.server.connect(pki.client_context(), "localhost")
         outer.settimeout(DEADLINE)
         return TLSInTLS(outer, context or pki.client_context(), server_hostname=server_hostname)
+
+
+_WOULD_BLOCK = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
+
+
+class _Shuttle:
+    """Moves bytes both ways between two non-blocking sockets until both ends are done."""
+
+    def __init__(self, outer: ssl.SSLSocket, upstream: socket.socket) -> None:
+        self.socks = (outer, upstream)
+        self.buffers = (bytearray(), bytearray())  # bytes read from socks[0], from socks[1]
+        self.reading = [True, True]
+        self.shut = [False, False]
+
+    def _read(self, side: int) -> bool:
+        if not self.reading[side] or len(self.buffers[side]) >= RELAY_BUFFER:
+            return False
+        try:
+            data = self.socks[side].recv(65536)
+        except _WOULD_BLOCK:
+            return False
+        except OSError:
+            data = b""
+        self.buffers[side].extend(data)
+        self.reading[side] = bool(data)
+        return True
+
+    def _write(self, side: int) -> bool:
+        """Write what was read from ``side`` to the other socket."""
+        buffer, target = self.buffers[side], self.socks[1 - side]
+        if not buffer:
+            if not self.reading[side] and not self.shut[1 - side]:
+                self.shut[1 - side] = True
+                with contextlib.suppress(OSError):  # keeps an SSLSocket's TLS state
+                    socket.socket.shutdown(target, socket.SHUT_WR)
+            return False
+        try:
+            del buffer[: target.send(buffer)]
+        except _WOULD_BLOCK:
+            return False
+        except OSError:
+            buffer.clear()
+        return True
+
+    def run(self) -> None:
+        end = time.monotonic() + 3 * DEADLINE
+        while time.monotonic() < end and not all(self.shut):
+            moved = [self._read(0), self._read(1), self._write(0), self._write(1)]
+            if any(moved) or self.socks[0].pending():
+                continue
+            poller = select.poll()
+            for side, sock in enumerate(self.socks):
+                events = select.POLLIN if self.reading[side] else 0
+                if self.buffers[1 - side]:
+                    events |= select.POLLOUT
+                if events:
+                    poller.register(sock.fileno(), events)
+            poller.poll(50)
 
 
 def echo(conn: ssl.SSLSocket) -> None:
