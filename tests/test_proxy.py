@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import socket
 import ssl
 import threading
@@ -374,11 +375,16 @@ def test_https_proxy_tls_in_tls(pki: Pki, squid_auth: RunningProxy, ws_target: E
 
 def test_https_proxy_socket_is_tls_in_tls(pki: Pki, squid_auth: RunningProxy,
                                           wss_target: EchoTarget) -> None:
+    from .test_tls import snapshot
+
     proxy = parse_proxy_url(squid_auth.url("https"))  # 127.0.0.1: the certificate names it
+    target_context, proxy_context = pki.client_context(), pki.client_context()
+    before = snapshot(target_context), snapshot(proxy_context)
     sock, leftover = transport.open_socket(
         parse_uri(wss_target.uri()), deadline=time.monotonic() + TIMEOUT, proxy=proxy,
-        ssl_context=pki.client_context(), proxy_ssl_context=pki.client_context(),
+        ssl_context=target_context, proxy_ssl_context=proxy_context,
     )
+    assert (snapshot(target_context), snapshot(proxy_context)) == before
     with sock:
         assert isinstance(sock, TLSInTLS)
         assert leftover == b""
@@ -492,6 +498,18 @@ def test_secrets_stay_on_their_side(squid_auth: RunningProxy, run_peer) -> None:
     assert "X-Target-Only" not in line
     assert target_token not in line
     assert "\nAuthorization" not in line and "[Authorization" not in line
+
+
+def test_debug_logs_hold_no_password(caplog, pproxy_auth: RunningProxy,
+                                     ws_target: EchoTarget) -> None:
+    caplog.set_level(logging.DEBUG, logger="wsclient")
+    for scheme in ("http", "socks5h"):
+        exchange(ws_target.uri(), pproxy_auth.url(scheme))
+    with pytest.raises(ProxyError):
+        wsclient.connect(ws_target.uri(), proxy=pproxy_auth.url("http", password=WRONG),
+                         timeout=TIMEOUT)
+    assert "via http://alice:***@" in caplog.text  # the proxy is logged, redacted
+    assert SECRET not in caplog.text and WRONG not in caplog.text
 
 
 def test_proxy_credentials_never_reach_the_target(pproxy_auth: RunningProxy,
