@@ -99,6 +99,10 @@ class WebSocket:
         self._watcher = watcher
         self._fd = sock.fileno()
         self._tls = hasattr(sock, "pending")
+        # OpenSSL does not allow two threads in one TLS connection at once (a concurrent
+        # read and write can report a false end of stream): one lock around each TLS call,
+        # never held while polling.
+        self._tls_lock: Optional[threading.Lock] = threading.Lock() if self._tls else None
         self._sendmsg = isinstance(sock, socket.socket) and not self._tls and hasattr(sock, "sendmsg")
         try:
             self._local_address = sock.getsockname()
@@ -459,7 +463,11 @@ class WebSocket:
     def _recv_nowait(self, size: int = _READ_SIZE) -> Optional[bytes]:
         """What the socket has now: bytes, b"" at EOF, None if nothing yet."""
         try:
-            data = self._sock.recv(size)
+            if self._tls_lock is None:
+                data = self._sock.recv(size)
+            else:
+                with self._tls_lock:
+                    data = self._sock.recv(size)
         except _WOULD_BLOCK:
             return None
         except OSError as exc:  # Reset by the peer, or closed under us.
@@ -468,7 +476,8 @@ class WebSocket:
         if self._tls and data:
             while self._sock.pending():
                 try:
-                    more = self._sock.recv(_READ_SIZE)
+                    with self._tls_lock:  # type: ignore[union-attr]
+                        more = self._sock.recv(_READ_SIZE)
                 except _WOULD_BLOCK:
                     break
                 if not more:
@@ -767,8 +776,11 @@ class WebSocket:
             try:
                 if self._sendmsg and len(buffers) > 1:
                     sent = self._sock.sendmsg(buffers)
-                else:
+                elif self._tls_lock is None:
                     sent = self._sock.send(buffers[0])
+                else:
+                    with self._tls_lock:
+                        sent = self._sock.send(buffers[0])
             except _WOULD_BLOCK:
                 if not self._wait_fd(select.POLLOUT, deadline):
                     self._unsent = b"".join(buffers)
