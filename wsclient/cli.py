@@ -18,7 +18,7 @@ from typing import Any, List, Optional, TextIO, Tuple
 
 from .client import connect as ws_connect
 from .connection import Message, WebSocket
-from .exceptions import ConnectionClosed, ConnectionClosedOK, InvalidURI
+from .exceptions import ConnectionClosed, InvalidURI
 from .server import WebSocketServer, broadcast, serve as ws_serve
 
 __all__ = ["demo", "connect", "serve", "format_message", "parse_address", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 from . import transport
 from .connection import DEFAULT_MAX_QUEUE, WebSocket
 from .deflate import DeflateOptions, PerMessageDeflate, client_accept, client_offer, compression_options
-from .exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from .exceptions import InvalidHandshake, InvalidStatus
 from .handshake import DEFAULT_USER_AGENT, ClientHandshake
 from .http11 import Headers, HeadersLike, ResponseParser
 from .protocol import DEFAULT_MAX_SIZE, Protocol, Side
@@ -104,29 +105,17 @@ def connect(
     options = compression_options(compression)
     _check_options(max_size=max_size, max_queue=max_queue, max_redirects=max_redirects)
     deadline = None if timeout is None else time.monotonic() + timeout
-    extra = Headers(headers) if headers is not None else Headers()
+    extra = Headers(headers)
+    settings = _Settings(
+        subprotocols=subprotocols, origin=origin, proxy=proxy, ssl_context=ssl_context,
+        deflate=options, max_size=max_size, ping_interval=ping_interval,
+        ping_timeout=ping_timeout, close_timeout=close_timeout, max_queue=max_queue,
+        user_agent=user_agent, sock=sock, unix_path=unix_path,
+        proxy_ssl_context=proxy_ssl_context, proxy_headers=proxy_headers,
+    )
     for attempt in range(max_redirects + 1):
         try:
-            return _open(
-                parsed,
-                deadline=deadline,
-                headers=extra,
-                subprotocols=subprotocols,
-                origin=origin,
-                proxy=proxy,
-                ssl_context=ssl_context,
-                options=options,
-                max_size=max_size,
-                ping_interval=ping_interval,
-                ping_timeout=ping_timeout,
-                close_timeout=close_timeout,
-                max_queue=max_queue,
-                user_agent=user_agent,
-                sock=sock,
-                unix_path=unix_path,
-                proxy_ssl_context=proxy_ssl_context,
-                proxy_headers=proxy_headers,
-            )
+            return _open(parsed, extra, settings, deadline)
         except InvalidStatus as exc:
             location = exc.response.headers.get("Location")
             if int(exc.response.status) not in _REDIRECTS or not location or attempt == max_redirects:
@@ -157,29 +146,51 @@ def _redirect(base: WebSocketURI, location: str, headers: Headers) -> tuple:
     return target, headers
 
 
-def _open(parsed: WebSocketURI, *, deadline: Optional[float], options: Optional[DeflateOptions], **kw: Any) -> WebSocket:
+@dataclass(frozen=True)
+class _Settings:
+    """The options of one ``connect()`` call that every attempt (redirect) reuses."""
+
+    subprotocols: Optional[Sequence[str]]
+    origin: Optional[str]
+    proxy: Optional[str]
+    ssl_context: Optional[ssl.SSLContext]
+    deflate: Optional[DeflateOptions]
+    max_size: Optional[int]
+    ping_interval: Optional[float]
+    ping_timeout: Optional[float]
+    close_timeout: Optional[float]
+    max_queue: Optional[int]
+    user_agent: Optional[str]
+    sock: Any
+    unix_path: Optional[str]
+    proxy_ssl_context: Optional[ssl.SSLContext]
+    proxy_headers: HeadersLike
+
+
+def _open(parsed: WebSocketURI, headers: Headers, settings: _Settings, deadline: Optional[float]) -> WebSocket:
     """One attempt: connect, handshake, and build the connection."""
     proxy_url = None
-    if kw["sock"] is None and kw["unix_path"] is None:
-        proxy_url = select_proxy(parsed, kw["proxy"])
+    if settings.sock is None and settings.unix_path is None:
+        proxy_url = select_proxy(parsed, settings.proxy)
     sock, leftover = transport.open_socket(
         parsed,
         deadline=deadline,
         proxy=proxy_url,
-        ssl_context=kw["ssl_context"],
-        proxy_ssl_context=kw["proxy_ssl_context"],
-        proxy_headers=kw["proxy_headers"],
-        sock=kw["sock"],
-        unix_path=kw["unix_path"],
+        ssl_context=settings.ssl_context,
+        proxy_ssl_context=settings.proxy_ssl_context,
+        proxy_headers=settings.proxy_headers,
+        sock=settings.sock,
+        unix_path=settings.unix_path,
     )
+    options = settings.deflate
     try:
         handshake = ClientHandshake(
             parsed,
-            origin=kw["origin"],
-            subprotocols=kw["subprotocols"],
+            origin=settings.origin,
+            subprotocols=settings.subprotocols,
             extensions=client_offer(options) if options is not None else None,
-            headers=kw["headers"],
-            user_agent=kw["user_agent"],
+            headers=headers,
+            user_agent=settings.user_agent,
         )
         send_all(sock, handshake.request.serialize(), deadline)
         parser = ResponseParser()
@@ -189,7 +200,7 @@ def _open(parsed: WebSocketURI, *, deadline: Optional[float], options: Optional[
         result = handshake.check_response(response)
         params = client_accept(options, result.extensions) if options is not None else None
         deflate = PerMessageDeflate(params, is_client=True, options=options) if params else None
-        protocol = Protocol(Side.CLIENT, max_size=kw["max_size"], deflate=deflate)
+        protocol = Protocol(Side.CLIENT, max_size=settings.max_size, deflate=deflate)
         return WebSocket(
             sock,
             protocol,
@@ -197,10 +208,10 @@ def _open(parsed: WebSocketURI, *, deadline: Optional[float], options: Optional[
             response=response,
             subprotocol=result.subprotocol,
             watcher=client_watcher(),
-            ping_interval=kw["ping_interval"],
-            ping_timeout=kw["ping_timeout"],
-            close_timeout=kw["close_timeout"],
-            max_queue=kw["max_queue"],
+            ping_interval=settings.ping_interval,
+            ping_timeout=settings.ping_timeout,
+            close_timeout=settings.close_timeout,
+            max_queue=settings.max_queue,
             initial_data=parser.leftover,
         )
     except BaseException:

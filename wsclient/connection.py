@@ -38,7 +38,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optiona
 
 from .close import CloseCode, serialize_close
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
-from .protocol import OK_CLOSE_CODES, Close, Ping, Pong, Protocol, Side
+from .protocol import OK_CLOSE_CODES, Close, Pong, Protocol, Side
 from .watcher import BACKOFF, Watcher
 
 __all__ = ["WebSocket", "DEFAULT_MAX_QUEUE", "Message"]
@@ -219,7 +219,7 @@ class WebSocket:
                     raise self._closed_error()
             if self._read_lock.acquire(blocking=False):
                 try:
-                    message = self._read_message(deadline)
+                    message = self._read(deadline, want=True)
                 finally:
                     self._release_read()
                 if message is not _NOTHING:
@@ -440,11 +440,16 @@ class WebSocket:
             self._watcher.resume(self)
         return message
 
-    def _read_message(self, deadline: Optional[float]) -> Message:
-        """Read until a message arrives (hold ``_read_lock``); _NOTHING on timeout/close."""
+    def _read(self, deadline: Optional[float], *, want: bool) -> Message:
+        """Read the socket (hold ``_read_lock``) until the deadline or the close.
+
+        With ``want``, return the first message that arrives (or was queued); without it,
+        queue every message and only return at the deadline or the close. Returns
+        _NOTHING at the deadline or the close.
+        """
         while True:
             with self._state_lock:
-                if self._queue:
+                if want and self._queue:
                     return self._pop()
                 if self._closed:
                     return _NOTHING
@@ -456,7 +461,7 @@ class WebSocket:
             data = self._recv_nowait()
             if data is None:
                 continue
-            message = self._process(data, want=True)
+            message = self._process(data, want=want)
             if message is not _NOTHING:
                 return message
 
@@ -539,21 +544,21 @@ class WebSocket:
         if pending:
             self._flush_control()
         if finished:
-            self._finish_writes()
+            self._finish_writes(1.0 if self.close_timeout is None else min(1.0, self.close_timeout))
             self._abort(None)
         elif closing:
             self._schedule(self._close_deadline)  # type: ignore[arg-type]
         return first
 
-    def _finish_writes(self) -> None:
-        """Before closing the transport, write what is still queued (the close reply).
+    def _finish_writes(self, limit: float) -> None:
+        """Before closing the transport, write what is still queued (a close frame).
 
-        Another thread may hold the write lock (a handler sending its echo): wait for it,
-        briefly, rather than shut the socket under a close frame that never went out.
+        Another thread may hold the write lock (a handler sending its echo): wait for it
+        up to ``limit`` seconds rather than shut the socket under a close frame that never
+        went out.
         """
         if not (self._ctrl_pending or self._unsent):
             return
-        limit = 1.0 if self.close_timeout is None else min(1.0, self.close_timeout)
         if not self._write_lock.acquire(timeout=limit):
             return
         try:
@@ -583,13 +588,7 @@ class WebSocket:
                 return
             if self._read_lock.acquire(blocking=False):
                 try:
-                    while not self._closed:
-                        data = self._recv_nowait()
-                        if data is None:
-                            if not self._wait_fd(select.POLLIN, deadline):
-                                return
-                            continue
-                        self._process(data, want=False)
+                    self._read(deadline, want=False)
                 finally:
                     self._release_read()
             else:
@@ -657,7 +656,7 @@ class WebSocket:
             self._abort(TimeoutError("the peer did not close the TCP connection"))
             return None
         if self._pong_deadline is not None and now >= self._pong_deadline and not self._paused:
-            self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout", wait=0.0)
             return None
         if self._next_ping is not None and now >= self._next_ping and self.ping_interval:
             self._send_keepalive(now)
@@ -681,12 +680,19 @@ class WebSocket:
                 self._pong_deadline = now + self.ping_timeout
         self._flush_control()
 
-    def _fail(self, code: int, reason: str) -> None:
-        """Close with ``code`` without waiting for the peer (keepalive timeout)."""
+    def _fail(self, code: int, reason: str, *, wait: float, cause: Optional[BaseException] = None) -> None:
+        """Close with ``code`` without waiting for the peer's answer.
+
+        Args:
+            code, reason: what the close frame says.
+            wait: how long the close frame may wait for another writer (0 in the watcher
+                thread, which must never block).
+            cause: the ``__cause__`` of later errors (default: a TimeoutError(reason)).
+        """
         with self._state_lock:
             self._ctrl_pending += self._proto.fail(code, reason)
-        self._flush_control()
-        self._abort(TimeoutError(reason))
+        self._finish_writes(wait)
+        self._abort(cause if cause is not None else TimeoutError(reason))
 
     # -- writing -----------------------------------------------------------------------
 
@@ -736,24 +742,12 @@ class WebSocket:
                 try:
                     piece = next(fragments, _NOTHING)
                 except Exception as exc:
-                    self._abandon_message(exc)
+                    # The message cannot be finished: fail the connection (1011).
+                    self._fail(CloseCode.INTERNAL_ERROR, "", wait=1.0, cause=exc)
                     raise
             self._write_frame(lambda: self._proto.send_fragment(empty, fin=True, compress=compress), deadline)
         finally:
             self._message_lock.release()
-
-    def _abandon_message(self, exc: BaseException) -> None:
-        """The caller's iterable failed mid-message, which cannot be finished: close (1011)."""
-        if self._write_lock.acquire(timeout=1.0):
-            try:
-                with self._state_lock:
-                    frames = self._take_pending() + self._proto.fail(CloseCode.INTERNAL_ERROR, "")
-                self._write(frames, time.monotonic() + 1.0)
-            except (OSError, TimeoutError):
-                pass
-            finally:
-                self._release_write()
-        self._abort(exc)
 
     def _write_or_abort(self, buffers: List[bytes], deadline: Optional[float]) -> None:
         try:
@@ -768,7 +762,7 @@ class WebSocket:
             logger.debug("%s > %d bytes", self._proto.side.value, sum(map(len, buffers)))
 
     def _write(self, buffers: List[bytes], deadline: Optional[float]) -> None:
-        """Write everything (hold ``_send_lock``); TimeoutError at the deadline."""
+        """Write everything (hold ``_write_lock``); TimeoutError at the deadline."""
         if self._unsent:
             buffers = [self._unsent, *buffers]
             self._unsent = b""

@@ -37,12 +37,12 @@ import logging
 import os
 import re
 import socket
-import time
 import urllib.parse
 from typing import TYPE_CHECKING, Mapping, Optional, Tuple, Union
 
 from .exceptions import InvalidHTTP, InvalidURI, ProxyError
 from .http11 import Headers, HeadersLike, Request, ResponseParser
+from .sockio import remaining, send_all
 
 if TYPE_CHECKING:  # pragma: no cover
     from .uri import WebSocketURI
@@ -329,16 +329,6 @@ def select_proxy(
     return parse_proxy_url(proxy)
 
 
-def _remaining(deadline: Optional[float]) -> Optional[float]:
-    """Seconds left before ``deadline`` (``None``: no bound), or :class:`TimeoutError`."""
-    if deadline is None:
-        return None
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("timed out")
-    return left
-
-
 def authority(host: str, port: int) -> str:
     """``host:port``, the host bracketed if IPv6 (RFC 3986 section 3.2.2)."""
     if ":" in host:  # IPv6, with its zone escaped as in a URI (RFC 6874)
@@ -381,13 +371,6 @@ def connect_request(
     return Request("CONNECT", target, fields).serialize()
 
 
-def _send_all(sock: socket.socket, data: bytes, deadline: Optional[float]) -> None:
-    view = memoryview(data)
-    while view:
-        sock.settimeout(_remaining(deadline))
-        view = view[sock.send(view) :]
-
-
 def http_connect(
     sock: socket.socket,
     proxy: ProxyURL,
@@ -421,9 +404,9 @@ def http_connect(
     logger.debug("CONNECT %s via %s", target, proxy)
     parser = ResponseParser(head_only=True)
     try:
-        _send_all(sock, connect_request(proxy, host, port, headers), deadline)
+        send_all(sock, connect_request(proxy, host, port, headers), deadline)
         while True:
-            sock.settimeout(_remaining(deadline))
+            sock.settimeout(remaining(deadline))
             data = sock.recv(_READ_SIZE)
             try:
                 response = parser.feed(data)

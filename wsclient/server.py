@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .connection import DEFAULT_MAX_QUEUE, WebSocket
 from .deflate import DeflateOptions, PerMessageDeflate, compression_options, server_accept
-from .exceptions import ConnectionClosed, InvalidHandshake, InvalidHeader, InvalidHTTP
+from .exceptions import ConnectionClosed, InvalidHandshake
 from .handshake import (
     accept_response,
     check_request,
@@ -282,24 +282,24 @@ class WebSocketServer:
                 sock = self.ssl_context.wrap_socket(sock, server_side=True)
             parser = RequestParser()
             request = read_head(sock, parser, deadline)
-            response, extra = self._upgrade(request)
+            response, subprotocol, deflate = self._upgrade(request)
             if response.status != 101:
                 send_all(sock, response.serialize(), deadline)
-        except (InvalidHTTP, InvalidHeader, InvalidHandshake) as exc:
+        except InvalidHandshake as exc:  # Malformed or refused: answer 4xx, say why.
             logger.info("rejected a handshake from %s: %s", address, exc)
             _try_send(sock, error_response(exc).serialize(), deadline)
             sock.close()
             return None
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
+        except OSError as exc:  # TLS failures and timeouts included.
             logger.info("handshake with %s failed: %s", address, exc)
             sock.close()
             return None
         if response.status != 101:
             sock.close()
             return None
-        protocol = Protocol(Side.SERVER, max_size=self.max_size, deflate=extra["deflate"])
+        protocol = Protocol(Side.SERVER, max_size=self.max_size, deflate=deflate)
         ws = WebSocket(
-            sock, protocol, request=request, response=response, subprotocol=extra["subprotocol"],
+            sock, protocol, request=request, response=response, subprotocol=subprotocol,
             watcher=self._watcher, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
             close_timeout=self.close_timeout, max_queue=self.max_queue, initial_data=parser.leftover,
             preamble=response.serialize(),
@@ -313,15 +313,16 @@ class WebSocketServer:
             ws.close(1001)
         return ws
 
-    def _upgrade(self, request: Request) -> Tuple[Response, dict]:
-        """Decide the answer to a request: 101 and what was negotiated, or another response."""
+    def _upgrade(self, request: Request) -> Tuple[Response, Optional[str], Optional[PerMessageDeflate]]:
+        """Decide the answer to a request: the response, and with a 101 the negotiated
+        subprotocol and permessage-deflate codec."""
         if self.process_request is not None:
             answer = self.process_request(request)
             if answer is not None:
-                return Response.coerce(answer), {}
+                return Response.coerce(answer), None, None
         check_request(request)
         if self.origins is not None and request.headers.get("Origin") not in self.origins:
-            return reject_response(403, "origin not allowed"), {}
+            return reject_response(403, "origin not allowed"), None, None
         offered = offered_subprotocols(request)
         if self.select_subprotocol is not None:
             subprotocol = self.select_subprotocol(request, offered) if offered else None
@@ -337,7 +338,7 @@ class WebSocketServer:
                 extensions, params = accepted
                 deflate = PerMessageDeflate(params, is_client=False, options=self.deflate_options)
         response = accept_response(request, subprotocol=subprotocol, extensions=extensions)
-        return response, {"subprotocol": subprotocol, "deflate": deflate}
+        return response, subprotocol, deflate
 
     def _run_handler(self, ws: WebSocket) -> None:
         try:

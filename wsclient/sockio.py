@@ -21,8 +21,12 @@ class _Parser(Protocol[T]):  # pragma: no cover - a typing aid
     def feed(self, data: bytes) -> Optional[T]: ...
 
 
-def remaining(deadline: Optional[float]) -> Optional[float]:
+def remaining(deadline: Optional[float], what: str = "during the opening handshake") -> Optional[float]:
     """Seconds left until ``deadline``, or None without one.
+
+    Args:
+        deadline: a ``time.monotonic()`` value, or None.
+        what: what was being done, for the error message ("timed out {what}").
 
     Raises:
         TimeoutError: the deadline has passed.
@@ -31,7 +35,7 @@ def remaining(deadline: Optional[float]) -> Optional[float]:
         return None
     left = deadline - time.monotonic()
     if left <= 0:
-        raise TimeoutError("timed out during the opening handshake")
+        raise TimeoutError(f"timed out {what}")
     return left
 
 

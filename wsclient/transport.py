@@ -28,7 +28,6 @@ import logging
 import socket
 import ssl
 import threading
-import time
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
 import socks
@@ -37,6 +36,7 @@ from . import tls
 from .exceptions import ProxyError
 from .http11 import HeadersLike
 from .proxy import ProxyURL, authority, http_connect
+from .sockio import remaining
 
 if TYPE_CHECKING:  # pragma: no cover
     from .uri import WebSocketURI
@@ -52,16 +52,6 @@ AddrInfo = Tuple[int, int, int, str, Tuple[Any, ...]]
 _PYSOCKS_TYPES = {
     "socks4": socks.SOCKS4, "socks4a": socks.SOCKS4, "socks5": socks.SOCKS5, "socks5h": socks.SOCKS5,
 }
-
-
-def _remaining(deadline: Optional[float], what: str) -> Optional[float]:
-    """Seconds left before ``deadline`` (``None``: no bound), or :class:`TimeoutError`."""
-    if deadline is None:
-        return None
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError(f"timed out {what}")
-    return left
 
 
 def _is_ip(host: str) -> bool:
@@ -93,7 +83,7 @@ def resolve(
     flags = socket.AI_NUMERICHOST if _is_ip(host) else 0
     if flags or deadline is None:
         return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, socket.IPPROTO_TCP, flags)
-    timeout = _remaining(deadline, f"resolving {host!r}")
+    timeout = remaining(deadline, f"resolving {host!r}")
     outcome: List[Any] = []
     done = threading.Event()
 
@@ -127,7 +117,7 @@ def _connect_any(addresses: Sequence[AddrInfo], deadline: Optional[float], what:
     """Connect to each address in turn; the first that accepts, or the last error."""
     last: Optional[OSError] = None
     for family, type_, proto, _name, sockaddr in addresses:
-        timeout = _remaining(deadline, f"connecting to {what}")
+        timeout = remaining(deadline, f"connecting to {what}")
         sock = socket.socket(family, type_, proto)
         try:
             sock.settimeout(timeout)
@@ -202,7 +192,7 @@ def start_tls(
         sock.close()
         raise
     try:
-        wrapped.settimeout(_remaining(deadline, f"before the TLS handshake with {server_hostname}"))
+        wrapped.settimeout(remaining(deadline, f"before the TLS handshake with {server_hostname}"))
         wrapped.do_handshake()
     except BaseException:
         wrapped.close()
@@ -220,7 +210,7 @@ class _DeadlineSocksSocket(socks.socksocket):
     deadline: Optional[float] = None
 
     def _bound(self) -> None:
-        socket.socket.settimeout(self, _remaining(self.deadline, "negotiating with a SOCKS proxy"))
+        socket.socket.settimeout(self, remaining(self.deadline, "negotiating with a SOCKS proxy"))
 
     def recv_into(self, *args: Any, **kwargs: Any) -> int:
         self._bound()
@@ -301,7 +291,7 @@ def socks_connect(
         sock.deadline = deadline
         sock.set_proxy(proxy_type, sockaddr[0], sockaddr[1], rdns, proxy.username, proxy.password)
         try:
-            sock.settimeout(_remaining(deadline, f"connecting to proxy {proxy}"))
+            sock.settimeout(remaining(deadline, f"connecting to proxy {proxy}"))
             sock.connect((host, port))
         except socks.ProxyConnectionError as exc:  # the TCP connection to the proxy failed
             sock.close()
@@ -388,7 +378,7 @@ def open_tunnel(
 def _connect_unix(path: str, deadline: Optional[float]) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.settimeout(_remaining(deadline, f"connecting to {path!r}"))
+        sock.settimeout(remaining(deadline, f"connecting to {path!r}"))
         sock.connect(path)
     except BaseException:
         sock.close()

@@ -24,7 +24,7 @@ import selectors
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Protocol as TypingProtocol, Tuple
+from typing import Any, Dict, List, Optional, Protocol as TypingProtocol, Tuple
 
 __all__ = ["Watcher", "Watched", "client_watcher", "BACKOFF"]
 
@@ -44,8 +44,8 @@ class Watched(TypingProtocol):
     def _watcher_read(self) -> Optional[float]:
         """Read without blocking; return a delay to come back after, or None to stay."""
 
-    def _watcher_timer(self, now: float) -> Optional[float]:
-        """Run due timers; return when to be called next (monotonic), or None."""
+    def _watcher_timer(self, now: float) -> None:
+        """Run due timers (and :meth:`Watcher.schedule` the next one itself)."""
 
 
 class Watcher:
@@ -206,12 +206,9 @@ class Watcher:
             if id(item) not in self._watched:
                 continue
             try:
-                later = item._watcher_timer(now)
+                item._watcher_timer(now)
             except Exception:  # pragma: no cover
                 logger.exception("connection timer failed")
-                continue
-            if later is not None:
-                self.schedule(item, later)
 
     def _drain_wakeups(self) -> None:
         assert self._wake_r is not None
