@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-import wsclient
+from wsclient.pytest_plugin import TestServer
 
 from .pki import Pki, make_pki
 
@@ -33,49 +33,20 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(str(tmp_path_factory.mktemp("pki")))
 
 
-class RunningServer:
-    """A wsclient server serving in a background thread."""
-
-    def __init__(self, handler: Callable, **options) -> None:
-        self.server = wsclient.serve(handler, **options)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="test-server")
-        self.thread.start()
-        assert self.server._serving.wait(5), "server did not start serving"
-
-    @property
-    def uri(self) -> str:
-        return self.server.uri
-
-    def stop(self) -> None:
-        self.server.shutdown(timeout=5)
-        self.server.server_close()
-        self.thread.join(5)
-        assert not self.thread.is_alive(), "server thread did not stop"
-
-
-def echo(ws: wsclient.WebSocket) -> None:
-    for message in ws:
-        ws.send(message)
+#: A wsclient server serving in a background thread: the plugin's own test server
+#: (``.server``, ``.uri``, ``.port``, ``stop()``).
+RunningServer = TestServer
 
 
 @pytest.fixture
-def run_server() -> Iterator[Callable[..., RunningServer]]:
-    """Start wsclient servers: ``run_server(handler, **options)``; all stopped at teardown."""
-    servers = []
-
-    def start(handler: Callable = echo, **options) -> RunningServer:
-        server = RunningServer(handler, **options)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def run_server(ws_server) -> Callable[..., RunningServer]:
+    """Start wsclient servers: ``run_server(handler=echo, **options)``; stopped at teardown."""
+    return ws_server
 
 
 @pytest.fixture
-def echo_server(run_server) -> RunningServer:
-    return run_server(echo)
+def echo_server(ws_echo_server) -> RunningServer:
+    return ws_echo_server
 
 
 class PeerServer:

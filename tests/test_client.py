@@ -10,7 +10,7 @@ import pytest
 
 import wsclient
 
-from .conftest import peer_echo
+from .conftest import need, peer_echo
 
 
 def test_round_trips_against_websockets(peer_echo_server):
@@ -202,7 +202,8 @@ def test_ipv6_literal(run_server):
     try:
         server = run_server(host="::1")
     except OSError:
-        pytest.skip("no IPv6 loopback on this machine")
+        server = None
+    need(server is not None, "no IPv6 loopback on this machine")
     with wsclient.connect(f"ws://[::1]:{server.server.port}/", proxy=None) as ws:
         ws.send("v6")
         assert ws.recv(timeout=5) == "v6"

@@ -70,6 +70,9 @@ class TestServer:
         self.server: WebSocketServer = serve(handler, **options)
         self._thread = threading.Thread(target=self.server.serve_forever, name="ws-test-server", daemon=True)
         self._thread.start()
+        # Serving (its selector open) before the test starts counting threads or fds.
+        if not self.server._serving.wait(DEFAULT_TEARDOWN_TIMEOUT):
+            raise RuntimeError("the test server did not start serving")
 
     @property
     def uri(self) -> str:
@@ -86,6 +89,8 @@ class TestServer:
         self.server.shutdown(timeout=timeout)
         self.server.server_close()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RuntimeError("the test server's thread did not stop")
 
 
 @dataclasses.dataclass(frozen=True)
