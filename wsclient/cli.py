@@ -257,35 +257,61 @@ def _interactive(ws: WebSocket) -> int:
     except ImportError:  # pragma: no cover - Windows
         readline = None  # type: ignore[assignment]
     prompt = "> "
+    # ``reading``: the main thread waits in input(), so the prompt is on screen (guarded by
+    # ``lock``); ``ended``: the connection has closed and input() must not wait any more.
+    lock, reading, ended = threading.Lock(), [False], threading.Event()
 
     def show(line: str) -> None:
-        buffer = readline.get_line_buffer() if readline is not None else ""
-        sys.stdout.write(f"\r\x1b[K< {line}\n{prompt}{buffer}")
-        sys.stdout.flush()
+        with lock:
+            buffer = readline.get_line_buffer() if readline is not None else ""
+            tail = prompt + buffer if reading[0] else ""
+            sys.stdout.write(f"\r\x1b[K< {line}\n{tail}")
+            sys.stdout.flush()
 
     printer = _Printer(ws, limit=None, on_line=show)
     printer.start()
+    threading.Thread(target=_wake_on_close, args=(printer, lock, reading, ended),
+                     name="wsclient-waker", daemon=True).start()
     print(f"connected (subprotocol: {ws.subprotocol}); /ping, /binary HEX, /close [CODE [REASON]], Ctrl-D to quit")
-    while not ws.closed:
-        try:
-            line = input(prompt)
-        except EOFError:
-            print()
-            break
-        except KeyboardInterrupt:
-            print()
-            ws.close(1001)
-            break
-        try:
-            if _command(ws, line):
+    try:
+        while True:
+            with lock:
+                if ended.is_set():
+                    break
+                reading[0] = True
+            try:
+                line = input(prompt)
+            except EOFError:
+                print()
                 break
-        except ConnectionClosed:
-            break
-        except ValueError as exc:
-            print(f"error: {exc}")
+            finally:
+                with lock:
+                    reading[0] = False
+            try:
+                if _command(ws, line):
+                    break
+            except ConnectionClosed:
+                break
+            except ValueError as exc:
+                print(f"error: {exc}")
+    except KeyboardInterrupt:  # Ctrl-C, or _wake_on_close after the peer closed
+        print()
+        ws.close(1001)  # nothing to do when the connection is already closed
     status = _finish(ws, printer)
     print(_describe_close(ws))
     return status
+
+
+def _wake_on_close(printer: _Printer, lock: threading.Lock, reading: List[bool],
+                   ended: threading.Event) -> None:
+    """Once the connection has closed, interrupt an input() still waiting for a line."""
+    printer.join()
+    with lock:
+        ended.set()
+        wakeable = hasattr(signal, "pthread_kill") and (
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if reading[0] and wakeable:
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
 
 def _command(ws: WebSocket, line: str) -> bool:
