@@ -817,7 +817,8 @@ class WebSocket:
     def _abort(self, cause: Optional[BaseException]) -> None:
         """Close the transport now (idempotent): wake every waiter, release the socket."""
         with self._state_lock:
-            if not self._closed:
+            first = not self._closed
+            if first:
                 self._closed = True
                 if cause is not None and self._abort_cause is None:
                     self._abort_cause = cause
@@ -826,10 +827,11 @@ class WebSocket:
                 self._notify_locked()
                 if self._debug:
                     logger.debug("%s closed: %s", self._proto.side.value, self._proto.close_code)
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        if first:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)  # Wakes threads polling the socket.
+            except OSError:
+                pass
         self._close_fd()
 
     def _close_fd(self) -> None:

@@ -12,7 +12,9 @@ selector for :data:`BACKOFF` seconds. So a connection read in a tight loop costs
 at most a few wake-ups a second, and no message goes through a thread hand-off on that path.
 
 Clients share one watcher per process (:func:`client_watcher`); each server has its own.
-The thread starts with the first connection and ends with the last.
+The thread starts with the first connection and ends :data:`LINGER` seconds after the last
+one goes, so a script that opens connections one after another does not pay a thread start
+for each.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import selectors
 import socket
 import threading
 import time
 from typing import Any, Dict, List, Optional, Protocol as TypingProtocol, Tuple
 
-__all__ = ["Watcher", "Watched", "client_watcher", "BACKOFF"]
+__all__ = ["Watcher", "Watched", "client_watcher", "BACKOFF", "LINGER"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,11 @@ logger = logging.getLogger(__name__)
 #: reading it (seconds). Bounds how late a ping is answered once the application stops
 #: reading, and how often the watcher wakes while it reads.
 BACKOFF = 0.05
+
+#: How long the thread stays after its last connection is gone (seconds), waiting for the
+#: next one: a thread start, a socket pair and a selector per connection would otherwise
+#: cost about a fifth of a short-lived connection's time.
+LINGER = 1.0
 
 
 class Watched(TypingProtocol):
@@ -66,6 +74,14 @@ class Watcher:
         self._fds: Dict[int, int] = {}  # id(conn) -> registered fd
         self._timers: List[Tuple[float, int, Any]] = []
         self._seq = itertools.count()
+        self._idle_since: Optional[float] = None
+        # When the thread's current wait ends (inf: no timeout; -inf: not waiting). A new
+        # timer wakes the thread only if it is due before that: each wake-up costs two
+        # system calls and a thread switch.
+        self._sleep_until = -math.inf
+        # epoll and kqueue take a registration made while the thread waits; select() and
+        # poll() selectors only look at their set when the wait starts.
+        self._live_registration = False
 
     @property
     def thread(self) -> Optional[threading.Thread]:
@@ -80,14 +96,16 @@ class Watcher:
             self._ensure_running()
             self._watched[id(conn)] = conn
             self._register(conn)
-            self._wake()
+            if not self._live_registration:
+                self._wake()
 
     def resume(self, conn: Any) -> None:
         """Watch ``conn``'s socket again after :meth:`pause`."""
         with self._lock:
             if id(conn) in self._watched:
                 self._register(conn)
-                self._wake()
+                if not self._live_registration:
+                    self._wake()
 
     def pause(self, conn: Any) -> None:
         """Stop reading ``conn`` (its queue is full) until :meth:`resume`."""
@@ -99,14 +117,16 @@ class Watcher:
         with self._lock:
             self._unregister(conn)
             self._watched.pop(id(conn), None)
-            self._wake()
+            if not self._watched or not self._live_registration:
+                self._wake()  # Start lingering (or rebuild a select()/poll() set).
 
     def schedule(self, conn: Any, when: float) -> None:
         """Call ``conn._watcher_timer`` at ``when`` (a ``time.monotonic()`` value)."""
         with self._lock:
             if id(conn) in self._watched:
                 heapq.heappush(self._timers, (when, next(self._seq), conn))
-                self._wake()
+                if when < self._sleep_until:
+                    self._wake()
 
     # -- internals (hold self._lock) ------------------------------------------------
 
@@ -114,6 +134,7 @@ class Watcher:
         if self._thread is not None:
             return
         self._selector = selectors.DefaultSelector()
+        self._live_registration = type(self._selector).__name__ in ("EpollSelector", "KqueueSelector")
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -162,14 +183,25 @@ class Watcher:
     def _step(self) -> bool:
         """Wait for readiness or a timer; handle them. Return False when nothing is left."""
         with self._lock:
-            if not self._watched:
-                return False
             timeout = None
+            if not self._watched:
+                now = time.monotonic()
+                if self._idle_since is None:
+                    self._idle_since = now
+                timeout = self._idle_since + LINGER - now
+                if timeout <= 0:
+                    return False
+            else:
+                self._idle_since = None
             if self._timers:
-                timeout = max(0.0, self._timers[0][0] - time.monotonic())
+                due = max(0.0, self._timers[0][0] - time.monotonic())
+                timeout = due if timeout is None else min(timeout, due)
+            self._sleep_until = math.inf if timeout is None else time.monotonic() + timeout
             selector = self._selector
         assert selector is not None
-        for key, _ in selector.select(timeout):
+        ready = selector.select(timeout)
+        self._sleep_until = -math.inf
+        for key, _ in ready:
             conn = key.data
             if conn is None:
                 self._drain_wakeups()

@@ -1,0 +1,126 @@
+"""The watcher thread: reads ready sockets, runs timers, lingers briefly, then ends."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import List, Optional
+
+import pytest
+
+from wsclient.watcher import LINGER, Watcher
+
+
+class Endpoint:
+    """One end of a socket pair, watched: records what the watcher reads and when timers fire."""
+
+    def __init__(self, w: Watcher) -> None:
+        self.sock, self.peer = socket.socketpair()
+        self.sock.setblocking(False)
+        self.watcher = w
+        self.received: List[bytes] = []
+        self.fired: List[float] = []
+        self.got_data = threading.Event()
+        self.timer_fired = threading.Event()
+        self.busy = False  # Pretend an application thread is reading: ask for a back-off.
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def _watcher_read(self) -> Optional[float]:
+        if self.busy:
+            return 0.05
+        try:
+            self.received.append(self.sock.recv(4096))
+        except BlockingIOError:
+            return None
+        self.got_data.set()
+        return None
+
+    def _watcher_timer(self, now: float) -> None:
+        self.fired.append(now)
+        self.timer_fired.set()
+
+    def close(self) -> None:
+        self.watcher.remove(self)
+        self.sock.close()
+        self.peer.close()
+
+
+@pytest.fixture
+def endpoint():
+    w = Watcher("test-watcher")
+    ep = Endpoint(w)
+    w.add(ep)
+    yield ep
+    ep.close()
+
+
+def test_reads_a_socket_that_becomes_readable(endpoint):
+    endpoint.peer.send(b"hello")
+    assert endpoint.got_data.wait(5)
+    assert endpoint.received == [b"hello"]
+
+
+def test_a_timer_earlier_than_the_current_wait_wakes_the_thread(endpoint):
+    w = endpoint.watcher
+    w.schedule(endpoint, time.monotonic() + 60)  # The thread now sleeps for a minute...
+    time.sleep(0.05)
+    start = time.monotonic()
+    w.schedule(endpoint, start + 0.05)  # ...and this must cut the sleep short.
+    assert endpoint.timer_fired.wait(5)
+    assert endpoint.fired[0] - start < 1.0
+
+
+def test_a_busy_connection_is_read_again_after_its_back_off(endpoint):
+    endpoint.busy = True
+    endpoint.peer.send(b"x")
+    time.sleep(0.2)
+    assert endpoint.received == []  # Left alone while "an application thread reads".
+    endpoint.busy = False
+    assert endpoint.got_data.wait(5)
+    assert endpoint.received == [b"x"]
+
+
+def test_a_connection_added_from_another_thread_is_read_while_the_thread_waits():
+    w = Watcher("test-watcher")
+    first = Endpoint(w)
+    w.add(first)
+    time.sleep(0.05)  # The thread is now blocked in its selector with no timeout.
+    second = Endpoint(w)
+    w.add(second)
+    try:
+        second.peer.send(b"late")
+        assert second.got_data.wait(5)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_thread_lingers_then_ends(endpoint):
+    w = endpoint.watcher
+    thread = w.thread
+    assert thread is not None and thread.is_alive()
+    endpoint.close()
+    time.sleep(LINGER / 4)
+    assert thread.is_alive()  # Still there for the next connection...
+    thread.join(LINGER + 5)
+    assert not thread.is_alive()  # ...and gone once nobody came.
+    assert w.thread is None
+
+
+def test_a_connection_during_the_linger_reuses_the_thread(endpoint):
+    w = endpoint.watcher
+    thread = w.thread
+    endpoint.close()
+    time.sleep(LINGER / 4)
+    again = Endpoint(w)
+    w.add(again)
+    try:
+        assert w.thread is thread
+        again.peer.send(b"y")
+        assert again.got_data.wait(5)
+    finally:
+        again.close()
+
