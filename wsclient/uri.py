@@ -171,7 +171,8 @@ def _parse_hostport(hostport: str, default_port: int, shown: str) -> Tuple[str, 
         host = _parse_host_name(host, shown)
     if not _PORT_RE.fullmatch(port_text):
         raise InvalidURI(f"port {port_text!r} is not a number in {shown!r}")
-    port = int(port_text) if port_text else default_port
+    # At most 6 significant digits: enough to be out of range, and int() refuses over 4300.
+    port = int(port_text.lstrip("0")[:6] or "0") if port_text else default_port
     if not 1 <= port <= 65535:
         raise InvalidURI(f"port {port} is out of range 1-65535 in {shown!r}")
     return host, port

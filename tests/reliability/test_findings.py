@@ -1,0 +1,28 @@
+"""What the fuzzer found: each crash it reported, kept as a plain test of the fix.
+
+Each test names the fuzz target that found it (``tests/reliability/test_fuzz.py``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import wsclient
+from wsclient.uri import parse_uri, resolve_redirect
+
+
+@pytest.mark.parametrize("port", ["9" * 5000, "1" * 4301, "123456789012345678901234567890"],
+                         ids=["5000-digits", "4301-digits", "30-digits"])
+def test_a_port_of_thousands_of_digits_is_an_invalid_uri(port: str) -> None:
+    # Found by uri+redirect and response+client-handshake (a Location header): int() refuses
+    # strings over 4300 digits with a plain ValueError, which escaped parse_uri.
+    with pytest.raises(wsclient.InvalidURI, match="out of range"):
+        parse_uri(f"ws://example.com:{port}/")
+    with pytest.raises(wsclient.InvalidURI, match="out of range"):
+        resolve_redirect(parse_uri("ws://example.com/"), f"ws://other.example:{port}/")
+
+
+def test_ports_with_leading_zeroes_still_parse() -> None:
+    assert parse_uri("ws://example.com:0000000000000000000008080/").port == 8080
+    with pytest.raises(wsclient.InvalidURI, match="out of range"):
+        parse_uri("ws://example.com:000/")
