@@ -110,8 +110,8 @@ def parse_uri(uri: str) -> WebSocketURI:
     Raises:
         TypeError: ``uri`` is not a ``str``.
         InvalidURI: another scheme, a fragment, a missing host, a bad port, an unbracketed
-            IPv6 address, a control character or surrounding whitespace. The message never
-            contains the password.
+            IPv6 address, a control character, a lone surrogate or surrounding whitespace.
+            The message never contains the password.
     """
     if not isinstance(uri, str):
         raise TypeError(f"uri must be a str, not {type(uri).__name__}")
@@ -120,6 +120,10 @@ def parse_uri(uri: str) -> WebSocketURI:
         raise InvalidURI(f"control character in URI {shown!r}")
     if uri != uri.strip():
         raise InvalidURI(f"leading or trailing whitespace in URI {shown!r}")
+    try:  # A lone surrogate (os.environ, sys.argv) could not be sent in any header.
+        uri.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidURI(f"unencodable character (a lone surrogate) in URI {shown!r}") from None
     match = _SCHEME_RE.match(uri)
     scheme = match.group(1).lower() if match else ""
     if scheme not in DEFAULT_PORTS:

@@ -26,3 +26,14 @@ def test_ports_with_leading_zeroes_still_parse() -> None:
     assert parse_uri("ws://example.com:0000000000000000000008080/").port == 8080
     with pytest.raises(wsclient.InvalidURI, match="out of range"):
         parse_uri("ws://example.com:000/")
+
+
+@pytest.mark.parametrize("uri", ["wss://us\udcffr:pw@example.com/", "ws://user:s3\udce3r3t@host/",
+                                 "ws://\udccaser@host/"])
+def test_a_lone_surrogate_in_the_userinfo_is_an_invalid_uri(uri: str) -> None:
+    # Found by uri+redirect: parse_uri accepted it, then building the handshake's
+    # Authorization header raised UnicodeEncodeError. Such strings come from os.environ or
+    # sys.argv holding bytes that are not UTF-8 (surrogateescape).
+    with pytest.raises(wsclient.InvalidURI, match="surrogate") as info:
+        parse_uri(uri)
+    assert "s3\udce3r3t" not in str(info.value)
