@@ -1,0 +1,293 @@
+"""The examples in README.rst, run as they are written, against real servers on loopback.
+
+Every literal block of README.rst (``.. code-block:: python`` and paragraphs ending in ``::``)
+is listed in :data:`BLOCKS` under a line that identifies it, with what runs it: a Python block
+is executed, a shell block has each of its commands run or listed in :data:`NOT_RUN` with the
+reason it cannot run here. A block the table does not know, or an entry whose block has gone,
+fails :func:`test_every_block_is_covered`: a new example in the README needs a test.
+
+Addresses in a block stand for the reader's own; the test swaps each one for a local server's
+through :func:`substitute`, an explicit mapping of strings that must all occur in the block
+(so a changed README cannot silently stop being tested). Blocks run with ``no_proxy=*`` so a
+proxy in the environment does not get between the client and the loopback server, and with
+``wsclient`` already imported, as the README's later blocks assume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import pytest
+
+import wsclient
+
+from .pki import Pki
+
+README = Path(__file__).resolve().parent.parent / "README.rst"
+WAIT = 30.0
+
+# What identifies each README block (a string only that block contains), and its test.
+CLIENT = 'wsclient.connect("wss://example.com/feed"'
+UNIX = 'unix_path="/run/app.sock"'
+SERVER = "server.serve_forever()"
+TLS = 'cafile="my-ca.pem"'
+QUICK_START = 'pip install -e ".[test]"'
+COMMAND_LINE = "python -m wsclient serve 127.0.0.1:8765"
+BLOCKS = {
+    CLIENT: "test_client_block",
+    UNIX: "test_unix_socket_block",
+    SERVER: "test_server_block",
+    TLS: "test_tls_block",
+    QUICK_START: "test_quick_start_block",
+    COMMAND_LINE: "test_command_line_block",
+}
+
+
+@dataclasses.dataclass
+class Block:
+    """A literal block: where it starts, its language (``None`` for ``::``), its text."""
+
+    line: int
+    language: Optional[str]
+    code: str
+
+
+def literal_blocks(text: str) -> List[Block]:
+    """The literal blocks of an RST document, dedented, in order."""
+    lines = text.splitlines()
+    blocks = []
+    for number, line in enumerate(lines):
+        stripped = line.rstrip()
+        directive = re.match(r"\s*\.\. code-block::\s*(\S*)", stripped)
+        if not directive and not stripped.endswith("::"):
+            continue
+        if not directive and stripped.lstrip().startswith(".."):
+            continue  # another directive (a comment, say)
+        indent = len(line) - len(line.lstrip())
+        body = []
+        for following in lines[number + 1:]:
+            if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                break
+            body.append(following)
+        code = textwrap.dedent("\n".join(body)).strip("\n")
+        if code:
+            blocks.append(Block(number + 1, directive.group(1) if directive else None, code))
+    return blocks
+
+
+def readme_blocks() -> List[Block]:
+    return literal_blocks(README.read_text(encoding="utf-8"))
+
+
+def substitute(code: str, replacements: Dict[str, str]) -> str:
+    """``code`` with each key replaced by its value; every key must occur in it."""
+    for old, new in replacements.items():
+        assert old in code, f"{old!r} is no longer in the README block:\n{code}"
+        code = code.replace(old, new)
+    return code
+
+
+def run_python(block: Block, replacements: Dict[str, str],
+               namespace: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Execute a Python block (after :func:`substitute`) in ``namespace`` (a new one by
+    default, which another thread may watch as it fills); return the namespace."""
+    code = compile(substitute(block.code, replacements), f"README.rst:{block.line}", "exec")
+    namespace = {} if namespace is None else namespace
+    namespace.update({"__name__": "readme", "wsclient": wsclient})
+    exec(code, namespace)
+    return namespace
+
+
+def find(key: str) -> Block:
+    """The one README block that contains ``key``."""
+    matches = [block for block in readme_blocks() if key in block.code]
+    assert len(matches) == 1, f"{len(matches)} README blocks contain {key!r}"
+    return matches[0]
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+
+
+# -- Python blocks -------------------------------------------------------------------------
+
+
+def test_client_block(ws_server) -> None:
+    """The Client section: sends three messages, reads a reply, then iterates to the end."""
+    received: List[Any] = []
+
+    def feed(ws: wsclient.WebSocket) -> None:
+        for _ in range(3):
+            received.append(ws.recv(timeout=WAIT))
+        ws.send("the reply")
+        ws.send("first update")
+        ws.send("second update")  # then the handler returns: a normal close (1000)
+
+    server = ws_server(feed)
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        namespace = run_python(find(CLIENT), {"wss://example.com/feed": server.uri})
+    assert received == ["hello", b"\x00\x01", "one message in fragments"]
+    assert namespace["reply"] == "the reply"
+    assert output.getvalue() == "first update\nsecond update\n"
+    assert namespace["ws"].close_code == 1000
+
+
+def test_unix_socket_block(ws_server, tmp_path: Path) -> None:
+    path = str(tmp_path / "app.sock")
+    ws_server(unix_path=path)
+    namespace = run_python(find(UNIX), {"/run/app.sock": path})
+    with namespace["ws"] as ws:
+        assert ws.request.path == "/events"
+        assert ws.request.headers["Host"] == "localhost"
+        ws.send("over a unix socket")
+        assert ws.recv(timeout=WAIT) == "over a unix socket"
+
+
+def test_server_block() -> None:
+    """The Server section: serve_forever() in a thread, a client, then shutdown()."""
+    namespace: Dict[str, Any] = {}
+    errors: List[BaseException] = []
+    block = find(SERVER)
+
+    def run() -> None:
+        try:
+            run_python(block, {", 8765)": ", 0)"}, namespace)
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="readme-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + WAIT
+    while "server" not in namespace:
+        assert thread.is_alive() and time.monotonic() < deadline, f"no server: {errors}"
+        time.sleep(0.01)
+    server = namespace["server"]
+    try:
+        with wsclient.connect(server.uri, timeout=WAIT) as ws:
+            ws.send("echo me")
+            assert ws.recv(timeout=WAIT) == "echo me"
+    finally:
+        server.shutdown()
+        thread.join(WAIT)
+    assert not thread.is_alive() and not errors
+
+
+def test_tls_block(ws_server, pki: Pki) -> None:
+    server = ws_server(ssl_context=pki.server_context())
+    namespace = run_python(find(TLS), {
+        '"my-ca.pem"': repr(pki.ca_file),
+        "wss://internal.example/": f"wss://localhost:{server.port}/",
+    })
+    with namespace["ws"] as ws:
+        ws.send("verified")
+        assert ws.recv(timeout=WAIT) == "verified"
+
+
+# -- shell blocks --------------------------------------------------------------------------
+
+#: Shell commands of the README that are not run here, and why.
+NOT_RUN = {
+    'pip install -e ".[test]"': "installs the package; it has been installed to run these tests",
+    "python -m pytest": "runs this test suite itself",
+    "python -m wsclient connect wss://example.com/":
+        "interactive, against a server on the internet; interactive mode is tested under a "
+        "pseudo-terminal in test_cli_interactive.py",
+}
+
+
+def commands(block: Block) -> List[str]:
+    """The commands of a shell block, without their comments."""
+    found = []
+    for line in block.code.splitlines():
+        command = re.split(r"\s+#\s", line, maxsplit=1)[0].strip()
+        if command:
+            found.append(command)
+    return found
+
+
+def python_command(command: str) -> str:
+    """``command`` running this interpreter where it says ``python``."""
+    return re.sub(r"(^|\| )python ", lambda m: m.group(1) + shlex.quote(sys.executable) + " ",
+                  command)
+
+
+def run_shell(command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(python_command(command), shell=True, executable="/bin/bash",
+                          capture_output=True, text=True, timeout=WAIT)
+
+
+def test_quick_start_block() -> None:
+    block = find(QUICK_START)
+    run = [command for command in commands(block) if command not in NOT_RUN]
+    assert run == ["python -m wsclient demo"]
+    result = run_shell(run[0])
+    assert result.returncode == 0, result.stderr
+    assert "round-trip time: median" in result.stdout
+    assert "client: closed with code 1000" in result.stdout
+
+
+@contextlib.contextmanager
+def serve_command(command: str) -> Iterator[str]:
+    """Run a ``serve`` command; yield its URI (the first line on stdout); SIGTERM at the end."""
+    process = subprocess.Popen(shlex.split(python_command(command)), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        uri = process.stdout.readline().strip()  # type: ignore[union-attr]
+        assert uri.startswith("ws://127.0.0.1:"), process.stderr.read()  # type: ignore[union-attr]
+        yield uri
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.communicate(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.communicate(timeout=WAIT)
+            pytest.fail("serve did not stop on SIGTERM")
+    assert process.returncode == 0
+
+
+def test_command_line_block() -> None:
+    block = find(COMMAND_LINE)
+    run = [command for command in commands(block) if command not in NOT_RUN]
+    demo, pipe, serve = run
+    assert demo == "python -m wsclient demo"  # run by test_quick_start_block
+    # The server is started on port 0 instead of 8765, and the pipe goes to its port.
+    with serve_command(substitute(serve, {":8765": ":0"})) as uri:
+        result = run_shell(substitute(pipe, {"ws://127.0.0.1:8765/": uri}))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "a\nb\n"
+
+
+# -- coverage ------------------------------------------------------------------------------
+
+def test_every_block_is_covered() -> None:
+    """Each README block is run by exactly one test above, and each test finds its block."""
+    blocks = readme_blocks()
+    assert len(blocks) >= len(BLOCKS)
+    for block in blocks:
+        keys = [key for key in BLOCKS if key in block.code]
+        assert len(keys) == 1, f"README.rst line {block.line}: no test runs this block:\n{block.code}"
+        assert block.language in (None, "python"), block
+    for key, test in BLOCKS.items():
+        find(key)
+        assert callable(globals().get(test)), test
+    text = README.read_text(encoding="utf-8")
+    for command, reason in NOT_RUN.items():
+        assert command in text and reason.strip(), command
