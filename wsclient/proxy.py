@@ -137,13 +137,17 @@ def parse_proxy_url(url: str) -> ProxyURL:
 
     Raises:
         TypeError: ``url`` is not a ``str``.
-        InvalidURI: an unknown scheme, a missing host, a bad port, or a path, query or
-            fragment; the message never contains the password.
+        InvalidURI: an unknown scheme, a missing host, a bad port, a path, query or
+            fragment, or a lone surrogate; the message never contains the password.
     """
     if not isinstance(url, str):
         raise TypeError(f"proxy URL must be a str, not {type(url).__name__}")
     text = url.strip()
     shown = _redact(text)
+    try:  # A lone surrogate (os.environ holding bytes that are not UTF-8) fits in no request.
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidURI(f"unencodable character (a lone surrogate) in proxy URL {shown!r}") from None
     if "://" not in text:
         text = "http://" + text
     try:

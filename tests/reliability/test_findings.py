@@ -37,3 +37,16 @@ def test_a_lone_surrogate_in_the_userinfo_is_an_invalid_uri(uri: str) -> None:
     with pytest.raises(wsclient.InvalidURI, match="surrogate") as info:
         parse_uri(uri)
     assert "s3\udce3r3t" not in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["http://use\udcb0:secret@proxy.example:3128", "s\udcefck:secret@10.0.0.1:1080",
+                                 "socks5://u:sec\udc93ret@[::1]:1080"])
+def test_a_lone_surrogate_in_a_proxy_url_is_an_invalid_uri(url: str) -> None:
+    # Found by proxy-url+no_proxy: parse_proxy_url accepted it, then str(proxy) (used in
+    # log lines and ProxyError messages) and the CONNECT request's Proxy-Authorization
+    # raised UnicodeEncodeError. os.environ gives such strings for bytes that are not UTF-8.
+    from wsclient.proxy import parse_proxy_url
+
+    with pytest.raises(wsclient.InvalidURI, match="surrogate") as info:
+        parse_proxy_url(url)
+    assert "secret" not in str(info.value) and "sec\udc93ret" not in str(info.value)
