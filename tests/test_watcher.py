@@ -23,12 +23,14 @@ class Endpoint:
         self.fired: List[float] = []
         self.got_data = threading.Event()
         self.timer_fired = threading.Event()
+        self.read_calls = 0
         self.busy = False  # Pretend an application thread is reading: ask for a back-off.
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def _watcher_read(self) -> Optional[float]:
+        self.read_calls += 1
         if self.busy:
             return 0.05
         try:
@@ -37,6 +39,9 @@ class Endpoint:
             return None
         self.got_data.set()
         return None
+
+    def _watcher_busy(self) -> bool:
+        return self.busy
 
     def _watcher_timer(self, now: float) -> None:
         self.fired.append(now)
@@ -81,6 +86,16 @@ def test_a_busy_connection_is_read_again_after_its_back_off(endpoint):
     endpoint.busy = False
     assert endpoint.got_data.wait(5)
     assert endpoint.received == [b"x"]
+
+
+def test_a_connection_being_read_does_not_wake_the_watcher_for_each_message(endpoint):
+    endpoint.busy = True
+    for _ in range(50):  # 50 bursts over about half a second, none read by the watcher.
+        endpoint.peer.send(b"m")
+        time.sleep(0.01)
+    assert 1 <= endpoint.read_calls <= 3
+    endpoint.busy = False
+    assert endpoint.got_data.wait(5)
 
 
 def test_a_connection_added_from_another_thread_is_read_while_the_thread_waits():

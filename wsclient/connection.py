@@ -634,6 +634,10 @@ class WebSocket:
             self._release_read()
         return None
 
+    def _watcher_busy(self) -> bool:
+        """True while another thread reads (or closes) the connection."""
+        return self._read_lock.locked()
+
     def _schedule(self, when: float) -> None:
         """Have the watcher call :meth:`_watcher_timer` at ``when`` (keeps one entry)."""
         if self._timer_at is None or when < self._timer_at:
