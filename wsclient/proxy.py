@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Mapping, Optional, Tuple, Union
 from .exceptions import InvalidHTTP, InvalidURI, ProxyError
 from .http11 import Headers, HeadersLike, Request, ResponseParser
 from .sockio import remaining, send_all
+from .uri import _redact
 
 if TYPE_CHECKING:  # pragma: no cover
     from .uri import WebSocketURI
@@ -108,21 +109,6 @@ class ProxyURL:
             f"ProxyURL(scheme={self.scheme!r}, host={self.host!r}, port={self.port!r}, "
             f"username={self.username!r}, password={password!r})"
         )
-
-
-def _redact(url: str) -> str:
-    """``url`` with the password of its userinfo replaced by ``***``."""
-    start = url.find("://")
-    start = start + 3 if start != -1 else 0
-    end = len(url)
-    for delimiter in "/?#":
-        index = url.find(delimiter, start)
-        if index != -1:
-            end = min(end, index)
-    userinfo, at, _ = url[start:end].rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    return url[:start] + userinfo.partition(":")[0] + ":***" + url[start + len(userinfo) :]
 
 
 def parse_proxy_url(url: str) -> ProxyURL:

@@ -231,17 +231,24 @@ def _percent_encode(match: "re.Match[str]") -> str:
 
 
 def _redact(uri: str) -> str:
-    """``uri`` with the password of its userinfo replaced by ``***``."""
-    start = uri.find("//")
-    if start == -1:
-        return uri
-    start += 2
-    authority, _ = _split_authority(uri[start:])
-    userinfo, at, _ = authority.rpartition("@")
-    if not at or ":" not in userinfo:
-        return uri
-    user = userinfo.partition(":")[0]
-    return uri[:start] + user + ":***" + uri[start + len(userinfo) :]
+    """``uri`` with every password-like part (``:password@``) replaced by ``***``.
+
+    Malformed URIs included (``socks5//u:pw@h``, ``ws:/u:pw@h``, ``u:pw@h``, ``u:p@ss@h``):
+    before each ``@``, what follows the first ``:`` after the last ``/`` is masked, and a
+    password that an unencoded ``@`` splits is masked whole.
+    """
+    pieces = uri.split("@")
+    kept = []
+    secret = False
+    for piece in pieces[:-1]:
+        segment = piece.rpartition("/")[2]
+        if secret and segment == piece:
+            continue  # still the password ("u:p@ss@host")
+        secret = ":" in segment
+        if secret:
+            piece = piece[: len(piece) - len(segment)] + segment.partition(":")[0] + ":***"
+        kept.append(piece)
+    return "@".join(kept + pieces[-1:])
 
 
 def resolve_redirect(base: WebSocketURI, location: str) -> WebSocketURI:

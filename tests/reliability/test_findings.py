@@ -50,3 +50,23 @@ def test_a_lone_surrogate_in_a_proxy_url_is_an_invalid_uri(url: str) -> None:
     with pytest.raises(wsclient.InvalidURI, match="surrogate") as info:
         parse_proxy_url(url)
     assert "secret" not in str(info.value) and "sec\udc93ret" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["socks5//user:hunter22@proxy:1080", "http:/user:hunter22@proxy:1080/x",
+                                  "http://user:hunter22@proxy/path", "http://user:hun@ter22@proxy/x"])
+def test_a_malformed_proxy_url_never_shows_its_password(text: str) -> None:
+    # Found by proxy-url+no_proxy: with the ':' after the scheme missing (or one '/'), the
+    # redaction found no userinfo and the InvalidURI message showed the password.
+    from wsclient.proxy import parse_proxy_url
+
+    with pytest.raises(wsclient.InvalidURI) as info:
+        parse_proxy_url(text)
+    assert "hunter22" not in str(info.value) and "ter22" not in str(info.value)
+    assert "user:***@proxy" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["ws:/user:hunter22@host/", "wss//user:hunter22@host/", "ws://u:hun@ter22@h:0/"])
+def test_a_malformed_uri_never_shows_its_password(text: str) -> None:
+    with pytest.raises(wsclient.InvalidURI) as info:
+        parse_uri(text)
+    assert "hunter22" not in str(info.value) and "ter22" not in str(info.value)
