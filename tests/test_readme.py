@@ -291,3 +291,40 @@ def test_every_block_is_covered() -> None:
     text = README.read_text(encoding="utf-8")
     for command, reason in NOT_RUN.items():
         assert command in text and reason.strip(), command
+
+
+# -- the comparison table ------------------------------------------------------------------
+
+
+def section(title: str) -> str:
+    """The text of the README section with this title (up to the next title)."""
+    text = README.read_text(encoding="utf-8")
+    match = re.search(rf"^{re.escape(title)}\n-+\n(.*?)(?=^\S[^\n]*\n-+\n|\Z)", text,
+                      re.MULTILINE | re.DOTALL)
+    assert match, f"no section {title!r} in README.rst"
+    return match.group(1)
+
+
+def table_row(text: str, label: str) -> List[str]:
+    """The cells of the simple-table row that starts with ``label``."""
+    for line in text.splitlines():
+        if line.startswith(label + "  "):
+            return re.split(r"\s{2,}", line.strip())[1:]
+    raise AssertionError(f"no row {label!r}")
+
+
+def test_comparison_figures_are_the_performance_figures() -> None:
+    """The benchmark rows of the comparison repeat *Performance*, so they cannot drift apart."""
+    performance = section("Performance")
+    comparison = section("Compared with websocket-client and websockets")
+    assert "python -m benchmarks" in performance and "python -m benchmarks" in comparison
+    for label in ("client round trips, 32 B", "server round trips, 32 B",
+                  "server, 1,000 connections"):
+        assert table_row(comparison, label) == table_row(performance, label), label
+    # The comparison gives the 1 MiB half of Performance's "1 MiB / 16 MiB" cells.
+    echo = [re.sub(r" / \S+", "", cell) for cell in
+            table_row(performance, "client echo, 1 MiB / 16 MiB")]
+    assert table_row(comparison, "client echo, 1 MiB") == echo
+    ours, _, theirs = table_row(comparison, "server memory per idle connection")
+    assert f"about\n{ours} each" in performance or f"about {ours} each" in performance
+    assert f"{theirs})" in performance
