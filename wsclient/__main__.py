@@ -54,6 +54,10 @@ examples:
   python -m wsclient serve 8765
   python -m wsclient serve 127.0.0.1:0 --broadcast
   python -m wsclient serve [::1]:8443 --certfile cert.pem --keyfile key.pem
+  python -m wsclient serve 127.0.0.1:8765 --workers 4 --trusted-proxy 127.0.0.1
+
+With --workers N, this process supervises N worker processes on one port (port 0 picks one
+port for all); Ctrl-C or SIGTERM stops them all; a worker that crashes is replaced.
 """
 
 
@@ -128,6 +132,12 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--certfile", metavar="FILE", help="TLS certificate chain (PEM): serve wss://")
     parser.add_argument("--keyfile", metavar="FILE", help="the certificate's private key (PEM)")
     parser.add_argument("--no-compression", action="store_true", help="do not accept permessage-deflate")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="run N processes sharing the port (SO_REUSEPORT; default 1); each "
+                        "connection line is then tagged with its worker's pid")
+    parser.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDRESS",
+                        help="believe X-Forwarded-For from this proxy address or CIDR network "
+                        "(repeatable; 'unix' for a unix socket peer); lines then show client=")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the frame trace on stderr")
 
 

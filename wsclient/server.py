@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple
 from .connection import DEFAULT_MAX_QUEUE, WebSocket
 from .deflate import DeflateOptions, PerMessageDeflate, compression_options, server_accept
 from .exceptions import ConnectionClosed, InvalidHandshake
+from .forwarded import client_address, parse_trusted
 from .handshake import (
     accept_response,
     check_request,
@@ -36,7 +37,7 @@ from .protocol import DEFAULT_MAX_SIZE, Protocol, Side
 from .sockio import read_head, remaining, send_all
 from .watcher import Watcher
 
-__all__ = ["WebSocketServer", "serve", "broadcast", "DEFAULT_MAX_CONNECTIONS"]
+__all__ = ["WebSocketServer", "serve", "broadcast", "reuse_port_option", "DEFAULT_MAX_CONNECTIONS"]
 
 logger = logging.getLogger("wsclient")
 
@@ -73,8 +74,22 @@ class WebSocketServer:
         max_connections: connections at once; beyond it clients get 503 (over TLS they
             are disconnected at once, as a 503 would need a TLS handshake first). None:
             unlimited.
-        reuse_port: set ``SO_REUSEPORT`` so several processes can share the port.
+        reuse_port: set ``SO_REUSEPORT`` so several processes can share the port (TCP
+            only; each process binds the same explicit port).
         backlog: the listen backlog.
+        trusted_proxies: addresses or CIDR networks (and ``"unix"`` for a unix socket
+            peer) of reverse proxies whose ``X-Forwarded-For`` is believed: behind them
+            ``ws.client_address`` is the right-most untrusted entry (see
+            :mod:`wsclient.forwarded`). None (the default) ignores the header.
+
+    Every connection the server opens has ``client_address``: the client's IP address as
+    text, from ``X-Forwarded-For`` when the socket's peer is a trusted proxy, else the
+    peer's own (None on a unix socket). ``remote_address`` stays the socket's peer.
+
+    Raises:
+        ValueError: ``reuse_port=True`` where the platform has no ``SO_REUSEPORT`` (or on
+            a unix socket); a ``trusted_proxies`` entry that is not an address or network.
+        OSError: the address cannot be bound.
     """
 
     def __init__(
@@ -97,9 +112,11 @@ class WebSocketServer:
         max_connections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
         reuse_port: bool = False,
         backlog: int = 1024,
+        trusted_proxies: Optional[Sequence[str]] = None,
     ) -> None:
         if not callable(handler):
             raise TypeError("handler must be callable")
+        self.trusted_proxies = None if trusted_proxies is None else parse_trusted(trusted_proxies)
         self.handler = handler
         self.ssl_context = ssl_context
         self.subprotocols = list(subprotocols or [])
@@ -304,6 +321,9 @@ class WebSocketServer:
             close_timeout=self.close_timeout, max_queue=self.max_queue, initial_data=parser.leftover,
             preamble=response.serialize(),
         )
+        peer = address[0] if isinstance(address, tuple) else None
+        ws.client_address = client_address(  # type: ignore[attr-defined]
+            peer, request.headers.get_all("X-Forwarded-For"), self.trusted_proxies)
         # In server.connections before the client can see the 101, so a broadcast that
         # the client's next message triggers already includes it.
         with self._lock:
@@ -376,20 +396,52 @@ def _try_send(sock: Any, data: bytes, deadline: Optional[float]) -> None:
         pass
 
 
+def reuse_port_option(module: Any = socket) -> int:
+    """The ``SO_REUSEPORT`` socket option, or a clear error where the platform lacks it.
+
+    Args:
+        module: where to look the option up (the :mod:`socket` module).
+
+    Returns:
+        The option's number, for ``setsockopt(SOL_SOCKET, option, 1)``.
+
+    Raises:
+        ValueError: the platform has no ``SO_REUSEPORT`` (e.g. Windows), so several
+            processes cannot share one port; run one process per port behind a proxy.
+    """
+    option = getattr(module, "SO_REUSEPORT", None)
+    if option is None:
+        raise ValueError("reuse_port=True needs SO_REUSEPORT, which this platform does not have: "
+                         "run one process per port behind a reverse proxy instead")
+    return int(option)
+
+
+def set_reuse_port(sock: socket.socket) -> None:
+    """Set ``SO_REUSEPORT`` on ``sock``.
+
+    Raises:
+        ValueError: the platform has no ``SO_REUSEPORT``, or its kernel refuses it.
+    """
+    option = reuse_port_option()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, option, 1)
+    except OSError as exc:  # Defined by the headers, refused by the kernel (ENOPROTOOPT).
+        raise ValueError(f"reuse_port=True: this system refuses SO_REUSEPORT ({exc})") from exc
+
+
 def _bind(address: ServerAddress, *, reuse_port: bool, backlog: int) -> socket.socket:
     """Create, bind and listen: IPv4, IPv6 or unix, with SO_REUSEADDR."""
     if isinstance(address, str):
+        if reuse_port:
+            raise ValueError("reuse_port=True applies to TCP ports, not unix sockets")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     else:
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            if not hasattr(socket, "SO_REUSEPORT"):
-                sock.close()
-                raise OSError("SO_REUSEPORT is not available on this platform")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
+        if reuse_port:
+            set_reuse_port(sock)
         sock.bind(address)
         sock.listen(backlog)
         sock.setblocking(False)

@@ -1,0 +1,248 @@
+"""Real engines for the multi-process tests: nginx, HAProxy, redis-server and ``wsclient serve``.
+
+Each runs as a child process of the test, from a configuration written into a temporary
+directory, on free loopback ports, in the foreground (``daemon off``, ``-db``), and is
+stopped by its PID (SIGTERM, then SIGKILL after a bounded wait). A missing program skips the
+test on a developer's machine and fails it when ``CI=true`` (:func:`tests.proxies.find_program`).
+
+Proxies connect to the wsclient servers from :data:`PROXY_SOURCE` (``proxy_bind`` in nginx,
+``source`` in HAProxy), a loopback address of its own, so a server can trust the proxy
+without trusting the test's clients, which connect from 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
+
+import pytest
+
+from ..interop.peers import Peer, wait_for_port
+from ..proxies import find_program, free_port
+
+#: The address the proxies connect to the servers from (any 127/8 address is loopback).
+PROXY_SOURCE = "127.0.0.3"
+
+#: Seconds a program may take to start listening, and any one wait on a process.
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 20.0
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+NGINX_CONF = """\
+daemon off;
+master_process off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
+events {{ worker_connections 4096; }}
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    map $http_upgrade $connection_upgrade {{
+        default upgrade;
+        ''      close;
+    }}
+{body}
+}}
+"""
+
+#: The proxying part of a ``location`` (the recipe of docs/deployment.rst), plus a response
+#: header naming the upstream nginx chose, so a test can tell which server a client reached.
+NGINX_LOCATION = """\
+            proxy_pass http://{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_read_timeout {timeout};
+            proxy_send_timeout {timeout};
+            proxy_bind {source};
+            add_header X-Upstream $upstream_addr always;
+"""
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it is true; AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (reaped, or a zombie waiting for its new parent to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
+def _running(argv: List[str], directory: str, ports: Sequence[int]) -> Iterator[subprocess.Popen]:
+    output = os.path.join(directory, "output.log")
+    with open(output, "wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   cwd=directory)
+    try:
+        for port in ports:
+            try:
+                wait_for_port(port, START_TIMEOUT)
+            except AssertionError:
+                with open(output, errors="replace") as file:
+                    raise AssertionError(f"{argv[0]} did not start (exit {process.poll()}): "
+                                         f"{file.read()[-2000:]}") from None
+        yield process
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def run_nginx(directory: str, upstreams: Dict[str, List[int]], *,
+              locations: Optional[Dict[str, str]] = None, timeout: str = "3600s") -> Iterator[int]:
+    """nginx proxying WebSocket traffic to wsclient servers; yields its port.
+
+    Args:
+        directory: where the configuration and logs go.
+        upstreams: upstream name -> the server ports in it (round robin).
+        locations: path prefix -> upstream name (default: ``/`` to the only upstream).
+        timeout: ``proxy_read_timeout`` and ``proxy_send_timeout``.
+    """
+    binary = find_program("nginx", "nginx")
+    if locations is None:
+        (name,) = upstreams
+        locations = {"/": name}
+    port = free_port()
+    body = ""
+    for name, ports in upstreams.items():
+        servers = "".join(f"        server 127.0.0.1:{p};\n" for p in ports)
+        body += f"    upstream {name} {{\n{servers}    }}\n"
+    body += f"    server {{\n        listen 127.0.0.1:{port};\n"
+    for path, name in locations.items():
+        proxying = NGINX_LOCATION.format(upstream=name, timeout=timeout, source=PROXY_SOURCE)
+        body += f"        location {path} {{\n{proxying}        }}\n"
+    body += "    }"
+    conf = os.path.join(directory, "nginx.conf")
+    with open(conf, "w") as file:
+        file.write(NGINX_CONF.format(dir=directory, body=body))
+    with _running([binary, "-p", directory, "-c", conf, "-e", os.path.join(directory, "error.log")],
+                  directory, [port]):
+        yield port
+
+
+HAPROXY_CONF = """\
+global
+    maxconn 4096
+defaults
+    mode http
+    option forwardfor
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 1h
+    timeout client-fin 10s
+frontend websocket
+    bind 127.0.0.1:{port}
+    default_backend wsclient
+backend wsclient
+    balance roundrobin
+    source {source}
+{servers}
+"""
+
+
+@contextlib.contextmanager
+def run_haproxy(directory: str, ports: List[int]) -> Iterator[int]:
+    """HAProxy in HTTP mode in front of wsclient servers (``option forwardfor``); yields its port."""
+    binary = find_program("haproxy", "haproxy")
+    port = free_port()
+    servers = "".join(f"    server s{i} 127.0.0.1:{p}\n" for i, p in enumerate(ports))
+    conf = os.path.join(directory, "haproxy.cfg")
+    with open(conf, "w") as file:
+        file.write(HAPROXY_CONF.format(port=port, source=PROXY_SOURCE, servers=servers))
+    with _running([binary, "-f", conf, "-db"], directory, [port]):
+        yield port
+
+
+@contextlib.contextmanager
+def run_redis(directory: str) -> Iterator[int]:
+    """redis-server on a free loopback port, without persistence; yields its port."""
+    binary = find_program("redis-server", "redis-server")
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", directory, "--protected-mode", "yes"]
+    with _running(argv, directory, [port]):
+        yield port
+
+
+class ServeProcess(Peer):
+    """``python -m wsclient serve 127.0.0.1:PORT ...`` (the package's own command line).
+
+    Attributes:
+        uri: the first line it printed; ``port`` its port.
+    """
+
+    def __init__(self, *args: str, address: str = "127.0.0.1:0") -> None:
+        super().__init__([sys.executable, "-m", "wsclient", "serve", address, *args], cwd=ROOT)
+        self.uri = self.line(START_TIMEOUT)
+        assert self.uri.startswith("ws://127.0.0.1:"), self.describe()
+        self.port = int(self.uri.rsplit(":", 1)[1].rstrip("/"))
+
+    @property
+    def errors(self) -> List[str]:
+        """The lines written to stderr so far."""
+        return [line for line in list(self.stderr) if line is not None]
+
+    def wait_stderr(self, text: str, timeout: float = 10.0) -> str:
+        """The first stderr line containing ``text``, waiting for it up to ``timeout``."""
+        wait_until(lambda: any(text in line for line in self.errors), timeout, f"{text!r} on stderr")
+        return next(line for line in self.errors if text in line)
+
+    @property
+    def worker_pids(self) -> List[int]:
+        """The pids of ``serve --workers N``, from its "serving ... (pids ...)" line."""
+        line = self.wait_stderr("(pids ", START_TIMEOUT)
+        return [int(pid) for pid in line.split("(pids ", 1)[1].split(")")[0].split()]
+
+    def pid_for(self, local_port: int, timeout: float = 10.0) -> int:
+        """Which worker logged ``[pid N] opened ('127.0.0.1', local_port)``."""
+        needle = f"opened ('127.0.0.1', {local_port})"
+
+        def find() -> Optional[int]:
+            for line in self.errors:
+                if needle in line and line.startswith("[pid "):
+                    return int(line[5:].split("]", 1)[0])
+            return None
+
+        wait_until(lambda: find() is not None, timeout, needle)
+        pid = find()
+        assert pid is not None
+        return pid
+
+    def wait_exit(self, timeout: float = STOP_TIMEOUT) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"wsclient serve still running after {timeout} s; {self.describe()}")
+            raise
