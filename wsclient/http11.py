@@ -727,4 +727,7 @@ def _parse_content_length(headers: Headers) -> int:
     values = set(parse_token_list(headers.get_all("Content-Length") or []))
     if len(values) != 1 or not all(value.isascii() and value.isdigit() for value in values):
         raise InvalidHTTP("invalid Content-Length")
-    return int(values.pop())
+    digits = values.pop().lstrip("0") or "0"
+    if len(digits) > 18:  # over an exabyte; and int() refuses more than 4300 digits
+        raise InvalidHTTP("Content-Length too large")
+    return int(digits)

@@ -70,3 +70,22 @@ def test_a_malformed_uri_never_shows_its_password(text: str) -> None:
     with pytest.raises(wsclient.InvalidURI) as info:
         parse_uri(text)
     assert "hunter22" not in str(info.value) and "ter22" not in str(info.value)
+
+
+@pytest.mark.parametrize("length", ["9" * 5000, "1" * 19, "0" * 30 + "1" * 19],
+                         ids=["5000-digits", "19-digits", "padded-19-digits"])
+def test_an_absurd_content_length_is_invalid_http(length: str) -> None:
+    # Found by response+client-handshake: a 401 or 302 whose Content-Length had over 4300
+    # digits raised int()'s ValueError out of ResponseParser.feed.
+    from wsclient.http11 import ResponseParser
+
+    with pytest.raises(wsclient.InvalidHTTP, match="Content-Length"):
+        ResponseParser().feed(f"HTTP/1.1 401 Unauthorized\r\nContent-Length: {length}\r\n\r\n".encode())
+
+
+def test_a_large_but_possible_content_length_still_reads_up_to_max_body() -> None:
+    from wsclient.http11 import ResponseParser
+
+    parser = ResponseParser(max_body=4)
+    response = parser.feed(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 000999999999999999999\r\n\r\nbody!")
+    assert response is not None and response.body == b"body" and response.body_truncated
