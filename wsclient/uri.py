@@ -190,7 +190,7 @@ def _parse_ipv6(literal: str, shown: str) -> str:
     except ValueError:
         raise InvalidURI(f"invalid IPv6 address {address!r} in {shown!r}") from None
     zone = unquote(zone)
-    if percent and (not zone or not zone.isprintable() or " " in zone):
+    if percent and not re.fullmatch(r"[A-Za-z0-9\-._~]+", zone):  # RFC 6874 ZoneID: unreserved
         raise InvalidURI(f"invalid IPv6 zone in {shown!r}")
     return address.lower() + ("%" + zone if percent else "")
 

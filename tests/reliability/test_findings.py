@@ -89,3 +89,18 @@ def test_a_large_but_possible_content_length_still_reads_up_to_max_body() -> Non
     parser = ResponseParser(max_body=4)
     response = parser.feed(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 000999999999999999999\r\n\r\nbody!")
     assert response is not None and response.body == b"body" and response.body_truncated
+
+
+@pytest.mark.parametrize("zone", ["e\u0250th0", "%C3%A9", "%2F", "%5D", "a%20b", "%25", ""])
+def test_an_ipv6_zone_outside_rfc_6874_is_an_invalid_uri(zone: str) -> None:
+    # Found by uri+redirect: a zone with a non-Latin-1 character was accepted, then the
+    # Host header could not be built (ValueError); '/' or ']' broke the Host header.
+    with pytest.raises(wsclient.InvalidURI, match="zone"):
+        parse_uri(f"ws://[fe80::1%25{zone}]/")
+
+
+def test_ipv6_zones_of_interface_names_still_parse() -> None:
+    for zone in ("eth0", "en0", "1", "wlan-0.1_a~"):
+        uri = parse_uri(f"ws://[fe80::1%25{zone}]:8080/")
+        assert uri.host == f"fe80::1%{zone}"
+        assert parse_uri(uri.uri) == uri
