@@ -1,0 +1,56 @@
+"""HAProxy (Debian's) in front of ``python -m wsclient serve --workers 2``: a smoke test.
+
+HAProxy in HTTP mode passes the upgrade through, adds its own ``X-Forwarded-For`` line
+(``option forwardfor``), and holds the tunnel under ``timeout tunnel``. The workers log
+each connection as ``[pid N] opened (peer) path client=...``, which shows that both worker
+processes served clients through the one port HAProxy knows, and which client address
+they believed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import List, Set
+
+import wsclient
+
+from .engines import PROXY_SOURCE, ServeProcess, gone, run_haproxy, wait_until
+
+MAX_CLIENTS = 40
+
+
+def pids_in_log(server: ServeProcess, path: str) -> Set[int]:
+    return {int(line[5:].split("]", 1)[0]) for line in server.errors
+            if line.startswith("[pid ") and f" opened ('{PROXY_SOURCE}', " in line and f" {path} " in line}
+
+
+def test_haproxy_in_front_of_two_workers(tmp_path) -> None:
+    server = ServeProcess("--workers", "2", "--trusted-proxy", PROXY_SOURCE)
+    clients: List[wsclient.WebSocket] = []
+    try:
+        pids = set(server.worker_pids)
+        with run_haproxy(str(tmp_path), [server.port]) as port:
+            for i in range(MAX_CLIENTS):
+                ws = wsclient.connect(f"ws://127.0.0.1:{port}/smoke", proxy=None, timeout=10,
+                                      headers={"X-Forwarded-For": "203.0.113.9"})
+                clients.append(ws)
+                ws.send(f"through haproxy {i}")
+                assert ws.recv(timeout=10) == f"through haproxy {i}"
+                wait_until(lambda: len([l for l in server.errors if " /smoke " in l]) == i + 1, 10, "the log line")
+                if pids_in_log(server, "/smoke") == pids:
+                    break
+            assert pids_in_log(server, "/smoke") == pids
+            lines = [line for line in server.errors if " /smoke " in line]
+            # The forged entry is left of the one HAProxy added: the workers believe HAProxy's.
+            assert all(line.endswith(" client=127.0.0.1") for line in lines), lines
+            for ws in clients:
+                ws.close()
+                assert ws.close_code == 1000
+        os.kill(server.process.pid, signal.SIGTERM)
+        assert server.wait_exit() == 0
+        wait_until(lambda: all(gone(pid) for pid in pids), 20, "the workers to exit")
+    finally:
+        for ws in clients:
+            ws.close()
+        server.stop()
