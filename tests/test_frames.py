@@ -12,6 +12,8 @@ from typing import Iterator, List, Optional, Tuple
 
 import pytest
 
+from .conftest import need
+from wsclient import frames
 from wsclient.exceptions import ProtocolError
 from wsclient.frames import (
     CONTROL_OPCODES,
@@ -413,6 +415,18 @@ MASK_LENGTHS = (
 )
 
 
+@pytest.fixture(params=["python", "numpy"])
+def mask_path(request, monkeypatch):
+    """Run a masking test on the pure-Python path and on the numpy path."""
+    if request.param == "python":
+        monkeypatch.setattr(frames, "_numpy", False)
+    else:
+        monkeypatch.setattr(frames, "_numpy", None)
+        need(frames._load_numpy(), "numpy is not installed (the optional masking accelerator)")
+    return request.param
+
+
+@pytest.mark.usefixtures("mask_path")
 def test_apply_mask_against_the_definition() -> None:
     rng = random.Random(1)
     data = bytes(rng.getrandbits(8) for _ in range(70000))
@@ -424,6 +438,7 @@ def test_apply_mask_against_the_definition() -> None:
 
 
 @pytest.mark.parametrize("offset", range(8))
+@pytest.mark.usefixtures("mask_path")
 def test_apply_mask_offsets(offset: int) -> None:
     data = bytes(range(256)) * 260  # 66560 bytes: crosses several chunks
     for length in (0, 1, 2, 3, 4, 5, 7, 100, 16383, 16384, 16385, 66560):
@@ -431,6 +446,7 @@ def test_apply_mask_offsets(offset: int) -> None:
         assert got == naive_mask(data[:length], KEY, offset), length
 
 
+@pytest.mark.usefixtures("mask_path")
 def test_apply_mask_bytes_like_inputs() -> None:
     data = bytes(random.Random(2).getrandbits(8) for _ in range(40000))
     expected = naive_mask(data[3:], KEY, 1)
@@ -440,6 +456,7 @@ def test_apply_mask_bytes_like_inputs() -> None:
         assert result == expected
 
 
+@pytest.mark.usefixtures("mask_path")
 def test_apply_mask_in_pieces_equals_whole() -> None:
     data = bytes(random.Random(3).getrandbits(8) for _ in range(50000))
     whole = apply_mask(data, KEY)
@@ -452,11 +469,28 @@ def test_apply_mask_in_pieces_equals_whole() -> None:
     assert b"".join(out) == whole
 
 
+@pytest.mark.usefixtures("mask_path")
 def test_apply_mask_is_its_own_inverse() -> None:
     data = b"The quick brown fox" * 3000
     assert apply_mask(apply_mask(data, KEY), KEY) == data
     assert apply_mask(data, bytes(4)) == data
     assert apply_mask(data, KEY) != data
+
+
+def test_mask_for_sending_matches_the_definition(mask_path: str) -> None:
+    data = bytes(random.Random(6).getrandbits(8) for _ in range(70001))
+    for length in (0, 5, 16384, 16385, 16391, 70001):
+        masked = frames.mask_for_sending(data[:length], KEY)
+        assert bytes(masked) == naive_mask(data[:length], KEY), length
+    if mask_path == "numpy":  # Large payloads skip the copy into bytes.
+        assert isinstance(frames.mask_for_sending(data, KEY), memoryview)
+
+
+def test_numpy_can_be_turned_off(monkeypatch) -> None:
+    monkeypatch.setattr(frames, "_numpy", None)
+    monkeypatch.setenv("WSCLIENT_NUMPY", "0")
+    assert not frames._load_numpy()
+    assert type(frames.mask_for_sending(b"x" * 20000, KEY)) is bytes
 
 
 # -- whole streams, parse_frames, Frame -------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass
-from typing import Iterator, List, NamedTuple, Optional, Union
+from typing import Any, Iterator, List, NamedTuple, Optional, Union
 
 from .exceptions import ProtocolError
 
@@ -26,6 +26,7 @@ __all__ = [
     "FrameParser",
     "Frame",
     "apply_mask",
+    "mask_for_sending",
     "generate_mask_key",
     "serialize_header",
     "serialize_frame",
@@ -57,6 +58,13 @@ MAX_CONTROL_PAYLOAD = 125
 #: this size, which keeps the integers in cache (measured ~2x faster on 1 MiB).
 _MASK_CHUNK = 1 << 14
 
+#: Larger payloads are masked with numpy when it is installed (imported on the first such
+#: payload, never required): about twice the pure-Python speed. Set the environment
+#: variable ``WSCLIENT_NUMPY=0`` to keep to pure Python.
+NUMPY_MIN_SIZE = _MASK_CHUNK + 1
+
+_numpy: object = None  # The numpy module, False when unavailable or turned off, None: not yet looked.
+
 
 def generate_mask_key() -> bytes:
     """Return a fresh masking key from a cryptographic source (RFC 6455 section 5.3)."""
@@ -84,6 +92,8 @@ def apply_mask(data: BytesLike, key: bytes, offset: int = 0) -> bytes:
     shift = offset & 3
     if shift:
         key = key[shift:] + key[:shift]
+    if n >= NUMPY_MIN_SIZE and _load_numpy():
+        return _mask_numpy(data, key)
     if n <= _MASK_CHUNK:
         repeated = key * ((n + 3) >> 2)
         if n & 3:
@@ -103,6 +113,55 @@ def apply_mask(data: BytesLike, key: bytes, offset: int = 0) -> bytes:
     if end < n:
         parts.append(apply_mask(view[end:], key))
     return b"".join(parts)
+
+
+def _load_numpy() -> bool:
+    """Import numpy for :func:`apply_mask` once, if it is installed and not turned off."""
+    global _numpy
+    if _numpy is None:
+        _numpy = False
+        if os.environ.get("WSCLIENT_NUMPY", "1") != "0":
+            try:
+                import numpy
+
+                _numpy = numpy
+            except ImportError:
+                pass
+    return _numpy is not False
+
+
+def mask_for_sending(data: BytesLike, key: bytes) -> BytesLike:
+    """:func:`apply_mask` for a payload about to be written to a socket.
+
+    With numpy the result is a memoryview of numpy's output rather than ``bytes``: the copy
+    into a new ``bytes`` object would cost as much as the masking itself.
+
+    Args:
+        data: the payload.
+        key: the 4-byte masking key of the frame.
+
+    Returns:
+        The masked payload, bytes-like.
+    """
+    if len(data) >= NUMPY_MIN_SIZE and _load_numpy():
+        return _mask_numpy(data, key, copy=False)
+    return apply_mask(data, key)
+
+
+def _mask_numpy(data: BytesLike, key: bytes, *, copy: bool = True) -> BytesLike:
+    """:func:`apply_mask` with numpy: 8-byte words XORed at C speed; ``bytes`` if ``copy``."""
+    np: Any = _numpy
+    n = len(data)
+    whole = n & ~7
+    out = np.empty(n, dtype=np.uint8)
+    np.bitwise_xor(
+        np.frombuffer(data, dtype=np.uint64, count=whole >> 3),
+        np.frombuffer(key * 2, dtype=np.uint64)[0],
+        out=out[:whole].view(np.uint64),
+    )
+    if whole < n:  # Starts at a multiple of 4: the same key lines up.
+        out[whole:] = np.frombuffer(apply_mask(memoryview(data)[whole:], key), dtype=np.uint8)
+    return out.tobytes() if copy else memoryview(out)
 
 
 class FrameHeader(NamedTuple):

@@ -26,7 +26,7 @@ from .frames import (
     FramePiece,
     FrameParser,
     Opcode,
-    apply_mask,
+    mask_for_sending,
     generate_mask_key,
     serialize_header,
 )
@@ -319,7 +319,7 @@ class Protocol:
     ) -> List[bytes]:
         key = self._mask_key() if self._mask_key is not None else None
         header = serialize_header(opcode, len(payload), fin=fin, rsv1=rsv1, mask_key=key)
-        body = apply_mask(payload, key) if key is not None else payload
+        body = mask_for_sending(payload, key) if key is not None else payload
         if len(payload) <= _JOIN_LIMIT:
             return [header + body]
         return [header, body]  # type: ignore[list-item]
