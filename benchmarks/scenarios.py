@@ -176,10 +176,18 @@ def open_client(lib: str, port: int, *, deflate: bool = False) -> Tuple[Callable
             return conn.recv()[1]
 
         return echo, conn.close
-    if lib == "wsclient":
+    if lib in ("wsclient", "wsclient+numpy"):
         import wsclient
 
         ws = wsclient.connect(_url(port), proxy=None, compression="deflate" if deflate else None, max_size=None)
+        numpy_on = lib == "wsclient+numpy"
+
+        def echo_wsclient(message: Any) -> Any:
+            _mask_with_numpy(numpy_on)
+            ws.send(message)
+            return ws.recv()
+
+        return echo_wsclient, ws.close
     elif lib == "websocket-client":
         import websocket
 
@@ -207,6 +215,23 @@ def open_client(lib: str, port: int, *, deflate: bool = False) -> Tuple[Callable
         return ws.recv()
 
     return echo_ws, ws.close
+
+
+def _mask_with_numpy(on: bool) -> None:
+    """Switch wsclient's masking between pure Python and numpy, within this process."""
+    from wsclient import frames
+
+    frames._numpy = None if on else False
+    if on and not frames._load_numpy():
+        raise RuntimeError("numpy is not installed")
+
+
+def _numpy_installed() -> bool:
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 CLIENTS = ["raw", "wsclient", "websocket-client", "websockets"]
@@ -256,7 +281,8 @@ def s2_client_throughput(cfg: Config) -> List[Row]:
         for size in (MIB, 16 * MIB):
             message = os.urandom(size)
             title = f"2 client echo {size // MIB} MiB"
-            rows += _client_echo_rows(cfg, title, "MB/s", message, 2 * size / 1e6, srv.port, CLIENTS)
+            libs = CLIENTS + (["wsclient+numpy"] if _numpy_installed() else [])
+            rows += _client_echo_rows(cfg, title, "MB/s", message, 2 * size / 1e6, srv.port, libs)
     return rows
 
 
@@ -364,12 +390,22 @@ def s6_deflate(cfg: Config) -> List[Row]:
 
 
 def _mask_functions() -> Dict[str, Tuple[Callable[[bytes, bytes], Any], str]]:
-    from wsclient.frames import apply_mask
+    from wsclient.frames import apply_mask, mask_for_sending
+
+    def pure(data: bytes, key: bytes) -> bytes:
+        _mask_with_numpy(False)
+        return apply_mask(data, key)
 
     funcs: Dict[str, Tuple[Callable[[bytes, bytes], Any], str]] = {
         "raw": (raw.mask, "int XOR, 16 KiB chunks"),
-        "wsclient": (apply_mask, "pure Python"),
+        "wsclient": (pure, "pure Python"),
     }
+    if _numpy_installed():
+        def with_numpy(data: bytes, key: bytes) -> Any:
+            _mask_with_numpy(True)
+            return mask_for_sending(data, key)
+
+        funcs["wsclient+numpy"] = (with_numpy, "numpy installed: the send path (no copy to bytes)")
     try:
         from websocket._abnf import ABNF
 
