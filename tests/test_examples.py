@@ -14,7 +14,8 @@ import pytest
 
 import wsclient
 
-from .conftest import RunningServer
+from .conftest import RunningServer, need
+from .multiprocess.engines import run_redis
 from .proxies import run_pproxy
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
@@ -31,8 +32,8 @@ def load(name: str) -> ModuleType:
 class ExampleServer:
     """An example server as a subprocess on port 0; stopped with SIGINT by PID."""
 
-    def __init__(self, name: str) -> None:
-        self.process = subprocess.Popen([sys.executable, os.path.join(EXAMPLES, f"{name}.py"), "--port", "0"],
+    def __init__(self, name: str, *args: str) -> None:
+        self.process = subprocess.Popen([sys.executable, os.path.join(EXAMPLES, f"{name}.py"), "--port", "0", *args],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.uri = self.process.stdout.readline().strip()
 
@@ -51,7 +52,7 @@ class ExampleServer:
 def test_every_example_is_tested() -> None:
     names = {name[:-3] for name in os.listdir(EXAMPLES) if name.endswith(".py")}
     tested = {"echo_client", "echo_server", "chat_server", "wss_client_custom_ca", "socks5_client",
-              "reconnect_client", "token_auth_server", "notebook_cell", "test_with_fixtures"}
+              "reconnect_client", "token_auth_server", "notebook_cell", "test_with_fixtures", "redis_chat"}
     assert names == tested
 
 
@@ -86,6 +87,32 @@ def test_chat_server_broadcasts() -> None:
                 assert bob.recv(timeout=10) == f"{bob_name}: hi all"
     finally:
         assert server.stop() == 0
+
+
+def test_redis_chat_reaches_the_clients_of_another_process(tmp_path) -> None:
+    need(importlib.util.find_spec("redis") is not None, "the redis package is not installed (pip install redis)")
+    with run_redis(str(tmp_path)) as port:
+        url = f"redis://127.0.0.1:{port}/0"
+        first, second = ExampleServer("redis_chat", "--redis", url), ExampleServer("redis_chat", "--redis", url)
+        try:
+            assert first.uri.startswith("ws://127.0.0.1:") and second.uri.startswith("ws://127.0.0.1:")
+            # One step at a time: broadcast() skips a client that is busy at that instant.
+            with wsclient.connect(first.uri, proxy=None) as alice:
+                alice_name = "%s:%s" % alice.local_address[:2]
+                assert alice.recv(timeout=10) == f"* {alice_name} joined"
+                with wsclient.connect(second.uri, proxy=None) as bob:
+                    bob_name = "%s:%s" % bob.local_address[:2]
+                    assert bob.recv(timeout=10) == f"* {bob_name} joined"
+                    assert alice.recv(timeout=10) == f"* {bob_name} joined"  # from the other process
+                    bob.send("hi from the second process")
+                    assert bob.recv(timeout=10) == f"{bob_name}: hi from the second process"
+                    assert alice.recv(timeout=10) == f"{bob_name}: hi from the second process"
+                    alice.send("hello from the first")
+                    assert alice.recv(timeout=10) == f"{alice_name}: hello from the first"
+                    assert bob.recv(timeout=10) == f"{alice_name}: hello from the first"
+        finally:
+            assert first.stop() == 0
+            assert second.stop() == 0
 
 
 def test_wss_client_custom_ca(pki) -> None:
