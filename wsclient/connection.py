@@ -116,6 +116,7 @@ class WebSocket:
         self._message_lock = threading.Lock()
         self._queue: Deque[Message] = collections.deque()
         self._queued = 0
+        self._read_waiters = 0  # Threads waiting for the read lock (under _cond).
         self._paused = False
         self._ctrl_pending: List[bytes] = []
         self._unsent = preamble  # Bytes that go out before any frame (a server's 101).
@@ -227,7 +228,7 @@ class WebSocket:
             else:
                 with self._cond:
                     if not self._queue and not self._closed:
-                        self._cond.wait(_remaining(deadline, 1.0))
+                        self._wait_for_reader(deadline)
             if deadline is not None and time.monotonic() >= deadline and not self._queue:
                 if not self._closed:
                     raise TimeoutError("no message received within the timeout")
@@ -594,12 +595,25 @@ class WebSocket:
             else:
                 with self._cond:
                     if not self._closed:
-                        self._cond.wait(_remaining(deadline, 1.0))
+                        self._wait_for_reader(deadline)
+
+    def _wait_for_reader(self, deadline: Optional[float]) -> None:
+        """Wait (hold ``_cond``) until the thread reading gives the socket back, a message
+        is queued or the connection closes."""
+        self._read_waiters += 1
+        try:
+            # Checked after counting ourselves: a reader that released the lock before
+            # seeing the count is seen here instead, so no wake-up is lost.
+            if self._read_lock.locked():
+                self._cond.wait(_remaining(deadline, 1.0))
+        finally:
+            self._read_waiters -= 1
 
     def _release_read(self) -> None:
         self._read_lock.release()
-        with self._cond:
-            self._cond.notify_all()
+        if self._read_waiters:  # Most reads have nobody waiting: skip the condition.
+            with self._cond:
+                self._cond.notify_all()
         if self._closed:
             self._close_fd()
 

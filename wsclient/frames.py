@@ -322,6 +322,8 @@ class FrameParser:
                 header = self._header
                 first = header is None
                 if header is None:
+                    if end - pos < 2:  # The usual end of the data: skip a call.
+                        break
                     start = pos
                     parsed = self._parse_header(buf, pos, end)
                     if parsed is None:
