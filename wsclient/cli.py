@@ -465,9 +465,9 @@ def _serve_workers(args: argparse.Namespace, host: str, port: int) -> int:
 
     def ready(bound: int, pids: List[int]) -> None:
         uri = _uri(args, host, bound)
-        print(uri, flush=True)
         print(f"serving ({args.mode}) on {uri} with {len(pids)} workers "
               f"(pids {' '.join(map(str, pids))}); Ctrl-C to stop", file=sys.stderr, flush=True)
+        print(uri, flush=True)  # Last: whoever reads it finds the pids on stderr already.
 
     if not logging.getLogger().handlers:  # The supervisor's notices: worker deaths, restarts.
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="wsclient: %(message)s")

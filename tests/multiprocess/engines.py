@@ -160,7 +160,7 @@ defaults
     timeout connect 5s
     timeout client 60s
     timeout server 60s
-    timeout tunnel 1h
+    timeout tunnel {tunnel}
     timeout client-fin 10s
 frontend websocket
     bind 127.0.0.1:{port}
@@ -173,14 +173,17 @@ backend wsclient
 
 
 @contextlib.contextmanager
-def run_haproxy(directory: str, ports: List[int]) -> Iterator[int]:
-    """HAProxy in HTTP mode in front of wsclient servers (``option forwardfor``); yields its port."""
+def run_haproxy(directory: str, ports: List[int], *, tunnel: str = "1h") -> Iterator[int]:
+    """HAProxy in HTTP mode in front of wsclient servers (``option forwardfor``); yields its port.
+
+    ``tunnel`` is ``timeout tunnel``: how long an upgraded connection may stay silent.
+    """
     binary = find_program("haproxy", "haproxy")
     port = free_port()
     servers = "".join(f"    server s{i} 127.0.0.1:{p}\n" for i, p in enumerate(ports))
     conf = os.path.join(directory, "haproxy.cfg")
     with open(conf, "w") as file:
-        file.write(HAPROXY_CONF.format(port=port, source=PROXY_SOURCE, servers=servers))
+        file.write(HAPROXY_CONF.format(port=port, source=PROXY_SOURCE, servers=servers, tunnel=tunnel))
     with _running([binary, "-f", conf, "-db"], directory, [port]):
         yield port
 

@@ -1,4 +1,5 @@
-"""HAProxy (Debian's) in front of ``python -m wsclient serve --workers 2``: a smoke test.
+"""HAProxy (Debian's) in front of ``python -m wsclient serve --workers 2``: a smoke test, and
+how ``timeout tunnel`` and keepalive pings meet.
 
 HAProxy in HTTP mode passes the upgrade through, adds its own ``X-Forwarded-For`` line
 (``option forwardfor``), and holds the tunnel under ``timeout tunnel``. The workers log
@@ -12,6 +13,8 @@ from __future__ import annotations
 import os
 import signal
 from typing import List, Set
+
+import pytest
 
 import wsclient
 
@@ -54,3 +57,24 @@ def test_haproxy_in_front_of_two_workers(tmp_path) -> None:
         for ws in clients:
             ws.close()
         server.stop()
+
+
+@pytest.mark.parametrize("pinging", ["server", "client"])
+def test_timeout_tunnel_cuts_silent_websockets_and_pings_keep_them(run_server, tmp_path, pinging) -> None:
+    server = run_server(ping_interval=0.3 if pinging == "server" else None)
+    with run_haproxy(str(tmp_path), [server.port], tunnel="1s") as port:
+        uri = f"ws://127.0.0.1:{port}/"
+        silent = wsclient.connect(uri, proxy=None, timeout=10, ping_interval=None)
+        kept = wsclient.connect(uri, proxy=None, timeout=10, ping_interval=0.3 if pinging == "client" else None)
+        try:
+            if pinging == "client":  # The server sends nothing: the silent one is cut.
+                with pytest.raises(wsclient.ConnectionClosedError):
+                    silent.recv(timeout=10)  # About 1 s: the tunnel timeout.
+                assert silent.close_code == 1006
+            # Three times the tunnel timeout: no message, no close (server pings keep both).
+            assert wsclient.wait([kept, silent] if pinging == "server" else [kept], timeout=3) == []
+            kept.send("alive")
+            assert kept.recv(timeout=10) == "alive"
+        finally:
+            silent.close()
+            kept.close()
