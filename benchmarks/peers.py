@@ -159,6 +159,19 @@ def many_driver(port: int, n: int) -> Callable[[float], dict]:
     return run
 
 
+def idle_deflate_driver(port: int, n: int) -> Callable[[float], dict]:
+    """``n`` permessage-deflate connections, each echoing one 1 KiB JSON message, then idle."""
+    message = json_message(1024).encode()
+    conns = []
+    for _ in range(n):
+        conn = raw.raw_connect(HOST, port, deflate=True)
+        conn.send(message, raw.TEXT)
+        if conn.recv()[1] != message:
+            raise RuntimeError("echo mismatch")
+        conns.append(conn)
+    return lambda duration: {"ops": len(conns), "elapsed": duration}
+
+
 def drive(args: argparse.Namespace) -> None:
     """Set up a neutral client, print READY, answer ``run <seconds>`` lines."""
     if args.mode == "rtt":
@@ -173,6 +186,8 @@ def drive(args: argparse.Namespace) -> None:
         run = handshake_driver(args.port)
     elif args.mode == "many":
         run = many_driver(args.port, args.n)
+    elif args.mode == "idle-deflate":
+        run = idle_deflate_driver(args.port, args.n)
     else:
         raise SystemExit(f"unknown mode {args.mode}")
     print("READY", flush=True)
@@ -206,7 +221,7 @@ def main(argv: List[str]) -> None:
     p_serve.add_argument("lib", choices=["neutral", "raw", "wsclient", "websockets"])
     p_serve.add_argument("--deflate", action="store_true")
     p_drive = sub.add_parser("drive")
-    p_drive.add_argument("mode", choices=["rtt", "handshake", "many"])
+    p_drive.add_argument("mode", choices=["rtt", "handshake", "many", "idle-deflate"])
     p_drive.add_argument("--port", type=int, required=True)
     p_drive.add_argument("--size", type=int, default=32)
     p_drive.add_argument("--json", action="store_true")

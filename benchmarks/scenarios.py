@@ -386,7 +386,30 @@ def s6_deflate(cfg: Config) -> List[Row]:
     with server("neutral", deflate=True) as srv:
         rows = _client_echo_rows(cfg, "6 client deflate 1 MiB JSON", "MB/s", message, per_op, srv.port, libs, deflate=True)
     return rows + _server_rows(cfg, "6 server deflate 1 MiB JSON", "MB/s", per_op, "rtt",
-                               "--json", "--size", str(MIB), "--deflate", deflate=True)
+                               "--json", "--size", str(MIB), "--deflate", deflate=True) + _deflate_memory()
+
+
+#: Connections for the compressed idle-memory figure.
+IDLE_DEFLATE_CONNECTIONS = 200
+
+
+def _deflate_memory() -> List[Row]:
+    """Server memory per idle compressed connection (context takeover, after one message)."""
+    rows = []
+    n = IDLE_DEFLATE_CONNECTIONS
+    for lib in ("wsclient", "websockets"):
+        row = Row(f"6 server {n} idle deflate conns", lib, "KiB/conn")
+        try:
+            with server(lib, deflate=True) as srv:
+                time.sleep(0.3)
+                before = srv.status()["VmRSS"]
+                with driver("idle-deflate", srv.port, "--n", str(n), timeout=120.0):
+                    time.sleep(0.5)
+                    row.values.append((srv.status()["VmRSS"] - before) / n)
+        except Exception as exc:
+            row.error = f"{type(exc).__name__}: {exc}"[:120]
+        rows.append(row)
+    return rows
 
 
 def _mask_functions() -> Dict[str, Tuple[Callable[[bytes, bytes], Any], str]]:
