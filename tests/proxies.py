@@ -17,7 +17,9 @@ waits. A missing program skips the test, or fails it when ``CI=true``.
   port may be tunnelled.
 - ``ssh -D`` (Debian ``openssh-server`` and ``openssh-client``): OpenSSH's dynamic forwarding,
   the one SOCKS4A server here (pproxy ignores the SOCKS4A host name; dante rejects it). The
-  ``sshd`` runs on loopback and accepts only a key made for the test.
+  ``sshd`` runs on loopback and accepts only a key made for the test. The ``ssh`` client runs
+  with ``-vv``, so its log (``log("client/output.log")``) shows each SOCKS4 request's user id
+  and SOCKS4A host name as the proxy decoded them.
 - ``squid`` (Debian ``squid-openssl``): HTTP CONNECT with Basic auth (``basic_ncsa_auth``
   and an htpasswd made with ``openssl passwd -apr1``), over TLS as well (``https_port``);
   it logs the request headers it gets (``log_mime_hdrs``), so tests can check what a
@@ -443,7 +445,7 @@ def run_ssh_socks(directory: str) -> Iterator[RunningProxy]:
         ssh, "-N", "-F", "/dev/null", "-D", f"{host}:{socks_port}", "-p", str(sshd_port),
         "-i", os.path.join(directory, "user_key"), "-o", "BatchMode=yes",
         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-        "-o", "ExitOnForwardFailure=yes", f"{user}@{host}",
+        "-o", "ExitOnForwardFailure=yes", "-vv", f"{user}@{host}",
     ]
     with _running([sshd, "-D", "-e", "-f", config], directory, host, [sshd_port]):
         client_dir = os.path.join(directory, "client")
@@ -480,7 +482,8 @@ def run_echo_target(ssl_context: Optional[ssl.SSLContext] = None,
         for message in ws:
             ws.send(message)
 
-    server = serve(echo, host, 0, ssl=ssl_context, compression=None)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    server = serve(echo, host, 0, ssl=ssl_context, compression=None, family=family)
     port = server.socket.getsockname()[1]
     thread = threading.Thread(target=server.serve_forever, name="echo-target", daemon=True)
     thread.start()

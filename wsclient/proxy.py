@@ -21,7 +21,9 @@ Decisions worth knowing:
   ``Proxy-Authorization: Basic`` (UTF-8) in the first ``CONNECT``; a ``407`` answer is then
   final (credentials were rejected, or there were none to send) and raises
   :class:`ProxyError` with ``status=407``. SOCKS5 uses them for username/password
-  authentication (RFC 1929); SOCKS4 sends the user name as its user id and has no password.
+  authentication (RFC 1929), which needs both: a SOCKS5 URL with a user name and no (or an
+  empty) password is an :class:`InvalidURI` rather than credentials silently left out.
+  SOCKS4 sends the user name as its user id and has no password.
 - ``socks4://`` and ``socks5://`` resolve the target locally; ``socks4a://`` and
   ``socks5h://`` pass the name to the proxy, and the client never resolves it.
 - Failures of the proxy become :class:`ProxyError` (chained to the cause); a timeout stays the
@@ -49,7 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .uri import WebSocketURI
 
 __all__ = [
-    "DEFAULT_PROXY_PORTS", "ProxyURL", "parse_proxy_url", "proxy_from_environment",
+    "DEFAULT_PROXY_PORTS", "SOCKS5_MAX_CREDENTIAL", "ProxyURL", "parse_proxy_url", "proxy_from_environment",
     "should_bypass", "select_proxy", "authority", "connect_request", "http_connect",
 ]
 
@@ -62,6 +64,10 @@ DEFAULT_PROXY_PORTS = {
 
 #: Whether the proxy resolves the target's name, per SOCKS scheme.
 SOCKS_REMOTE_DNS = {"socks4": False, "socks4a": True, "socks5": False, "socks5h": True}
+
+#: The longest SOCKS5 user name or password, in UTF-8 bytes. RFC 1929 section 2 allows 255,
+#: but PySocks writes each length as a UTF-8 encoded character, two bytes from 128 on.
+SOCKS5_MAX_CREDENTIAL = 127
 
 #: Bytes read from the proxy at a time while waiting for the answer to ``CONNECT``.
 _READ_SIZE = 65536
@@ -124,7 +130,9 @@ def parse_proxy_url(url: str) -> ProxyURL:
     Raises:
         TypeError: ``url`` is not a ``str``.
         InvalidURI: an unknown scheme, a missing host, a bad port, a path, query or
-            fragment, or a lone surrogate; the message never contains the password.
+            fragment, a lone surrogate, or SOCKS5 credentials that cannot be sent (a user
+            name without a password, or either longer than :data:`SOCKS5_MAX_CREDENTIAL`);
+            the message never contains the password.
     """
     if not isinstance(url, str):
         raise TypeError(f"proxy URL must be a str, not {type(url).__name__}")
@@ -157,7 +165,22 @@ def parse_proxy_url(url: str) -> ProxyURL:
     password = urllib.parse.unquote(parts.password) if parts.password is not None else None
     if username is None:
         password = None
+    elif scheme in ("socks5", "socks5h"):
+        _check_socks5_credentials(username, password, shown)
     return ProxyURL(scheme, host, port or DEFAULT_PROXY_PORTS[scheme], username, password)
+
+
+def _check_socks5_credentials(username: str, password: Optional[str], shown: str) -> None:
+    """RFC 1929 section 2: a user name and a password of at least one byte each."""
+    if not password:
+        raise InvalidURI(
+            f"SOCKS5 authentication (RFC 1929) needs a password with the user name: {shown!r}"
+        )
+    for what, value in (("user name", username), ("password", password)):
+        if len(value.encode("utf-8")) > SOCKS5_MAX_CREDENTIAL:
+            raise InvalidURI(
+                f"the SOCKS5 {what} in {shown!r} is longer than {SOCKS5_MAX_CREDENTIAL} bytes"
+            )
 
 
 def _getenv(environ: Mapping[str, str], name: str) -> Optional[str]:
