@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -133,6 +134,23 @@ def test_process_request_health_check_and_auth(run_server):
     with wsclient.connect(server.uri, headers={"Authorization": "Bearer token"}) as ws:
         ws.send("in")
         assert ws.recv(timeout=5) == "in"
+
+
+@pytest.mark.parametrize("hook", ["process_request", "select_subprotocol"])
+def test_a_failing_hook_gets_500_and_a_logged_traceback(run_server, caplog, hook):
+    def broken(*args):
+        raise KeyError("bug in the hook")
+
+    server = run_server(**{hook: broken})
+    with caplog.at_level(logging.ERROR, logger="wsclient"):
+        with pytest.raises(wsclient.InvalidStatus) as info:
+            wsclient.connect(server.uri, subprotocols=["chat"])
+    assert info.value.response.status == 500
+    assert any("bug in the hook" in (r.exc_text or "") for r in caplog.records)
+    if hook == "select_subprotocol":  # Only called when the client offers one.
+        with wsclient.connect(server.uri) as ws:
+            ws.send("still serving")
+            assert ws.recv(timeout=5) == "still serving"
 
 
 def test_plain_http_gets_426(run_server):

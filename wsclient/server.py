@@ -311,6 +311,11 @@ class WebSocketServer:
             logger.info("handshake with %s failed: %s", address, exc)
             sock.close()
             return None
+        except Exception:  # A bug in process_request or select_subprotocol: say so.
+            logger.exception("answering the handshake from %s failed", address)
+            _try_send(sock, reject_response(500, "internal server error").serialize(), deadline)
+            sock.close()
+            return None
         if response.status != 101:
             sock.close()
             return None
