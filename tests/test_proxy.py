@@ -23,7 +23,8 @@ import pytest
 
 import wsclient
 from wsclient import transport
-from wsclient.exceptions import InvalidURI, ProxyError
+from wsclient.exceptions import InvalidHTTP, InvalidURI, ProxyError
+from wsclient.http11 import DEFAULT_MAX_HEADERS, DEFAULT_MAX_LINE, ResponseParser
 from wsclient.proxy import (
     ProxyURL,
     connect_request,
@@ -926,6 +927,40 @@ def test_misbehaving_http_proxy(scripted_proxy, answer: bytes, close: bool, matc
     with pytest.raises(ProxyError, match=match):
         transport.open_tunnel(parse_proxy_url(f"http://127.0.0.1:{peer.port}"), "h", 80,
                               deadline=time.monotonic() + TIMEOUT)
+
+
+def _head(headers: int, line: int) -> bytes:
+    """``headers`` header lines, the first ``line`` bytes long, and the blank line."""
+    first = b"X-Long: " + b"a" * (line - len(b"X-Long: "))
+    rest = [b"X-%d: v" % index for index in range(headers - 1)]
+    return b"\r\n".join([first, *rest]) + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [_head(DEFAULT_MAX_HEADERS, 100), _head(DEFAULT_MAX_HEADERS + 1, 100),
+     _head(2, DEFAULT_MAX_LINE), _head(2, DEFAULT_MAX_LINE + 1)],
+    ids=["max-headers", "max-headers+1", "max-line", "max-line+1"],
+)
+def test_connect_answer_has_the_handshake_limits(scripted_proxy, head: bytes) -> None:
+    """The proxy's answer is accepted or refused exactly as the opening handshake's response
+    parser (``ResponseParser()``, as ``connect()`` uses it) takes a 101 with the same head."""
+    try:
+        response = ResponseParser().feed(b"HTTP/1.1 101 Switching Protocols\r\n" + head)
+        handshake_accepts = response is not None
+    except InvalidHTTP:
+        handshake_accepts = False
+    assert handshake_accepts == (head.count(b"\r\n") - 1 <= DEFAULT_MAX_HEADERS
+                                 and len(head.split(b"\r\n")[0]) <= DEFAULT_MAX_LINE)
+    peer = scripted_proxy(b"HTTP/1.1 200 Connection established\r\n" + head)
+    proxy = parse_proxy_url(f"http://127.0.0.1:{peer.port}")
+    if handshake_accepts:
+        sock, leftover = transport.open_tunnel(proxy, "h", 80, deadline=time.monotonic() + TIMEOUT)
+        sock.close()
+        assert leftover == b""
+    else:
+        with pytest.raises(ProxyError, match="invalid answer"):
+            transport.open_tunnel(proxy, "h", 80, deadline=time.monotonic() + TIMEOUT)
 
 
 def test_proxy_data_before_tls_is_refused(scripted_proxy) -> None:
