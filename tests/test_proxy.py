@@ -834,8 +834,10 @@ def test_refused_proxy(ws_target: EchoTarget, scheme: str) -> None:
 
 def test_unresolvable_proxy(ws_target: EchoTarget) -> None:
     with pytest.raises(ProxyError) as info:
-        wsclient.connect(ws_target.uri(), proxy=f"http://{UNRESOLVABLE}:3128", timeout=TIMEOUT)
+        wsclient.connect(ws_target.uri(), proxy=f"http://alice:{SECRET}@{UNRESOLVABLE}:3128",
+                         timeout=TIMEOUT)
     assert isinstance(info.value.__cause__, socket.gaierror)
+    check_secret_free(info.value)
 
 
 class ScriptedProxy:
@@ -897,10 +899,11 @@ def scripted_proxy() -> Iterator[Callable[..., ScriptedProxy]]:
 def test_silent_proxy_times_out(scripted_proxy, scheme: str) -> None:
     silent = scripted_proxy()  # accepts TCP, never answers
     started = time.monotonic()
-    with pytest.raises(TimeoutError):
-        wsclient.connect("ws://127.0.0.1:9/", proxy=f"{scheme}://127.0.0.1:{silent.port}",
-                         timeout=0.5)
+    with pytest.raises(TimeoutError) as info:
+        wsclient.connect("ws://127.0.0.1:9/", timeout=0.5,
+                         proxy=f"{scheme}://alice:{SECRET}@127.0.0.1:{silent.port}")
     assert 0.4 < time.monotonic() - started < 3
+    check_secret_free(info.value)
 
 
 def test_silent_proxy_times_out_in_open_tunnel(scripted_proxy) -> None:
