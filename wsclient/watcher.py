@@ -30,6 +30,7 @@ import selectors
 import socket
 import threading
 import time
+import weakref
 from typing import Any, Dict, List, Optional, Protocol as TypingProtocol, Tuple
 
 __all__ = ["Watcher", "Watched", "client_watcher", "BACKOFF", "LINGER"]
@@ -140,7 +141,9 @@ class Watcher:
         """Call ``conn._watcher_timer`` at ``when`` (a ``time.monotonic()`` value)."""
         with self._lock:
             if id(conn) in self._watched:
-                heapq.heappush(self._timers, (when, next(self._seq), conn))
+                # A weak reference: a closed connection's timer (20 s of keepalive) must not
+                # keep its memory alive; thousands of short connections would pile up.
+                heapq.heappush(self._timers, (when, next(self._seq), weakref.ref(conn)))
                 if when < self._sleep_until:
                     self._wake()
 
@@ -271,7 +274,8 @@ class Watcher:
             if isinstance(item, _Resume):
                 self.resume(item.conn)
                 continue
-            if id(item) not in self._watched:
+            item = item()
+            if item is None or id(item) not in self._watched:
                 continue
             try:
                 item._watcher_timer(now)
