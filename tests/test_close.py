@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from wsclient.close import CloseCode, is_valid_close_code, parse_close, serialize_close
+from wsclient.close import CloseCode, is_valid_close_code, known_close_code, parse_close, serialize_close
 from wsclient.exceptions import ProtocolError
 
 #: What may appear on the wire: RFC 6455 section 7.4.1 plus 1012-1014 (IANA registry),
@@ -145,3 +145,8 @@ def test_local_codes_are_never_valid_on_the_wire() -> None:
 
 
 # -- the module stays sans-I/O (DESIGN.md: the core never touches sockets or threads) ----
+
+
+def test_known_close_code_names_registered_codes_only() -> None:
+    assert known_close_code(1009) is CloseCode.MESSAGE_TOO_BIG
+    assert known_close_code(4000) == 4000 and type(known_close_code(4000)) is int

@@ -92,11 +92,12 @@ def test_websocket_error_is_a_plain_message() -> None:
 @pytest.mark.parametrize(
     "code, reason, text",
     [
-        (1000, "", "connection closed: 1000 (normal closure)"),
-        (1001, "bye", "connection closed: 1001 (going away) 'bye'"),
-        (1006, "", "connection closed: 1006 (abnormal closure)"),
-        (1009, "", "connection closed: 1009 (message too big)"),
-        (1011, "oops", "connection closed: 1011 (internal error) 'oops'"),
+        (wsclient.CloseCode(1000), "", "connection closed: 1000 (normal closure)"),
+        (wsclient.CloseCode(1001), "bye", "connection closed: 1001 (going away) 'bye'"),
+        (wsclient.CloseCode(1006), "", "connection closed: 1006 (abnormal closure)"),
+        (wsclient.CloseCode(1009), "", "connection closed: 1009 (message too big)"),
+        (wsclient.CloseCode(1011), "oops", "connection closed: 1011 (internal error) 'oops'"),
+        (1011, "oops", "connection closed: 1011 'oops'"),  # A bare int is not looked up.
         (4000, "app", "connection closed: 4000 'app'"),
         (3000, "", "connection closed: 3000"),
     ],
@@ -104,13 +105,13 @@ def test_websocket_error_is_a_plain_message() -> None:
 def test_connection_closed(code: int, reason: str, text: str) -> None:
     for cls in (ConnectionClosed, ConnectionClosedOK, ConnectionClosedError):
         error = cls(code, reason)
-        assert error.code == code
+        assert error.code == code and type(error.code) is int
         assert error.reason == reason
         assert str(error) == text
 
 
 def test_connection_closed_reason_defaults_to_empty() -> None:
-    error = ConnectionClosedError(1006)
+    error = ConnectionClosedError(wsclient.CloseCode.ABNORMAL_CLOSURE)
     assert error.reason == ""
     assert str(error) == "connection closed: 1006 (abnormal closure)"
 

@@ -486,13 +486,6 @@ def test_mask_for_sending_matches_the_definition(mask_path: str) -> None:
         assert isinstance(frames.mask_for_sending(data, KEY), memoryview)
 
 
-def test_numpy_can_be_turned_off(monkeypatch) -> None:
-    monkeypatch.setattr(frames, "_numpy", None)
-    monkeypatch.setenv("WSCLIENT_NUMPY", "0")
-    assert not frames._load_numpy()
-    assert type(frames.mask_for_sending(b"x" * 20000, KEY)) is bytes
-
-
 # -- whole streams, parse_frames, Frame -------------------------------------------------
 
 

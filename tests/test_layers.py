@@ -4,6 +4,7 @@
   and nothing from the I/O layer.
 - Imports point downward only: ``client`` and ``server`` never import each other, and no
   core module imports an I/O module.
+- No module defers a package import into a function to dodge a cycle.
 """
 
 from __future__ import annotations
@@ -58,3 +59,17 @@ def test_every_core_module_is_checked() -> None:
                 "connection", "client", "server", "pytest_plugin", "workers"}
     modules = {path.stem for path in PACKAGE.glob("*.py")}
     assert modules == set(CORE) | io_layer
+
+
+@pytest.mark.parametrize("module", sorted(path.stem for path in PACKAGE.glob("*.py")))
+def test_no_package_import_inside_a_function(module: str) -> None:
+    # An import deferred into a function hides a cycle: the idea belongs elsewhere.
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    deferred = [
+        f"line {node.lineno}"
+        for func in ast.walk(tree)
+        if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for node in ast.walk(func)
+        if isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").startswith("wsclient"))
+    ]
+    assert not deferred, deferred

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import enum
-from typing import Tuple
+from typing import Tuple, Union
 
 from .exceptions import ProtocolError
 
-__all__ = ["CloseCode", "is_valid_close_code", "parse_close", "serialize_close"]
+__all__ = ["CloseCode", "is_valid_close_code", "known_close_code", "parse_close", "serialize_close"]
 
 
 class CloseCode(enum.IntEnum):
@@ -39,6 +39,21 @@ class CloseCode(enum.IntEnum):
 #: with IANA and sent by real servers). 1004, 1005, 1006 and 1015 are reserved for local
 #: use and must never be sent.
 _VALID_DEFINED = frozenset(range(1000, 1004)) | frozenset(range(1007, 1015))
+
+
+def known_close_code(code: int) -> Union[CloseCode, int]:
+    """``code`` as a :class:`CloseCode` when it is one, else unchanged.
+
+    Args:
+        code: a close code.
+
+    Returns:
+        The enum member (which has a :attr:`~CloseCode.phrase`) or the int.
+    """
+    try:
+        return CloseCode(code)
+    except ValueError:
+        return code
 
 
 def is_valid_close_code(code: int) -> bool:

@@ -36,7 +36,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Set, Union
 
-from .close import CloseCode, serialize_close
+from .close import CloseCode, known_close_code, serialize_close
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from .protocol import OK_CLOSE_CODES, Close, Pong, Protocol, Side
 from .watcher import BACKOFF, Watcher
@@ -874,7 +874,7 @@ class WebSocket:
     def _closed_error(self) -> ConnectionClosed:
         code, reason = self._proto.close_code, self._proto.close_reason
         cls = ConnectionClosedOK if code in OK_CLOSE_CODES and not self._proto.failed else ConnectionClosedError
-        error = cls(code, reason)
+        error = cls(known_close_code(code), reason)
         error.__cause__ = self._proto.error or self._abort_cause
         return error
 

@@ -70,15 +70,12 @@ class ConnectionClosed(WebSocketError):
     """
 
     def __init__(self, code: int, reason: str = "") -> None:
-        self.code = code
+        self.code = int(code)
         self.reason = reason
-        text = f"connection closed: {code}"
-        try:
-            from .close import CloseCode
-
-            text += f" ({CloseCode(code).phrase})"
-        except ValueError:
-            pass
+        text = f"connection closed: {self.code}"
+        phrase = getattr(code, "phrase", None)  # A wsclient.CloseCode names itself.
+        if phrase:
+            text += f" ({phrase})"
         if reason:
             text += f" {reason!r}"
         super().__init__(text)
