@@ -134,6 +134,8 @@ class Watcher:
             self._unregister(conn)
             self._watched.pop(id(conn), None)
             self._detached.pop(id(conn), None)
+            if len(self._timers) > 64 + 4 * len(self._watched):
+                self._drop_dead_timers()
             if not self._watched or not self._live_registration:
                 self._wake()  # Start lingering (or rebuild a select()/poll() set).
 
@@ -180,6 +182,15 @@ class Watcher:
             self._selector.unregister(fd)
         except (KeyError, ValueError, OSError):
             pass
+
+    def _drop_dead_timers(self) -> None:
+        """Forget the timers of connections no longer watched: thousands of short
+        connections would otherwise leave an entry each until its ping was due."""
+        self._timers = [
+            entry for entry in self._timers
+            if not isinstance(entry[2], weakref.ref) or id(entry[2]()) in self._watched
+        ]
+        heapq.heapify(self._timers)
 
     def _wake(self) -> None:
         if self._wake_w is not None and threading.current_thread() is not self._thread:
