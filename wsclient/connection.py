@@ -415,7 +415,7 @@ class WebSocket:
             if self._unsent or not self._wait_fd(select.POLLOUT, time.monotonic()):
                 return False
             with self._state_lock:
-                if self._closed or self._proto.close_sent is not None:
+                if self._closed or self._proto.close_sent is not None or self._proto.eof_received:
                     return False
                 buffers = self._take_pending() + self._proto.send_message(message)
             try:
@@ -735,7 +735,7 @@ class WebSocket:
             raise TimeoutError("the connection was busy writing past the timeout")
         try:
             with self._state_lock:
-                if self._closed or self._proto.close_sent is not None:
+                if self._closed or self._proto.close_sent is not None or self._proto.eof_received:
                     raise self._closed_error()
                 buffers = self._take_pending() + frame()
             self._write_or_abort(buffers, deadline)

@@ -136,3 +136,19 @@ def test_closed_connections_leave_no_timer_entries_behind(ws_echo_server) -> Non
             assert ws.recv(timeout=10) == "x"
     del ws
     assert weakrefs() - before < 100
+
+
+def test_send_between_the_peers_eof_and_the_abort_raises_connection_closed(ws_echo_server) -> None:
+    # Found by test_faults (shutdown under load): a sender thread that ran between the
+    # reader feeding the peer's EOF to the protocol and the connection marking itself
+    # closed got the protocol's RuntimeError("cannot send on a closing or closed
+    # connection") instead of ConnectionClosedError. The window is a few bytecodes wide,
+    # so this test puts the connection in that state directly.
+    ws = wsclient.connect(ws_echo_server.uri, proxy=None, ping_interval=None, close_timeout=0.5)
+    with ws._state_lock:
+        ws._proto.receive_eof()  # what the reader does first on EOF
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        ws.send("late")
+    assert info.value.code == 1006
+    assert wsclient.broadcast([ws], "late") == [ws]  # skipped, not an exception
+    ws.close()
