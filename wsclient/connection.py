@@ -386,18 +386,25 @@ class WebSocket:
                 self._cond.wait_for(lambda: self._fd_closed, timeout=_remaining(deadline, 5.0) or 0.5)
 
     def _start_close(self, code: int, reason: str, deadline: Optional[float]) -> None:
-        """Send the close frame (once); abort if it cannot go out before ``deadline``."""
-        if self._write_lock.acquire(timeout=_remaining(deadline, -1)):
-            try:
-                with self._state_lock:
-                    frames = self._take_pending() + self._proto.send_close(code, reason)
-                self._write(frames, deadline)
-            except (OSError, TimeoutError) as exc:
-                self._abort(exc)
-            finally:
-                self._release_write()
-        else:
-            self._abort(TimeoutError("could not send the close frame in time"))
+        """Send the close frame (once); abort if it cannot go out before ``deadline``.
+
+        While another thread writes (a handler sending to a slow peer), the frame is queued
+        for that thread to write at its next frame boundary, as the reader's pongs are, so
+        ``shutdown()`` closes every connection at once rather than one after another.
+        """
+        if not self._write_lock.acquire(blocking=False):
+            with self._state_lock:
+                self._ctrl_pending += self._proto.send_close(code, reason)
+            self._flush_control()  # in case the writer has just finished
+            return
+        try:
+            with self._state_lock:
+                frames = self._take_pending() + self._proto.send_close(code, reason)
+            self._write(frames, deadline)
+        except (OSError, TimeoutError) as exc:
+            self._abort(exc)
+        finally:
+            self._release_write()
 
     def _send_nowait(self, message: Message) -> bool:
         """Send without waiting, for broadcast; False if the connection cannot take it now.

@@ -7,6 +7,8 @@ Each test names what found it: a fuzz target (``test_fuzz.py``) or the leak test
 from __future__ import annotations
 
 import gc
+import threading
+import time
 import weakref
 
 import pytest
@@ -152,3 +154,34 @@ def test_send_between_the_peers_eof_and_the_abort_raises_connection_closed(ws_ec
     assert info.value.code == 1006
     assert wsclient.broadcast([ws], "late") == [ws]  # skipped, not an exception
     ws.close()
+
+
+def test_shutdown_sends_every_close_frame_at_once_to_slow_readers(ws_server) -> None:
+    # Found by test_faults (shutdown under load took all of its 5 s): shutdown() waited for
+    # each handler's current write to finish before sending that connection's close frame,
+    # one connection after another; the first slow reader used up the whole bounded wait
+    # and the others were cut without a close frame (1006 instead of 1001).
+    def stream(ws: wsclient.WebSocket) -> None:
+        while True:
+            ws.send(b"x" * 2**18)
+
+    server = ws_server(stream, compression=None)
+    clients = [wsclient.connect(server.uri, proxy=None, compression=None, max_queue=1) for _ in range(12)]
+    codes: list = []
+
+    def read_slowly(ws: wsclient.WebSocket) -> None:
+        try:
+            while True:
+                ws.recv(timeout=30)
+                time.sleep(0.05)
+        except wsclient.ConnectionClosed as exc:
+            codes.append(exc.code)
+
+    readers = [threading.Thread(target=read_slowly, args=(ws,)) for ws in clients]
+    for thread in readers:
+        thread.start()
+    time.sleep(0.5)  # every handler is now blocked in send(): the readers are slow
+    server.server.shutdown(timeout=2.0)
+    for thread in readers:
+        thread.join(60)
+    assert codes == [1001] * len(clients)
