@@ -135,13 +135,14 @@ def _check_options(*, max_size: Optional[int], max_queue: Optional[int], max_red
 
 
 def _redirect(base: WebSocketURI, location: str, headers: Headers) -> tuple:
-    """Where a 3xx points; refuses wss -> ws; drops Authorization across hosts."""
+    """Where a 3xx points; refuses wss -> ws; drops credentials across hosts."""
     target = resolve_redirect(base, location)
     if base.secure and not target.secure:
         raise InvalidHandshake(f"refusing a redirect from wss:// to ws:// ({target.uri})")
-    if (target.host, target.port) != (base.host, base.port) and "Authorization" in headers:
-        headers = headers.copy()
-        del headers["Authorization"]
+    if (target.host, target.port) != (base.host, base.port):
+        # Cookies are credentials as much as Authorization is (curl: CVE-2022-27776).
+        headers = Headers([(name, value) for name, value in headers.items()
+                           if name.lower() not in ("authorization", "cookie")])
     logger.info("following a redirect to %s", target.uri)
     return target, headers
 

@@ -1,0 +1,134 @@
+"""Peers that speak raw bytes: a one-connection server and a client, for faults and abuse.
+
+Both run the opening handshake with wsclient's sans-I/O helpers and then hand the plain
+socket to a script, which writes whatever bytes it likes (half frames, unmasked frames,
+resets). Everything binds or targets 127.0.0.1 and every read has a timeout.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from typing import Callable, List, Optional, Tuple, Union
+
+from wsclient.frames import Frame, FrameParser, Opcode
+from wsclient.handshake import ClientHandshake, accept_response, check_request
+from wsclient.http11 import Request, RequestParser, Response, ResponseParser
+from wsclient.uri import parse_uri
+
+__all__ = ["RawServer", "raw_client", "reset", "read_frames", "MASK"]
+
+#: The masking key of the frames raw clients write.
+MASK = b"\x11\x22\x33\x44"
+
+#: Seconds any raw read waits.
+TIMEOUT = 10.0
+
+
+def reset(sock: socket.socket) -> None:
+    """Close ``sock`` with a TCP reset (RST) instead of a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def read_frames(sock: socket.socket, *, expect_masked: bool, until: Callable[[List[Frame]], bool],
+                timeout: float = TIMEOUT) -> List[Frame]:
+    """Read whole frames until ``until(frames)`` is true, the peer closes, or ``timeout``."""
+    parser = FrameParser(expect_masked=expect_masked)
+    frames: List[Frame] = []
+    parts: List[bytes] = []
+    deadline = time.monotonic() + timeout
+    while not until(frames):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"only {len(frames)} frames within {timeout} s")
+        sock.settimeout(left)
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        for piece in parser.feed(data):
+            parts.append(piece.data)
+            if piece.last:
+                h = piece.header
+                frames.append(Frame(h.opcode, b"".join(parts), h.fin, h.rsv1))
+                parts = []
+    return frames
+
+
+class RawServer:
+    """Accepts one connection, answers its handshake (101, or ``response`` if given), then
+    runs ``script(sock)`` in a thread. :meth:`join` re-raises what the script raised.
+
+    Args:
+        script: what to do with the connected socket after the handshake.
+        extensions: a ``Sec-WebSocket-Extensions`` value to accept with.
+        response: what to answer the handshake with instead of a 101: bytes, or a function
+            of the parsed request returning bytes.
+    """
+
+    def __init__(self, script: Callable[[socket.socket], None], *, extensions: Optional[str] = None,
+                 response: Union[bytes, Callable[[Request], bytes], None] = None) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.uri = f"ws://127.0.0.1:{self.port}/"
+        self.script = script
+        self.extensions = extensions
+        self.response = response
+        self.error: Optional[BaseException] = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="raw-server", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.listener.settimeout(TIMEOUT)
+            sock, _ = self.listener.accept()
+            sock.settimeout(TIMEOUT)
+            parser = RequestParser()
+            request = None
+            while request is None:
+                request = parser.feed(sock.recv(65536))
+            if callable(self.response):
+                sock.sendall(self.response(request))
+            elif self.response is not None:
+                sock.sendall(self.response)
+            else:
+                check_request(request)
+                sock.sendall(accept_response(request, extensions=self.extensions).serialize())
+            self.script(sock)
+            if sock.fileno() != -1:
+                sock.close()
+        except BaseException as exc:  # surfaced by join()
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def join(self, timeout: float = 2 * TIMEOUT) -> None:
+        self.thread.join(timeout)
+        self.listener.close()
+        assert not self.thread.is_alive(), "the raw server's script did not finish"
+        if self.error is not None:
+            raise self.error
+
+
+def raw_client(uri: str, *, headers: Optional[List[Tuple[str, str]]] = None,
+               extensions: Optional[str] = None) -> Tuple[socket.socket, Response, bytes]:
+    """Connect to ``uri`` and run the client handshake by hand.
+
+    Returns:
+        The socket, the server's response, and the bytes that followed the response.
+    """
+    parsed = parse_uri(uri)
+    sock = socket.create_connection((parsed.host, parsed.port), timeout=TIMEOUT)
+    handshake = ClientHandshake(parsed, headers=headers, extensions=extensions)
+    sock.sendall(handshake.request.serialize())
+    parser = ResponseParser()
+    response = None
+    while response is None:
+        response = parser.feed(sock.recv(65536))
+    return sock, response, parser.leftover
