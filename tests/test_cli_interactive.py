@@ -114,7 +114,29 @@ class Terminal:
                     pytest.fail(f"the terminal never showed {text!r}; it shows:\n{screen!r}")
                 self.changed.wait(left)
 
+    def wait_reading(self) -> None:
+        """Wait until the client's main thread sleeps in readline's ``select()`` on the
+        terminal (fd 0, so ``nfds`` is 1), as a person waits for the prompt before typing.
+
+        Keys typed earlier, while the terminal is between two lines in cooked mode, are
+        handled by the terminal driver instead (a Ctrl-D there is lost when readline
+        switches modes), and a SIGINT that lands just before ``select()`` is only acted on
+        at the next interruption: that is how any readline program behaves.
+        """
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            with open(f"/proc/{self.process.pid}/wchan") as file:
+                where = file.read()
+            with open(f"/proc/{self.process.pid}/syscall") as file:
+                call = file.read().split()
+            if ("poll" in where or "select" in where) and call[1:2] == ["0x1"]:
+                return
+            time.sleep(0.01)
+        pytest.fail(f"the client never waited for input; the terminal shows:\n{self.screen!r}")
+
     def type(self, keys: str) -> None:
+        """Type ``keys`` once the client waits for them."""
+        self.wait_reading()
         os.write(self.master, keys.encode())
 
     def wait(self) -> int:
@@ -216,6 +238,7 @@ def test_interrupt_closes_with_1001(peer, terminal: Terminal) -> None:
     server, _ = peer
     terminal.type("half")
     terminal.expect("> half")
+    terminal.wait_reading()
     os.kill(terminal.process.pid, signal.SIGINT)
     assert terminal.wait() == 0
     terminal.expect("connection closed with code 1001")

@@ -255,6 +255,10 @@ def _pipe(ws: WebSocket, *, recv: Optional[int], timeout: Optional[float], idle:
     return _finish(ws, printer)
 
 
+class _Woken(Exception):
+    """Raised in the main thread (by SIGUSR1) to end input() once the connection has closed."""
+
+
 def _interactive(ws: WebSocket) -> int:
     try:
         import readline  # noqa: F401  (line editing and history for input())
@@ -272,18 +276,24 @@ def _interactive(ws: WebSocket) -> int:
             sys.stdout.write(f"\r\x1b[K< {line}\n{tail}")
             sys.stdout.flush()
 
+    def wake(signum: int, frame: Any) -> None:  # runs in the main thread, between bytecodes
+        if reading[0]:  # only input() is interrupted, and only once
+            reading[0] = False
+            raise _Woken
+
     printer = _Printer(ws, limit=None, on_line=show)
     printer.start()
-    threading.Thread(target=_wake_on_close, args=(printer, lock, reading, ended),
-                     name="wsclient-waker", daemon=True).start()
+    previous = _set_wake_handler(wake)
+    threading.Thread(target=_wake_on_close, name="wsclient-waker", daemon=True,
+                     args=(printer, lock, reading, ended, previous is not None)).start()
     print(f"connected (subprotocol: {ws.subprotocol}); /ping, /binary HEX, /close [CODE [REASON]], Ctrl-D to quit")
     try:
         while True:
-            with lock:
-                if ended.is_set():
-                    break
-                reading[0] = True
             try:
+                with lock:
+                    if ended.is_set():
+                        break
+                    reading[0] = True
                 line = input(prompt)
             except EOFError:
                 print()
@@ -298,24 +308,43 @@ def _interactive(ws: WebSocket) -> int:
                 break
             except ValueError as exc:
                 print(f"error: {exc}")
-    except KeyboardInterrupt:  # Ctrl-C, or _wake_on_close after the peer closed
+    except (KeyboardInterrupt, _Woken):  # Ctrl-C, or _wake_on_close after the peer closed
         print()
         ws.close(1001)  # nothing to do when the connection is already closed
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGUSR1, previous)
     status = _finish(ws, printer)
     print(_describe_close(ws))
     return status
 
 
+def _set_wake_handler(wake: Any) -> Any:
+    """Install ``wake`` for SIGUSR1 where threads can be signalled; the previous handler, or
+    None where that cannot be done (Windows, or not in the main thread)."""
+    if not hasattr(signal, "pthread_kill"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGUSR1, wake)
+
+
 def _wake_on_close(printer: _Printer, lock: threading.Lock, reading: List[bool],
-                   ended: threading.Event) -> None:
-    """Once the connection has closed, interrupt an input() still waiting for a line."""
+                   ended: threading.Event, can_signal: bool) -> None:
+    """Once the connection has closed, interrupt an input() still waiting for a line.
+
+    The signal is repeated while input() still waits: one that lands just before readline
+    blocks in select() is only seen at the next interruption.
+    """
     printer.join()
     with lock:
         ended.set()
-        wakeable = hasattr(signal, "pthread_kill") and (
-            signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-        if reading[0] and wakeable:
-            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+    main = threading.main_thread().ident or 0
+    for _ in range(50):  # at most about 10 s
+        if not (can_signal and reading[0]):
+            return
+        signal.pthread_kill(main, signal.SIGUSR1)
+        time.sleep(0.2)
 
 
 def _command(ws: WebSocket, line: str) -> bool:
