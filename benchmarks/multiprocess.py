@@ -8,8 +8,9 @@ Two measurements, the figures of docs/deployment.rst:
    ``--connections`` connections through nginx, each with one 32-byte text message in
    flight at all times. Printed: the connections each worker holds (its socket count from
    ``/proc/PID/fd``), the aggregate round trips per second (median of ``--repeat`` runs),
-   and the CPU each part used during the runs (from ``/proc/PID/stat``; 100% = one core),
-   which shows where the machine's cores went.
+   and the CPU each part used during the runs (from ``/proc/PID/stat``; 100% = one core)
+   beside the whole machine's (``/proc/stat``): "rest" is the kernel's work not charged
+   to a process, plus every other program running at the time.
 2. **Broadcast latency through Redis.** redis-server and two ``examples/redis_chat.py``
    processes; one client of process A sends ``--messages`` messages, one at a time, each
    relayed by Redis to the clients of both processes; the time from ``send()`` to each
@@ -155,6 +156,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def machine_cpu() -> Tuple[float, float]:
+    """Busy and total CPU seconds of the whole machine so far, summed over its cores."""
+    with open("/proc/stat") as file:
+        fields = [int(value) for value in file.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    total = sum(fields[:8])  # up to steal; guest time is already counted in user
+    return (total - idle) / TICKS, total / TICKS
+
+
 def sockets(pid: int) -> int:
     """How many sockets a process has open."""
     count = 0
@@ -237,11 +247,14 @@ def scaling(counts: List[int], connections: int, n_drivers: int, duration: float
                 run_drivers(drivers, min(0.5, duration))  # Warm up.
                 groups = {"workers": worker_pids, "nginx": nginx_pids, "drivers": [d.pid for d in drivers]}
                 before = {name: sum(cpu_seconds(p) for p in pids) for name, pids in groups.items()}
+                busy_before, _ = machine_cpu()
                 clock = time.perf_counter()
                 rates = [run_drivers(drivers, duration) for _ in range(repeat)]
                 wall = time.perf_counter() - clock
                 cpu = {name: (sum(cpu_seconds(p) for p in pids) - before[name]) / wall * 100
                        for name, pids in groups.items()}
+                cpu["machine"] = (machine_cpu()[0] - busy_before) / wall * 100
+                cpu["other"] = cpu["machine"] - cpu["workers"] - cpu["nginx"] - cpu["drivers"]
             finally:
                 for peer in drivers:
                     peer.stop()
@@ -255,7 +268,8 @@ def print_scaling(rows: List[Dict[str, object]], nginx_workers: int, n_drivers: 
     print(f"1. Behind nginx ({nginx_workers} nginx worker(s)), {n_drivers} client process(es), "
           f"32-byte text echo, one message in flight per connection")
     header = (f"{'processes':>9}  {'connections':>11}  {'per worker':<20}  {'open s':>6}  "
-              f"{'rt/s median':>11}  {'spread':>15}  CPU% workers / nginx / clients")
+              f"{'rt/s median':>11}  {'spread':>15}  CPU% workers / nginx / clients / rest (machine of "
+              f"{100 * (os.cpu_count() or 1)})")
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -264,7 +278,8 @@ def print_scaling(rows: List[Dict[str, object]], nginx_workers: int, n_drivers: 
         per = " ".join(str(h) for h in row["held"])  # type: ignore[union-attr]
         print(f"{row['processes']:>9}  {row['connections']:>11}  {per:<20}  {row['opened']:>6.1f}  "
               f"{statistics.median(rates):>11,.0f}  {min(rates):>7,.0f}-{max(rates):<7,.0f}  "  # type: ignore[arg-type]
-              f"{cpu['workers']:.0f} / {cpu['nginx']:.0f} / {cpu['drivers']:.0f}")  # type: ignore[index]
+              f"{cpu['workers']:.0f} / {cpu['nginx']:.0f} / {cpu['drivers']:.0f} / "  # type: ignore[index]
+              f"{cpu['other']:.0f} ({cpu['machine']:.0f})")  # type: ignore[index]
 
 
 # -- 2. broadcast latency through Redis ------------------------------------------------
@@ -347,6 +362,14 @@ def print_latency(latencies: Dict[str, List[float]], messages: int, receivers: i
               f"{max(values) * 1e3:>7.2f}")
 
 
+def idle_check(seconds: float = 2.0) -> float:
+    """How busy the machine is (CPU %, 100 per core) over ``seconds``, before we add load."""
+    busy, _ = machine_cpu()
+    start = time.perf_counter()
+    time.sleep(seconds)
+    return (machine_cpu()[0] - busy) / (time.perf_counter() - start) * 100
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.multiprocess", description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4], help="worker counts (default 1 2 4)")
@@ -363,13 +386,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(f"{os.cpu_count()} CPU(s); Python {sys.version.split()[0]}; wsclient {wsclient.__version__}; "
-          f"load average at start {os.getloadavg()[0]:.2f} (other programs on the machine skew the figures)")
+          f"machine busy before the start: {idle_check():.0f}% of {100 * (os.cpu_count() or 1)}% "
+          f"(other programs skew the figures)")
     if "scaling" not in args.skip:
         rows = scaling(args.processes, args.connections, args.drivers, args.duration, args.repeat, args.nginx_workers)
         print_scaling(rows, args.nginx_workers, args.drivers)
     if "redis" not in args.skip:
         print_latency(broadcast_latency(args.messages, args.receivers), args.messages, args.receivers)
-    print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return 0
 
 

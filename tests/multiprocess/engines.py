@@ -209,7 +209,7 @@ class ServeProcess(Peer):
     def __init__(self, *args: str, address: str = "127.0.0.1:0") -> None:
         super().__init__([sys.executable, "-m", "wsclient", "serve", address, *args], cwd=ROOT)
         self.uri = self.line(START_TIMEOUT)
-        assert self.uri.startswith("ws://127.0.0.1:"), self.describe()
+        assert self.uri.startswith(("ws://127.0.0.1:", "wss://127.0.0.1:")), self.describe()
         self.port = int(self.uri.rsplit(":", 1)[1].rstrip("/"))
 
     @property

@@ -121,6 +121,26 @@ def test_a_killed_worker_is_replaced_and_only_its_clients_see_1006() -> None:
         server.stop()
 
 
+def test_workers_serve_wss_with_a_context_each_builds(pki) -> None:
+    # An SSLContext does not pickle: each worker loads the certificate itself.
+    server = ServeProcess("--workers", "2", "--certfile", pki.cert_file, "--keyfile", pki.key_file)
+    try:
+        assert server.uri.startswith("wss://")
+        pids = server.worker_pids
+        seen = set()
+        for i in range(MAX_CLIENTS):
+            with wsclient.connect(f"wss://localhost:{server.port}/", proxy=None, timeout=10,
+                                  ssl_context=pki.client_context()) as ws:
+                seen.add(server.pid_for(ws.local_address[1]))
+                ws.send(f"secret {i}")
+                assert ws.recv(timeout=10) == f"secret {i}"
+            if seen == set(pids):
+                break
+        assert seen == set(pids)
+    finally:
+        server.stop()
+
+
 def test_workers_stop_on_their_own_when_the_supervisor_is_killed() -> None:
     server = ServeProcess("--workers", "2")
     try:
