@@ -642,12 +642,12 @@ def test_nothing_sent_after_this_ends_close(side: Side) -> None:
 
     data = (
         frame(side, Opcode.TEXT, b"still delivered")
-        + frame(side, Opcode.PING, b"no pong")
+        + frame(side, Opcode.PING, b"late")
         + frame(side, Opcode.CLOSE, close_payload(1000, b"ok"))
     )
     outcome = feed_all_ways(side, data, setup=close_first)
-    assert outcome.events == ["still delivered", Ping(b"no pong"), Close(1000, "ok")]
-    assert outcome.raw == b""  # no pong, and no second close frame
+    assert outcome.events == ["still delivered", Ping(b"late"), Close(1000, "ok")]
+    assert outcome.sent == [Frame(Opcode.PONG, b"late")]  # the pong is owed; no second close frame
     assert outcome.close_sent == (4000, "done")
     assert (outcome.close_code, outcome.close_reason) == (1000, "ok")
     assert outcome.should_close_transport is (side is SERVER)
@@ -662,6 +662,21 @@ def test_nothing_sent_after_this_ends_close(side: Side) -> None:
                  lambda: proto.send_pong()):
         with pytest.raises(RuntimeError):
             send()
+
+
+@SIDES
+def test_ping_answered_after_this_end_sent_close(side: Side) -> None:
+    # RFC 6455 section 5.5.2: a ping MUST be answered "unless it already received a Close
+    # frame"; having sent one is no excuse.
+    proto = make(side)
+    proto.send_close(1001)
+    assert proto.receive_data(frame(side, Opcode.PING, b"late")) == [Ping(b"late")]
+    pong = b"".join(proto.data_to_send())
+    assert parse_frames(pong, expect_masked=side is CLIENT) == [Frame(Opcode.PONG, b"late")]
+    # Once the peer's close frame is in, nothing more is read or answered.
+    assert proto.receive_data(frame(side, Opcode.CLOSE, close_payload(1001))) == [Close(1001, "")]
+    assert proto.receive_data(frame(side, Opcode.PING, b"after")) == []
+    assert proto.data_to_send() == []
 
 
 @SIDES

@@ -257,8 +257,9 @@ class Protocol:
         if rsv:
             raise ProtocolError("reserved bit set on a control frame")
         if opcode == Opcode.PING:
-            if self.close_sent is None:
-                self._out.append(self._frame(Opcode.PONG, data))
+            # Answered even after this end's close frame: only a received close frame
+            # excuses the pong (RFC 6455 section 5.5.2).
+            self._out.append(self._frame(Opcode.PONG, data))
             return Ping(data)
         if opcode == Opcode.PONG:
             return Pong(data)
