@@ -1,0 +1,265 @@
+"""Faults: a peer that vanishes, a peer that freezes, a server shut down under load.
+
+- Vanishing (TCP reset in the middle of a message, or a FIN without a close frame), on
+  either end: ``recv()`` returns every message that arrived whole, then raises
+  ``ConnectionClosedError`` with 1006 within a second or two, whether the application was
+  blocked in ``recv()`` or not reading at all. (``tests/test_connection.py`` has the reset
+  after one whole message on the client side.)
+- Half-open (the peer process stopped with SIGSTOP: its kernel still acknowledges, nothing
+  answers): keepalive closes the connection with 1011 within ``ping_interval +
+  ping_timeout`` (plus scheduling slack), on either end.
+- ``shutdown()`` while 60 clients stream messages: every client sees 1001 and no handler
+  thread outlives the bounded wait. (``tests/test_server.py`` has 100 idle connections.)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from typing import Any, List
+
+import pytest
+
+import wsclient
+from wsclient.frames import Frame, Opcode, serialize_header
+
+from .peer_process import PeerProcess
+from .rawpeer import MASK, RawServer, raw_client, reset
+
+pytestmark = pytest.mark.slow
+
+#: What "promptly" means for a vanished peer, on a loaded 2-core machine.
+PROMPT = 2.0
+#: Slack on top of ping_interval + ping_timeout for the watcher's scheduling.
+KEEPALIVE_SLACK = 2.0
+
+
+def _messages(count: int) -> List[Any]:
+    rng = random.Random(count)
+    sizes = [1, 125, 126, 65536, 200_000] + [rng.randrange(1, 5000) for _ in range(count - 5)]
+    return [rng.randbytes(size) if i % 2 else "t" * size for i, size in enumerate(sizes)]
+
+
+def _frames(messages: List[Any], *, masked: bool) -> bytes:
+    key = MASK if masked else None
+    return b"".join(
+        Frame(Opcode.TEXT if isinstance(m, str) else Opcode.BINARY,
+              m.encode() if isinstance(m, str) else m).serialize(mask_key=key)
+        for m in messages
+    )
+
+
+def _half_message(*, masked: bool) -> bytes:
+    """The header and 1,000 of the 100,000 payload bytes of a binary frame."""
+    header = serialize_header(Opcode.BINARY, 100_000, mask_key=MASK if masked else None)
+    return header + b"\x00" * 1000
+
+
+def _vanish(sock: socket.socket, how: str) -> None:
+    if how == "reset":
+        reset(sock)
+    else:
+        sock.shutdown(socket.SHUT_WR)  # FIN, no close frame...
+        sock.close()
+
+
+def _drain_then_1006(ws: wsclient.WebSocket, expected: List[Any], vanished_at: List[float]) -> float:
+    """recv() every expected message, then the 1006; return the delay after the vanish."""
+    got = [ws.recv(timeout=10) for _ in expected]
+    assert got == expected
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        ws.recv(timeout=10)
+    delay = time.monotonic() - vanished_at[0]
+    assert info.value.code == 1006
+    assert ws.close_code == 1006
+    return delay
+
+
+@pytest.mark.parametrize("reading", [True, False], ids=["blocked-in-recv", "not-reading"])
+@pytest.mark.parametrize("how", ["reset", "fin"])
+def test_server_vanishing_mid_message(how: str, reading: bool) -> None:
+    messages = _messages(30)
+    vanished_at: List[float] = []
+
+    def script(sock: socket.socket) -> None:
+        sock.sendall(_frames(messages, masked=False) + _half_message(masked=False))
+        time.sleep(0.3)  # let the client take in what was sent, then disappear
+        vanished_at.append(time.monotonic())
+        _vanish(sock, how)
+
+    server = RawServer(script)
+    ws = wsclient.connect(server.uri, proxy=None, compression=None, ping_interval=None)
+    if not reading:
+        assert server.done.wait(10)  # the application reads only after the peer is gone
+    delay = _drain_then_1006(ws, messages, vanished_at)
+    server.join()
+    assert delay < PROMPT + (0 if reading else 1.0)
+    print(f"\nserver {how} mid-message, client {'reading' if reading else 'not reading'}: "
+          f"{len(messages)} messages kept, 1006 {delay * 1000:.0f} ms after the vanish")
+    ws.close()
+
+
+@pytest.mark.parametrize("how", ["reset", "fin"])
+def test_client_vanishing_mid_message(run_server, how: str) -> None:
+    messages = _messages(30)
+    outcome: dict = {}
+    finished = threading.Event()
+
+    def handler(ws: wsclient.WebSocket) -> None:
+        try:
+            _drain_then_1006(ws, messages, vanished_at)
+            outcome["ok"] = time.monotonic()
+        except BaseException as exc:  # reported by the test thread
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+    vanished_at: List[float] = []
+    server = run_server(handler, compression=None, ping_interval=None)
+    sock, response, _ = raw_client(server.uri)
+    assert response.status == 101
+    sock.sendall(_frames(messages, masked=True) + _half_message(masked=True))
+    time.sleep(0.3)
+    vanished_at.append(time.monotonic())
+    _vanish(sock, how)
+    assert finished.wait(10)
+    if "error" in outcome:
+        raise outcome["error"]
+    delay = outcome["ok"] - vanished_at[0]
+    assert delay < PROMPT
+    print(f"\nclient {how} mid-message: the handler kept {len(messages)} messages, "
+          f"1006 after {delay * 1000:.0f} ms")
+
+
+# -- half-open: a frozen peer ------------------------------------------------------------
+
+PING_INTERVAL = PING_TIMEOUT = 0.5
+
+
+def _stop(pid: int) -> float:
+    os.kill(pid, signal.SIGSTOP)
+    return time.monotonic()
+
+
+def test_frozen_server_process_is_detected_by_client_keepalive() -> None:
+    with PeerProcess.serve() as peer:
+        ws = wsclient.connect(peer.uri(), proxy=None, ping_interval=PING_INTERVAL,
+                              ping_timeout=PING_TIMEOUT)
+        ws.send("before")
+        assert ws.recv(timeout=10) == "before"
+        stopped = _stop(peer.pid)
+        try:
+            with pytest.raises(wsclient.ConnectionClosedError) as info:
+                ws.recv(timeout=10)
+            detected = time.monotonic() - stopped
+        finally:
+            os.kill(peer.pid, signal.SIGCONT)
+        assert info.value.code == 1011
+        assert detected <= PING_INTERVAL + PING_TIMEOUT + KEEPALIVE_SLACK
+        print(f"\nfrozen server: client saw 1011 after {detected * 1000:.0f} ms "
+              f"(ping_interval {PING_INTERVAL} + ping_timeout {PING_TIMEOUT})")
+        ws.close()
+
+
+def test_frozen_client_process_is_detected_by_server_keepalive(run_server) -> None:
+    outcome: dict = {}
+    finished = threading.Event()
+
+    def handler(ws: wsclient.WebSocket) -> None:
+        try:
+            assert ws.recv(timeout=10) == "ready"
+            outcome["ready"] = True
+            ws.recv(timeout=30)
+        except wsclient.ConnectionClosedError as exc:
+            outcome["code"] = exc.code
+            outcome["at"] = time.monotonic()
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+    server = run_server(handler, ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT)
+    with PeerProcess(["client", server.uri]) as client:
+        deadline = time.monotonic() + 10
+        while "ready" not in outcome and time.monotonic() < deadline and not finished.is_set():
+            time.sleep(0.01)
+        stopped = _stop(client.pid)
+        try:
+            assert finished.wait(10)
+        finally:
+            os.kill(client.pid, signal.SIGCONT)
+    if "error" in outcome:
+        raise outcome["error"]
+    assert outcome["code"] == 1011
+    detected = outcome["at"] - stopped
+    assert detected <= PING_INTERVAL + PING_TIMEOUT + KEEPALIVE_SLACK
+    print(f"\nfrozen client: the handler saw 1011 after {detected * 1000:.0f} ms")
+
+
+# -- shutdown under load -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("handler_kind", ["echo", "stream"])
+def test_shutdown_under_load(run_server, handler_kind: str) -> None:
+    def echo(ws: wsclient.WebSocket) -> None:
+        for message in ws:
+            ws.send(message)
+
+    def stream(ws: wsclient.WebSocket) -> None:
+        ws.recv(timeout=10)
+        payload = b"s" * 4096
+        while True:  # ends when the connection closes: send() raises ConnectionClosed
+            ws.send(payload)
+
+    server = run_server(echo if handler_kind == "echo" else stream, compression=None)
+    clients = [wsclient.connect(server.uri, proxy=None, compression=None) for _ in range(60)]
+    results: List[Any] = [None] * len(clients)
+    received = [0] * len(clients)
+
+    def drive(index: int, ws: wsclient.WebSocket) -> None:
+        def send() -> None:
+            try:
+                for i in range(1_000_000):
+                    ws.send(f"{index}:{i}:" + "p" * (i % 700))
+            except wsclient.ConnectionClosed:
+                pass
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        try:
+            while True:
+                ws.recv(timeout=20)
+                received[index] += 1
+        except wsclient.ConnectionClosed as exc:
+            results[index] = exc
+        except BaseException as exc:
+            results[index] = exc
+        sender.join(10)
+
+    threads = [threading.Thread(target=drive, args=(i, ws), daemon=True) for i, ws in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 20
+    while min(received) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert min(received) >= 5, "the load did not start"
+    start = time.monotonic()
+    server.server.shutdown(timeout=5.0)
+    took = time.monotonic() - start
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("wsclient-conn")]
+    assert not alive, alive
+    assert not server.server._threads
+    for thread in threads:
+        thread.join(20)
+    assert all(isinstance(r, wsclient.ConnectionClosedOK) and r.code == 1001 for r in results), {
+        type(r).__name__ + str(getattr(r, "code", "")) for r in results}
+    assert all(ws.close_code == 1001 for ws in clients)
+    assert took < 5.0 + 1.0
+    print(f"\nshutdown with 60 clients streaming ({handler_kind}): {took * 1000:.0f} ms, "
+          f"{sum(received)} messages received before, every client saw 1001")
+    for ws in clients:
+        ws.close()
