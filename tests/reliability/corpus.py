@@ -12,7 +12,7 @@ from typing import List
 
 from wsclient.close import serialize_close
 from wsclient.deflate import DeflateOptions, DeflateParams, PerMessageDeflate
-from wsclient.frames import Frame, Opcode, serialize_frame, serialize_header
+from wsclient.frames import Frame, Opcode, serialize_header
 from wsclient.handshake import ClientHandshake, accept_response, reject_response
 from wsclient.uri import parse_uri
 
@@ -209,6 +209,6 @@ def proxy_urls() -> List[bytes]:
         "socks4://10.0.0.1:1080",
         f"socks4a://u:{SECRET}@[::1]:1080/",
         "socks5h://name@localhost:9050",
-        f"proxy.example:8080",
+        "proxy.example:8080",
         "*.example.com, .internal,10.0.0.0/8 [::1]:8080,localhost:80",
     )]

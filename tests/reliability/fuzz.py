@@ -250,6 +250,7 @@ class Report:
     ok: int = 0
     rejected: int = 0  # documented exceptions
     slowest: float = 0.0
+    slowest_size: int = 0  # bytes of the slowest input
     elapsed: float = 0.0
     peak_memory: Optional[int] = None  # bytes, where the target measured it
     crashes: List[Crash] = dataclasses.field(default_factory=list)
@@ -260,7 +261,8 @@ class Report:
         return (
             f"fuzz {self.name}: seed {self.seed}, {self.tried} inputs in {self.elapsed:.1f} s "
             f"({self.ok} accepted, {self.rejected} rejected with documented errors), "
-            f"slowest input {self.slowest * 1000:.1f} ms{memory}, {len(self.crashes)} crashes"
+            f"slowest input {self.slowest * 1000:.1f} ms ({self.slowest_size} bytes){memory}, "
+            f"{len(self.crashes)} crashes"
         )
 
 
@@ -316,6 +318,8 @@ def run(
             if len(report.crashes) >= max_crashes:
                 break
         finally:
-            report.slowest = max(report.slowest, time.perf_counter() - begin)
+            took = time.perf_counter() - begin
+            if took > report.slowest:
+                report.slowest, report.slowest_size = took, len(data)
     report.elapsed = time.perf_counter() - started
     return report

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Callable, List, Optional, Tuple, Union
 
-from wsclient.frames import Frame, FrameParser, Opcode
+from wsclient.frames import Frame, FrameParser
 from wsclient.handshake import ClientHandshake, accept_response, check_request
 from wsclient.http11 import Request, RequestParser, Response, ResponseParser
 from wsclient.uri import parse_uri

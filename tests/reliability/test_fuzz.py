@@ -27,7 +27,7 @@ from wsclient.deflate import (
     client_offer,
     server_accept,
 )
-from wsclient.exceptions import InvalidHandshake, InvalidHTTP, InvalidStatus, InvalidURI, ProtocolError
+from wsclient.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, ProtocolError
 from wsclient.frames import Frame, FrameParser
 from wsclient.handshake import (
     ClientHandshake,

@@ -15,9 +15,8 @@ import gc
 import os
 import socket
 import ssl
-import threading
 import time
-from typing import Callable, Iterator, List
+from typing import Callable, Iterator
 
 import pytest
 

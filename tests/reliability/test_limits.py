@@ -12,7 +12,6 @@ the head parsers' limits in memory with small values; ``tests/test_server.py`` t
 from __future__ import annotations
 
 import inspect
-import re
 import socket
 import ssl
 import threading

@@ -147,7 +147,6 @@ def test_client_mask_keys_come_from_os_urandom(monkeypatch) -> None:
     def collect(sock: socket.socket) -> None:
         parser = FrameParser(expect_masked=True)
         keys = []
-        data = b""
         deadline = time.monotonic() + 10
         while len(keys) < 301 and time.monotonic() < deadline:
             chunk = sock.recv(65536)
