@@ -259,6 +259,12 @@ def _read_head(sock: socket.socket, deadline: float) -> Tuple[bytes, bytes]:
     return head, rest
 
 
+def _head(start: str, lines: List[str], lowercase: bool) -> bytes:
+    if lowercase:
+        lines = [name.lower() + ":" + value for name, _, value in (line.partition(":") for line in lines)]
+    return ("\r\n".join([start, *lines]) + "\r\n\r\n").encode("ascii")
+
+
 def _headers(lines: Sequence[bytes]) -> Dict[str, List[str]]:
     fields: Dict[str, List[str]] = {}
     for line in lines:
@@ -293,6 +299,8 @@ def client_handshake(
     offer: Optional[str] = None,
     extra: bytes = b"",
     chop: Chop = None,
+    upgrade: Tuple[str, str] = ("websocket", "Upgrade"),
+    lowercase: bool = False,
     timeout: float = 10.0,
 ) -> Tuple[Peer, Handshake, Optional[Tuple[Dict[str, Optional[str]], Dict[str, Optional[str]]]]]:
     """Open a WebSocket as the client over ``sock`` (RFC 6455 section 4.1).
@@ -304,6 +312,8 @@ def client_handshake(
         offer: a ``Sec-WebSocket-Extensions`` offer to send, or None.
         extra: frames to send in the same write as the request.
         chop: write the request in segments.
+        upgrade: the values of the ``Upgrade`` and ``Connection`` headers.
+        lowercase: write header names in lower case.
         timeout: seconds for the whole handshake.
 
     Returns:
@@ -317,16 +327,15 @@ def client_handshake(
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     key = base64.b64encode(os.urandom(16))
     lines = [
-        f"GET {path} HTTP/1.1",
         f"Host: {host}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
+        f"Upgrade: {upgrade[0]}",
+        f"Connection: {upgrade[1]}",
         f"Sec-WebSocket-Key: {key.decode('ascii')}",
         "Sec-WebSocket-Version: 13",
     ]
     if offer is not None:
         lines.append(f"Sec-WebSocket-Extensions: {offer}")
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+    request = _head(f"GET {path} HTTP/1.1", lines, lowercase)
     for piece in segments(request + extra, chop):
         sock.sendall(piece)
     head, rest = _read_head(sock, deadline)
@@ -359,6 +368,8 @@ def server_handshake(
     answer: Optional[str] = None,
     extra: bytes = b"",
     chop: Chop = None,
+    upgrade: Tuple[str, str] = ("websocket", "Upgrade"),
+    lowercase: bool = False,
     timeout: float = 10.0,
 ) -> Tuple[Peer, Handshake]:
     """Accept a WebSocket as the server over ``sock`` (RFC 6455 section 4.2).
@@ -369,6 +380,8 @@ def server_handshake(
             names permessage-deflate and the client offered it, the driver compresses.
         extra: frames to send in the same write as the 101 response.
         chop: write the response in segments.
+        upgrade: the values of the ``Upgrade`` and ``Connection`` headers.
+        lowercase: write header names in lower case.
         timeout: seconds for the whole handshake.
 
     Raises:
@@ -390,9 +403,8 @@ def server_handshake(
     if len(keys) != 1 or len(base64.b64decode(keys[0], validate=True)) != 16:
         raise DriverError(f"bad Sec-WebSocket-Key: {keys!r}")
     lines = [
-        "HTTP/1.1 101 Switching Protocols",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
+        f"Upgrade: {upgrade[0]}",
+        f"Connection: {upgrade[1]}",
         f"Sec-WebSocket-Accept: {accept_key(keys[0].encode('ascii'))}",
     ]
     deflate = None
@@ -407,7 +419,7 @@ def server_handshake(
                 params = None  # A deliberately invalid answer: the client must refuse it.
             if params is not None:
                 deflate = Deflate(params, client=False)
-    response = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+    response = _head("HTTP/1.1 101 Switching Protocols", lines, lowercase)
     for piece in segments(response + extra, chop):
         sock.sendall(piece)
     return Peer(sock, client=False, buffered=rest, deflate=deflate), request

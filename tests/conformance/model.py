@@ -300,6 +300,7 @@ class Outcome:
         codes: close codes wsclient's close frame may carry (None: an empty close frame).
         api_code: the ``.code`` of the ``ConnectionClosed`` the wsclient application gets.
         after: control frames wsclient sends after its close frame (pongs it still owes).
+        api_reason: the ``.reason`` the application gets, where the case fixes it.
     """
 
     kind: str
@@ -307,6 +308,7 @@ class Outcome:
     codes: Tuple[Optional[int], ...] = ()
     api_code: Optional[int] = None
     after: Tuple[Expected, ...] = ()
+    api_reason: Optional[str] = None
 
     @property
     def driver_closes(self) -> bool:
@@ -336,12 +338,12 @@ def fail(code: int, *frames: Expected) -> Outcome:
     return Outcome("fail", frames, (code,), code)
 
 
-def answered(code: Optional[int], *frames: Expected) -> Outcome:
+def answered(code: Optional[int], *frames: Expected, reason: Optional[str] = None) -> Outcome:
     """The script closed with ``code``; wsclient answers with a close frame (RFC 6455
     section 5.5.1: "typically echos the status code it received"; any code it may send
     is allowed, so the echo, 1000, or an empty close frame)."""
     codes: Tuple[Optional[int], ...] = (None, 1000) if code is None else (code, 1000, None)
-    return Outcome("answered", frames, codes, 1005 if code is None else code)
+    return Outcome("answered", frames, codes, 1005 if code is None else code, api_reason=reason)
 
 
 def dropped(*frames: Expected) -> Outcome:
@@ -385,6 +387,8 @@ class Case:
             taken up; None: not checked.
         with_handshake: send the first action in the same write as the handshake.
         handshake_chop: write the handshake in segments.
+        upgrade: the driver's ``Upgrade`` and ``Connection`` header values.
+        lowercase: the driver writes its header names in lower case.
         timeout: seconds for the whole case.
     """
 
@@ -401,6 +405,8 @@ class Case:
     accepts: Optional[bool] = None
     with_handshake: bool = False
     handshake_chop: Chop = None
+    upgrade: Tuple[str, str] = ("websocket", "Upgrade")
+    lowercase: bool = False
     timeout: float = 10.0
 
     @property

@@ -46,6 +46,8 @@ def judge_api(outcome: Outcome, api: ApiResult) -> "str | None":
         return f"expected {want.__name__}({outcome.api_code})"
     if api.close_code != outcome.api_code:
         return f"ws.close_code is {api.close_code}, expected {outcome.api_code}"
+    if outcome.api_reason is not None and exc.reason != outcome.api_reason:  # type: ignore[union-attr]
+        return f"reason {exc.reason!r}, expected {outcome.api_reason!r}"  # type: ignore[union-attr]
     broke = isinstance(exc.__cause__, wsclient.ProtocolError)
     if broke != (outcome.kind == "fail"):
         return "__cause__ should be a ProtocolError" if outcome.kind == "fail" else "__cause__ is a ProtocolError"
@@ -93,7 +95,8 @@ def test_server_role(case: Case, echo_servers) -> None:
     local_port = sock.getsockname()[1]
     try:
         peer, _, negotiated = client_handshake(
-            sock, f"127.0.0.1:{port}", offer=case.offer, extra=_first_frame(case, client=True), chop=case.handshake_chop
+            sock, f"127.0.0.1:{port}", offer=case.offer, extra=_first_frame(case, client=True),
+            chop=case.handshake_chop, upgrade=case.upgrade, lowercase=case.lowercase,
         )
         if case.accepts is not None:
             assert (negotiated is not None) == case.accepts, f"permessage-deflate offer {'declined' if case.accepts else 'accepted'}"
@@ -130,7 +133,10 @@ def test_client_role(case: Case) -> None:
     try:
         sock, _ = listener.accept()
         try:
-            peer, _ = server_handshake(sock, answer=case.answer, extra=_first_frame(case, client=False), chop=case.handshake_chop)
+            peer, _ = server_handshake(
+                sock, answer=case.answer, extra=_first_frame(case, client=False),
+                chop=case.handshake_chop, upgrade=case.upgrade, lowercase=case.lowercase,
+            )
             if case.accepts is not None:
                 assert (peer.deflate is not None) == case.accepts, "permessage-deflate not agreed"
             obs = Runner(_skip_first(case), peer, wsclient_is_server=False, deadline=deadline).run()

@@ -28,7 +28,8 @@ def _words(size: int, seed: int) -> bytes:
     rnd = random.Random(seed)
     vocab = ["websocket", "frame", "message", "deflate", "window", "context", "κόσμε", "pong", "ping", "close", "{", "}"]
     out = " ".join(rnd.choice(vocab) for _ in range(size // 3 + 1)).encode()
-    return out[:size].decode("utf-8", "ignore").encode()
+    out = out[:size].decode("utf-8", "ignore").encode()
+    return out + b" " * (size - len(out))  # a code point cut at the end: pad to the size
 
 
 def _random(size: int, seed: int) -> bytes:
@@ -161,7 +162,30 @@ def _errors() -> List[Case]:
          [Deflated(TEXT, (_words(1 << 20, 11),)), Deflated(BINARY, (_random(1 << 20, 12),))],
          [echo(Text(_words(1 << 20, 11).decode()), Binary(_random(1 << 20, 12)))], "RFC 7692 7.2"),
     ]
-    cases = []
+    small = {"max_size": 65536}
+    c += [
+        ("12.9.21", "compressed text cut inside a code point across 2 flushed fragments",
+         [Deflated(TEXT, ("κόσμε".encode()[:3], "κόσμε".encode()[3:]))], [echo(Text("κόσμε"))], "RFC 6455 5.6, RFC 7692 6.1"),
+        ("12.9.22", "compressed message whose first frame has an empty payload",
+         [Deflated(BINARY, (b"after an empty first frame " * 10,), split=(0.0,))],
+         [echo(Binary(b"after an empty first frame " * 10))], "RFC 7692 6.1: RSV1 on the first frame, whatever it holds"),
+    ]
+    limits: List[Tuple[str, str, List[Any], List[Any], str, dict]] = [
+        ("12.9.23", "max_size=65536: compressed message inflating to exactly 65536 bytes",
+         [Deflated(BINARY, (b"\x00" * 65536,))], [echo(Binary(b"\x00" * 65536))], "at the limit", small),
+        ("12.9.24", "max_size=65536: compressed message inflating to 65537 bytes", [Deflated(BINARY, (b"\x00" * 65537,))],
+         [fail(1009)], "RFC 6455 10.4, 7.4.1 1009: the decompressed size counts", small),
+        ("12.9.25", "max_size=65536: 65536 bytes compressed in 3 flushed fragments",
+         [Deflated(BINARY, (b"\x01" * 30000, b"\x01" * 30000, b"\x01" * 5536))], [echo(Binary(b"\x01" * 65536))],
+         "at the limit", small),
+        ("12.9.26", "max_size=65536: 65537 bytes compressed in 3 flushed fragments",
+         [Deflated(BINARY, (b"\x01" * 30000, b"\x01" * 30000, b"\x01" * 5537))], [fail(1009)], "RFC 6455 10.4", small),
+        ("12.9.27", "max_size=65536: 65536 bytes of text compressed, cut mid-block into 4 frames",
+         [Deflated(TEXT, (_words(65536, 5),), split=(0.25, 0.5, 0.75))], [echo(Text(_words(65536, 5).decode()))],
+         "at the limit", small),
+    ]
+    cases = [case(id, G, title, script, *expect, offer=DEFLATE, answer=DEFLATE, accepts=True, rfc=rfc, options=options)
+             for id, title, script, expect, rfc, options in limits]
     for id, title, script, expect, rfc in c:
         cases.append(case(id, G, title, script, *expect, offer=DEFLATE, answer=DEFLATE, accepts=True, rfc=rfc, timeout=30))
     return cases
