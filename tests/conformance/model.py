@@ -139,13 +139,22 @@ class AwaitClose:
 
 
 @dataclass(frozen=True)
+class Reply:
+    """How the driver answers wsclient's close frame: with ``code`` (None: echo wsclient's),
+    or, with ``mute``, not at all (no close frame, no FIN: wsclient must give up by itself)."""
+
+    code: Optional[int] = None
+    mute: bool = False
+
+
+@dataclass(frozen=True)
 class Hangup:
     """End the TCP connection without a close frame: FIN, or a reset with ``reset``."""
 
     reset: bool = False
 
 
-Action = Union[Send, Batch, Sync, AwaitClose, Deflated, Resume, Corrupt, Hangup]
+Action = Union[Send, Batch, Sync, AwaitClose, Deflated, Resume, Corrupt, Hangup, Reply]
 
 
 def text(payload: Union[str, bytes, Big], **kw: Any) -> Send:
@@ -361,10 +370,12 @@ def refused() -> Outcome:
 CLOSE_COMMAND = "\x00close "
 
 
-def closes(code: int, *frames: Expected, after: Tuple[Expected, ...] = ()) -> Outcome:
+def closes(code: int, *frames: Expected, after: Tuple[Expected, ...] = (), api_code: Optional[int] = None) -> Outcome:
     """wsclient (told so by a :data:`CLOSE_COMMAND` message) sends ``frames``, then starts
-    the closing handshake with ``code``; the driver answers; the server closes TCP."""
-    return Outcome("closes", frames, (code,), code, after)
+    the closing handshake with ``code``; the driver answers; the server closes TCP. The
+    application's ``close_code`` is the code of the close frame received (RFC 6455 7.1.5),
+    or its own where none came."""
+    return Outcome("closes", frames, (code,), code if api_code is None else api_code, after)
 
 
 @dataclass(frozen=True)
@@ -436,7 +447,7 @@ def case(
 
 
 __all__ = [
-    "SERVER", "CLIENT", "ROLES", "Big", "Send", "Batch", "Sync", "Deflated", "Corrupt", "Hangup", "AwaitClose", "Resume",
+    "SERVER", "CLIENT", "ROLES", "Big", "Send", "Batch", "Sync", "Deflated", "Corrupt", "Hangup", "AwaitClose", "Resume", "Reply",
     "text", "binary", "cont", "ping", "pong", "close", "Msg", "Text", "Binary", "PongOf",
     "Pongs", "Received", "match", "Outcome", "echo", "fail", "answered", "dropped",
     "refused", "closes", "CLOSE_COMMAND", "Case", "case", "as_bytes", "TEXT", "BINARY", "CONT", "PING", "PONG", "CLOSE",

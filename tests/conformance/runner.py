@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 from .driver import BINARY, CLOSE, CONT, PING, PONG, TEXT, Deflate, DeflateParams, DriverError, Peer, Timeout, encode_frame
-from .model import AwaitClose, Batch, Case, Corrupt, Deflated, Hangup, Resume, Outcome, Received, Send, Sync, as_bytes, match
+from .model import AwaitClose, Batch, Case, Corrupt, Deflated, Hangup, Reply, Resume, Outcome, Received, Send, Sync, as_bytes, match
 
 _VALID_CLOSE = set(range(1000, 1004)) | set(range(1007, 1015)) | set(range(3000, 5000))
 
@@ -65,6 +65,7 @@ class Runner:
         self.hung_up = False
         self._msg: Optional[Tuple[int, bool, List[bytes]]] = None  # opcode, compressed, parts
         self._held: List[bytes] = []  # frames of a Deflated action kept for Resume
+        self.reply = Reply()
 
     # -- sending
 
@@ -105,6 +106,9 @@ class Runner:
         if isinstance(action, Sync):
             self.read_until(lambda: len(self.obs.frames) >= action.count)
             return not (self.obs.close or self.obs.ended)
+        if isinstance(action, Reply):
+            self.reply = action
+            return True
         if isinstance(action, AwaitClose):
             self.read_until(lambda: False)
             return not self.obs.ended and not self.obs.timed_out
@@ -228,10 +232,10 @@ class Runner:
             self._close_if_expected()
             self.read_until(lambda: False)
         if self.obs.close is not None and not self.obs.timed_out:
-            if not self.sent_close:  # answer wsclient's close, as a peer should
-                code = self.obs.close[0]
+            if not self.sent_close and not self.reply.mute:  # answer wsclient's close, as a peer should
+                code = self.obs.close[0] if self.reply.code is None else self.reply.code
                 self.send_close(b"" if code is None else code.to_bytes(2, "big"))
-            if not self.wsclient_is_server:
+            if not self.wsclient_is_server and not self.reply.mute:
                 self.peer.shutdown_write()  # the server closes TCP first (RFC 6455 7.1.1)
             self.read_to_end()
         return self.obs

@@ -10,7 +10,7 @@ the wire: 1000-1003, 1007-1011 and the IANA-registered 1012-1014, and 3000-4999 
 from __future__ import annotations
 
 from ..model import (
-    CLOSE_COMMAND, AwaitClose, Batch, Big, PongOf, Send, Sync, Text, Hangup, answered, case, close, closes, cont, dropped, fail, ping, text,
+    CLOSE_COMMAND, AwaitClose, Batch, Big, PongOf, Reply, Send, Sync, Text, Hangup, answered, case, close, closes, cont, dropped, fail, ping, text,
 )
 
 G = "closing"
@@ -72,6 +72,11 @@ CASES = [
          [text(CLOSE_COMMAND + "1001"), AwaitClose(), ping(b"late"), text("late")], closes(1001, after=(PongOf(b"late"),)),
          rfc="5.5.2: a ping MUST be answered unless a close frame was received (sending one is no excuse);"
              " 5.5.1: no data frame after a close frame, so no echo"),
+    case("7.2.4", G, "wsclient starts closing; the driver never answers nor closes (close_timeout=0.5)",
+         [text(CLOSE_COMMAND + "1000"), Reply(mute=True)], closes(1000), options={"close_timeout": 0.5},
+         rfc="7.1.1: the closing end closes TCP itself after a reasonable time; no close frame came, so the code is its own"),
+    case("7.2.5", G, "wsclient starts closing with 1000; the driver answers 1001", [text(CLOSE_COMMAND + "1000"), Reply(1001)],
+         closes(1000, api_code=1001), rfc="7.1.5: the close code is the one in the close frame received"),
     case("7.3.1", G, "close with an empty payload", [close(None)], answered(None),
          rfc="5.5.1: the body is optional; 7.1.5: the code is then 1005"),
     case("7.3.2", G, "close with a 1-byte payload", [Send(8, b"\x03")], fail(1002),
