@@ -10,10 +10,14 @@ test module checks the application side (the ``ConnectionClosed`` wsclient raise
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
-from .driver import BINARY, CLOSE, CONT, PING, PONG, TEXT, Deflate, DeflateParams, DriverError, Peer, Timeout, encode_frame
-from .model import AwaitClose, Batch, Case, Corrupt, Deflated, Hangup, Reply, Resume, Outcome, Received, Send, Sync, as_bytes, match
+from .driver import (
+    BINARY, CLOSE, CONT, PING, PONG, TEXT, Deflate, DeflateParams, DriverError, Peer, Timeout, encode_frame,
+)
+from .model import (
+    AwaitClose, Batch, Case, Corrupt, Deflated, Hangup, Outcome, Received, Reply, Resume, Send, Sync, as_bytes, match,
+)
 
 _VALID_CLOSE = set(range(1000, 1004)) | set(range(1007, 1015)) | set(range(3000, 5000))
 
@@ -139,7 +143,7 @@ class Runner:
             return False
         return True
 
-    def send_close(self, payload: bytes = b"\x03\xe8") -> None:
+    def send_close(self, payload: bytes = (1000).to_bytes(2, "big")) -> None:
         self.sent_close = True
         try:
             self.peer.send(encode_frame(CLOSE, payload, mask_key=self.peer.mask_key()))
@@ -203,7 +207,7 @@ class Runner:
         else:
             self.obs.frames.append(Received("binary", data, compressed))
 
-    def read_until(self, done) -> None:  # type: ignore[no-untyped-def]
+    def read_until(self, done: Callable[[], bool]) -> None:
         """Read frames until ``done()``, wsclient's close frame, or the end of the stream."""
         try:
             while not done() and self.obs.close is None and not self.obs.ended:
