@@ -11,6 +11,7 @@ import time
 import pytest
 
 import wsclient
+from wsclient import server as server_module
 
 
 def test_echo_with_our_client_and_websockets_and_websocket_client(echo_server):
@@ -183,9 +184,9 @@ def test_handshake_timeout_drops_a_stalling_client(run_server):
         assert raw.recv(4096) == b""
         assert time.monotonic() - start < 3
     deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and server.server._threads:
+    while time.monotonic() < deadline and server.server._active:
         time.sleep(0.02)
-    assert not server.server._threads
+    assert not server.server._active  # Its thread is free again (idle, or gone).
 
 
 def test_pings_answered_while_the_handler_is_busy(run_server):
@@ -285,3 +286,48 @@ def test_wss_server(run_server, pki):
     # Plain ws:// to a TLS port: the handshake fails with an error, not a hang.
     with pytest.raises(OSError):
         wsclient.connect(server.uri.replace("wss://", "ws://"), timeout=2)
+
+
+def test_a_connection_thread_serves_the_next_connection(run_server):
+    seen = []
+
+    def handler(ws):
+        seen.append(threading.get_ident())
+        ws.send("hi")
+
+    server = run_server(handler)
+    for _ in range(3):
+        with wsclient.connect(server.uri) as ws:
+            assert ws.recv(timeout=5) == "hi"
+        deadline = time.monotonic() + 5  # Until the thread is idle again.
+        while server.server._active and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(seen) == 3 and len(set(seen)) == 1
+
+
+def test_idle_connection_threads_end_after_a_while(run_server, monkeypatch):
+    monkeypatch.setattr(server_module, "IDLE_THREAD_TIMEOUT", 0.2)
+    server = run_server(lambda ws: ws.send("hi"))
+    clients = [wsclient.connect(server.uri) for _ in range(5)]
+    for ws in clients:
+        assert ws.recv(timeout=5) == "hi"
+        ws.close()
+    deadline = time.monotonic() + 5
+    while server.server._threads and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not server.server._threads
+
+
+def test_max_connections_counts_connections_not_idle_threads(run_server):
+    server = run_server(lambda ws: ws.recv(), max_connections=2)
+    for _ in range(3):
+        pair = [wsclient.connect(server.uri) for _ in range(2)]
+        with pytest.raises(wsclient.InvalidStatus) as info:
+            wsclient.connect(server.uri)
+        assert info.value.response.status == 503
+        for ws in pair:
+            ws.close()
+        deadline = time.monotonic() + 5
+        while server.server._active and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(server.server._threads) <= 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import selectors
 import socket
 import ssl
@@ -46,6 +47,11 @@ DEFAULT_MAX_CONNECTIONS = 2048
 
 #: Seconds ``shutdown()`` waits for closing handshakes and handler threads.
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+
+#: Seconds a connection's thread waits, once its connection is over, to serve the next
+#: one instead of a new thread. Starting a thread (and waiting for it to run) took a
+#: third of the accept loop's time per connection.
+IDLE_THREAD_TIMEOUT = 5.0
 
 Handler = Callable[[WebSocket], Any]
 ServerAddress = Union[Tuple[str, int], Tuple[str, int, int, int], str]
@@ -133,7 +139,10 @@ class WebSocketServer:
         self.max_connections = max_connections
         self._watcher = Watcher("wsclient-server-watcher")
         self._lock = threading.Lock()
-        self._threads: Set[threading.Thread] = set()
+        self._threads: Set[threading.Thread] = set()  # Serving a connection, or idle.
+        self._active = 0  # Connections being served (handshaking or open).
+        self._idle = 0  # Idle threads no accepted connection has been promised to yet.
+        self._handoff: "queue.SimpleQueue[Optional[Tuple[socket.socket, Any]]]" = queue.SimpleQueue()
         self._connections: Set[WebSocket] = set()
         self._stop_r, self._stop_w = socket.socketpair()
         self._serving = threading.Event()
@@ -226,6 +235,7 @@ class WebSocketServer:
         if self._closed:
             return
         self._closed = True
+        self._release_idle_threads()
         self.socket.close()
         self._stop_r.close()
         self._stop_w.close()
@@ -247,10 +257,15 @@ class WebSocketServer:
             time.sleep(0.05)
             return
         with self._lock:
-            busy = self.max_connections is not None and len(self._threads) >= self.max_connections
+            busy = self.max_connections is not None and self._active >= self.max_connections
             if not busy and not self._shutdown_requested:
+                self._active += 1
+                if self._idle:  # An idle thread takes it: no thread start.
+                    self._idle -= 1
+                    self._handoff.put((sock, address))
+                    return
                 thread = threading.Thread(
-                    target=self._run_connection, args=(sock, address), daemon=True,
+                    target=self._serve_connections, args=(sock, address), daemon=True,
                     name=f"wsclient-conn-{address!r}",
                 )
                 self._threads.add(thread)
@@ -271,6 +286,42 @@ class WebSocketServer:
 
     # -- one connection, in its own thread ------------------------------------------
 
+    def _serve_connections(self, sock: socket.socket, address: Any) -> None:
+        """A connection's thread: serve it, then the next ones handed over while idle."""
+        item: Optional[Tuple[socket.socket, Any]] = (sock, address)
+        try:
+            while item is not None:
+                threading.current_thread().name = f"wsclient-conn-{item[1]!r}"
+                self._run_connection(*item)
+                item = self._next_connection()
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _next_connection(self) -> Optional[Tuple[socket.socket, Any]]:
+        """Wait idle for a connection to serve; None to end the thread."""
+        with self._lock:
+            if self._shutdown_requested or self._closed:
+                return None
+            self._idle += 1
+        try:
+            return self._handoff.get(timeout=IDLE_THREAD_TIMEOUT)
+        except queue.Empty:
+            with self._lock:
+                if self._idle:  # Nobody was promised this thread: leave.
+                    self._idle -= 1
+                    return None
+            # A connection (or a stop signal) was promised to an idle thread just now,
+            # under the lock: it is already in the queue.
+            return self._handoff.get()
+
+    def _release_idle_threads(self) -> None:
+        """Tell every idle thread to end (shutting down)."""
+        with self._lock:
+            idle, self._idle = self._idle, 0
+        for _ in range(idle):
+            self._handoff.put(None)
+
     def _run_connection(self, sock: socket.socket, address: Any) -> None:
         ws = None
         try:
@@ -286,7 +337,7 @@ class WebSocketServer:
                 with self._lock:
                     self._connections.discard(ws)
             with self._lock:
-                self._threads.discard(threading.current_thread())
+                self._active -= 1
 
     def _open(self, sock: socket.socket, address: Any) -> Optional[WebSocket]:
         """TLS and opening handshakes; the open connection, or None (already answered)."""
@@ -388,6 +439,7 @@ class WebSocketServer:
             ws._wait_closed(deadline)
         for ws in self.connections:
             ws._abort(None)
+        self._release_idle_threads()
         with self._lock:
             threads = list(self._threads)
         for thread in threads:
