@@ -9,8 +9,9 @@ Two measurements, the figures of docs/deployment.rst:
    flight at all times. Printed: the connections each worker holds (its socket count from
    ``/proc/PID/fd``), the aggregate round trips per second (median of ``--repeat`` runs),
    and the CPU each part used during the runs (from ``/proc/PID/stat``; 100% = one core)
-   beside the whole machine's (``/proc/stat``): "rest" is the kernel's work not charged
-   to a process, plus every other program running at the time.
+   beside the whole machine's (``/proc/stat``): "kernel irq" is interrupt time, where the
+   kernel moves loopback packets, charged to no process; "rest" is every other program
+   running at the time.
 2. **Broadcast latency through Redis.** redis-server and two ``examples/redis_chat.py``
    processes; one client of process A sends ``--messages`` messages, one at a time, each
    relayed by Redis to the clients of both processes; the time from ``send()`` to each
@@ -157,12 +158,16 @@ def cpu_seconds(pid: int) -> float:
 
 
 def machine_cpu() -> Tuple[float, float]:
-    """Busy and total CPU seconds of the whole machine so far, summed over its cores."""
+    """Busy and interrupt CPU seconds of the whole machine so far, summed over its cores.
+
+    Interrupt time (irq and softirq) is where the kernel processes loopback packets; it is
+    charged to no process.
+    """
     with open("/proc/stat") as file:
         fields = [int(value) for value in file.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle, iowait
     total = sum(fields[:8])  # up to steal; guest time is already counted in user
-    return (total - idle) / TICKS, total / TICKS
+    return (total - idle) / TICKS, (fields[5] + fields[6]) / TICKS
 
 
 def sockets(pid: int) -> int:
@@ -247,14 +252,16 @@ def scaling(counts: List[int], connections: int, n_drivers: int, duration: float
                 run_drivers(drivers, min(0.5, duration))  # Warm up.
                 groups = {"workers": worker_pids, "nginx": nginx_pids, "drivers": [d.pid for d in drivers]}
                 before = {name: sum(cpu_seconds(p) for p in pids) for name, pids in groups.items()}
-                busy_before, _ = machine_cpu()
+                busy_before, irq_before = machine_cpu()
                 clock = time.perf_counter()
                 rates = [run_drivers(drivers, duration) for _ in range(repeat)]
                 wall = time.perf_counter() - clock
                 cpu = {name: (sum(cpu_seconds(p) for p in pids) - before[name]) / wall * 100
                        for name, pids in groups.items()}
-                cpu["machine"] = (machine_cpu()[0] - busy_before) / wall * 100
-                cpu["other"] = cpu["machine"] - cpu["workers"] - cpu["nginx"] - cpu["drivers"]
+                busy_after, irq_after = machine_cpu()
+                cpu["machine"] = (busy_after - busy_before) / wall * 100
+                cpu["irq"] = (irq_after - irq_before) / wall * 100
+                cpu["other"] = cpu["machine"] - cpu["irq"] - cpu["workers"] - cpu["nginx"] - cpu["drivers"]
             finally:
                 for peer in drivers:
                     peer.stop()
@@ -268,8 +275,8 @@ def print_scaling(rows: List[Dict[str, object]], nginx_workers: int, n_drivers: 
     print(f"1. Behind nginx ({nginx_workers} nginx worker(s)), {n_drivers} client process(es), "
           f"32-byte text echo, one message in flight per connection")
     header = (f"{'processes':>9}  {'connections':>11}  {'per worker':<20}  {'open s':>6}  "
-              f"{'rt/s median':>11}  {'spread':>15}  CPU% workers / nginx / clients / rest (machine of "
-              f"{100 * (os.cpu_count() or 1)})")
+              f"{'rt/s median':>11}  {'spread':>15}  CPU% workers / nginx / clients / kernel irq / "
+              f"rest (machine, of {100 * (os.cpu_count() or 1)})")
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -279,7 +286,7 @@ def print_scaling(rows: List[Dict[str, object]], nginx_workers: int, n_drivers: 
         print(f"{row['processes']:>9}  {row['connections']:>11}  {per:<20}  {row['opened']:>6.1f}  "
               f"{statistics.median(rates):>11,.0f}  {min(rates):>7,.0f}-{max(rates):<7,.0f}  "  # type: ignore[arg-type]
               f"{cpu['workers']:.0f} / {cpu['nginx']:.0f} / {cpu['drivers']:.0f} / "  # type: ignore[index]
-              f"{cpu['other']:.0f} ({cpu['machine']:.0f})")  # type: ignore[index]
+              f"{cpu['irq']:.0f} / {cpu['other']:.0f} ({cpu['machine']:.0f})")  # type: ignore[index]
 
 
 # -- 2. broadcast latency through Redis ------------------------------------------------
@@ -364,7 +371,7 @@ def print_latency(latencies: Dict[str, List[float]], messages: int, receivers: i
 
 def idle_check(seconds: float = 2.0) -> float:
     """How busy the machine is (CPU %, 100 per core) over ``seconds``, before we add load."""
-    busy, _ = machine_cpu()
+    busy = machine_cpu()[0]
     start = time.perf_counter()
     time.sleep(seconds)
     return (machine_cpu()[0] - busy) / (time.perf_counter() - start) * 100
