@@ -6,12 +6,14 @@ Two measurements, the figures of docs/deployment.rst:
    port shared with ``SO_REUSEPORT``) behind nginx; neutral raw clients
    (``python -m benchmarks.peers drive many``, in ``--drivers`` processes) hold
    ``--connections`` connections through nginx, each with one 32-byte text message in
-   flight at all times. Printed: the connections each worker holds (its socket count from
-   ``/proc/PID/fd``), the aggregate round trips per second (median of ``--repeat`` runs),
-   and the CPU each part used during the runs (from ``/proc/PID/stat``; 100% = one core)
-   beside the whole machine's (``/proc/stat``): "kernel irq" is interrupt time, where the
-   kernel moves loopback packets, charged to no process; "rest" is every other program
-   running at the time.
+   flight at all times. Each run starts the whole stack afresh, and the worker counts take
+   turns within each of ``--repeat`` rounds. Printed: the sockets each worker opened for
+   the connections (from ``/proc/PID/fd``: its connections, plus the two wake-up sockets
+   its watcher opens with the first one), the aggregate round trips per second (median
+   and spread of the runs), and the CPU each part used (``/proc/PID/stat``; 100% = one
+   core), the kernel's interrupt time (where loopback packets are moved; some kernels also
+   count it in the process that was interrupted, so the parts need not add up) and the
+   whole machine's busy time (``/proc/stat``, other programs included).
 2. **Broadcast latency through Redis.** redis-server and two ``examples/redis_chat.py``
    processes; one client of process A sends ``--messages`` messages, one at a time, each
    relayed by Redis to the clients of both processes; the time from ``send()`` to each
@@ -237,46 +239,60 @@ def run_drivers(drivers: List[DriverPeer], duration: float) -> float:
     return total
 
 
+def measure_once(count: int, connections: int, n_drivers: int, duration: float,
+                 nginx_workers: int) -> Dict[str, object]:
+    """A fresh stack (workers, nginx, clients), a warm-up, one run: its figures."""
+    with workers(count) as (upstream, worker_pids), nginx(upstream, nginx_workers) as (port, nginx_pids):
+        base = {pid: sockets(pid) for pid in worker_pids}
+        per_driver = [connections // n_drivers + (i < connections % n_drivers) for i in range(n_drivers)]
+        started = time.perf_counter()
+        drivers = [driver("many", port, "--n", str(n), timeout=max(60.0, n * 0.1)) for n in per_driver]
+        opened = time.perf_counter() - started
+        try:
+            held = [sockets(pid) - base[pid] for pid in worker_pids]
+            run_drivers(drivers, min(0.5, duration))  # Warm up.
+            groups = {"workers": worker_pids, "nginx": nginx_pids, "clients": [d.pid for d in drivers]}
+            before = {name: sum(cpu_seconds(p) for p in pids) for name, pids in groups.items()}
+            busy_before, irq_before = machine_cpu()
+            clock = time.perf_counter()
+            rate = run_drivers(drivers, duration)
+            wall = time.perf_counter() - clock
+            cpu = {name: (sum(cpu_seconds(p) for p in pids) - before[name]) / wall * 100
+                   for name, pids in groups.items()}
+            busy_after, irq_after = machine_cpu()
+            cpu["kernel irq"] = (irq_after - irq_before) / wall * 100
+            cpu["machine"] = (busy_after - busy_before) / wall * 100
+        finally:
+            for peer in drivers:
+                peer.stop()
+    return {"held": held, "opened": opened, "rate": rate, "cpu": cpu}
+
+
 def scaling(counts: List[int], connections: int, n_drivers: int, duration: float, repeat: int,
             nginx_workers: int) -> List[Dict[str, object]]:
+    """``repeat`` rounds; in each, every worker count in turn (the first one rotates), so a
+    burst of noise from other programs hits every count rather than one."""
+    runs: Dict[int, List[Dict[str, object]]] = {count: [] for count in counts}
+    for round_ in range(repeat):
+        for count in counts[round_ % len(counts):] + counts[:round_ % len(counts)]:
+            result = measure_once(count, connections, n_drivers, duration, nginx_workers)
+            runs[count].append(result)
+            print(f"  round {round_ + 1}: {count} process(es): {result['rate']:,.0f} rt/s", file=sys.stderr, flush=True)
     rows = []
-    for count in counts:
-        with workers(count) as (upstream, worker_pids), nginx(upstream, nginx_workers) as (port, nginx_pids):
-            base = {pid: sockets(pid) for pid in worker_pids}
-            per_driver = [connections // n_drivers + (i < connections % n_drivers) for i in range(n_drivers)]
-            started = time.perf_counter()
-            drivers = [driver("many", port, "--n", str(n), timeout=max(60.0, n * 0.1)) for n in per_driver]
-            opened = time.perf_counter() - started
-            try:
-                held = [sockets(pid) - base[pid] for pid in worker_pids]
-                run_drivers(drivers, min(0.5, duration))  # Warm up.
-                groups = {"workers": worker_pids, "nginx": nginx_pids, "drivers": [d.pid for d in drivers]}
-                before = {name: sum(cpu_seconds(p) for p in pids) for name, pids in groups.items()}
-                busy_before, irq_before = machine_cpu()
-                clock = time.perf_counter()
-                rates = [run_drivers(drivers, duration) for _ in range(repeat)]
-                wall = time.perf_counter() - clock
-                cpu = {name: (sum(cpu_seconds(p) for p in pids) - before[name]) / wall * 100
-                       for name, pids in groups.items()}
-                busy_after, irq_after = machine_cpu()
-                cpu["machine"] = (busy_after - busy_before) / wall * 100
-                cpu["irq"] = (irq_after - irq_before) / wall * 100
-                cpu["other"] = cpu["machine"] - cpu["irq"] - cpu["workers"] - cpu["nginx"] - cpu["drivers"]
-            finally:
-                for peer in drivers:
-                    peer.stop()
-        rows.append({"processes": count, "connections": connections, "held": held, "opened": opened,
-                     "rates": rates, "cpu": cpu})
-        print(f"  {count} process(es): {statistics.median(rates):,.0f} rt/s", file=sys.stderr, flush=True)
+    for count, results in runs.items():
+        cpu = {key: statistics.median(r["cpu"][key] for r in results) for key in results[0]["cpu"]}  # type: ignore[index]
+        rows.append({"processes": count, "connections": connections, "held": results[-1]["held"],
+                     "opened": statistics.median(r["opened"] for r in results),  # type: ignore[misc]
+                     "rates": [r["rate"] for r in results], "cpu": cpu})
     return rows
 
 
 def print_scaling(rows: List[Dict[str, object]], nginx_workers: int, n_drivers: int) -> None:
     print(f"1. Behind nginx ({nginx_workers} nginx worker(s)), {n_drivers} client process(es), "
-          f"32-byte text echo, one message in flight per connection")
-    header = (f"{'processes':>9}  {'connections':>11}  {'per worker':<20}  {'open s':>6}  "
-              f"{'rt/s median':>11}  {'spread':>15}  CPU% workers / nginx / clients / kernel irq / "
-              f"rest (machine, of {100 * (os.cpu_count() or 1)})")
+          f"32-byte text echo, one message in flight per connection; medians of the runs")
+    parts = ["workers", "nginx", "clients", "kernel irq", "machine"]
+    header = (f"{'processes':>9}  {'connections':>11}  {'sockets/worker':<20}  {'open s':>6}  "
+              f"{'rt/s median':>11}  {'spread':>15}  CPU% {' / '.join(parts)} (of {100 * (os.cpu_count() or 1)})")
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -285,8 +301,7 @@ def print_scaling(rows: List[Dict[str, object]], nginx_workers: int, n_drivers: 
         per = " ".join(str(h) for h in row["held"])  # type: ignore[union-attr]
         print(f"{row['processes']:>9}  {row['connections']:>11}  {per:<20}  {row['opened']:>6.1f}  "
               f"{statistics.median(rates):>11,.0f}  {min(rates):>7,.0f}-{max(rates):<7,.0f}  "  # type: ignore[arg-type]
-              f"{cpu['workers']:.0f} / {cpu['nginx']:.0f} / {cpu['drivers']:.0f} / "  # type: ignore[index]
-              f"{cpu['irq']:.0f} / {cpu['other']:.0f} ({cpu['machine']:.0f})")  # type: ignore[index]
+              f"{' / '.join(f'{cpu[part]:.0f}' for part in parts)}")  # type: ignore[index]
 
 
 # -- 2. broadcast latency through Redis ------------------------------------------------
