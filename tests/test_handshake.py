@@ -35,7 +35,8 @@ from wsclient.handshake import (
     reject_response,
     select_subprotocol,
 )
-from wsclient.http11 import Headers, Request, RequestParser, Response, ResponseParser
+from wsclient.headers import Headers
+from wsclient.http11 import Request, RequestParser, Response, ResponseParser
 from wsclient.uri import parse_uri
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3

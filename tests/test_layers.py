@@ -18,8 +18,8 @@ import pytest
 import wsclient
 
 PACKAGE = Path(wsclient.__file__).parent
-CORE = ["exceptions", "uri", "frames", "close", "utf8", "http11", "handshake", "deflate", "protocol",
-        "forwarded"]
+CORE = ["exceptions", "uri", "frames", "close", "utf8", "headers", "http11", "handshake", "deflate",
+        "protocol", "forwarded"]
 FORBIDDEN_IN_CORE = {"socket", "ssl", "threading", "select", "selectors", "time", "asyncio"}
 
 

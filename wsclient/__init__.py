@@ -27,7 +27,8 @@ from .exceptions import (
     WebSocketError,
 )
 from .close import CloseCode
-from .http11 import Headers, Request, Response
+from .headers import Headers
+from .http11 import Request, Response
 from .deflate import DeflateOptions
 from .connection import WebSocket, wait
 from .client import connect

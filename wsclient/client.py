@@ -13,7 +13,8 @@ from .connection import DEFAULT_MAX_QUEUE, WebSocket
 from .deflate import DeflateOptions, PerMessageDeflate, client_accept, client_offer, compression_options
 from .exceptions import InvalidHandshake, InvalidStatus
 from .handshake import DEFAULT_USER_AGENT, ClientHandshake
-from .http11 import Headers, HeadersLike, ResponseParser
+from .headers import Headers, HeadersLike
+from .http11 import ResponseParser
 from .protocol import DEFAULT_MAX_SIZE, Protocol, Side
 from .proxy import select_proxy
 from .sockio import read_head, send_all

@@ -28,14 +28,8 @@ from .exceptions import (
     InvalidURI,
     NegotiationError,
 )
-from .http11 import (
-    Headers,
-    HeadersLike,
-    Request,
-    Response,
-    header_contains_token,
-    parse_token_list,
-)
+from .headers import Headers, HeadersLike, header_contains_token, parse_token_list
+from .http11 import Request, Response
 from .uri import WebSocketURI
 
 __all__ = [

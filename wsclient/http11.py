@@ -1,11 +1,12 @@
-"""The HTTP/1.1 head of the opening handshake: messages, headers and incremental parsers.
+"""The HTTP/1.1 messages of the opening handshake and the bounded parsers that read them.
 
 A WebSocket connection starts as an HTTP/1.1 request and response (RFC 9112). This module
-holds the values (:class:`Headers`, :class:`Request`, :class:`Response`) and the parsers
-(:class:`RequestParser`, :class:`ResponseParser`) that turn bytes into them. The parsers never
-read a socket: the caller feeds them whatever bytes arrived and gets a value once it is
-complete. Every limit is checked as bytes arrive, so a peer cannot make them buffer without
-bound.
+holds the messages (:class:`Request`, :class:`Response`) and the parsers
+(:class:`RequestParser`, :class:`ResponseParser`) that turn bytes into them, with their
+limits (the ``DEFAULT_*`` constants). The parsers never read a socket: the caller feeds
+them whatever bytes arrived and gets a value once it is complete. Every limit is checked as
+bytes arrive, so a peer cannot make them buffer without bound. The header fields of a
+message, and the rules each field follows, are :mod:`wsclient.headers`.
 
 Decisions worth knowing:
 
@@ -17,7 +18,8 @@ Decisions worth knowing:
 - Status codes: a request line over ``max_line`` gives 414; a header line over ``max_line``,
   more than ``max_headers`` headers or a head over ``max_head`` bytes give 431; other
   malformed requests 400; a request older than HTTP/1.1 gives 505.
-- Header values are text decoded from and encoded to ISO-8859-1, as :mod:`http.client` does.
+- Head lines are decoded from ISO-8859-1, as :mod:`http.client` does, so any bytes give
+  text; a field :class:`~wsclient.headers.Headers` refuses is a 400.
 """
 
 from __future__ import annotations
@@ -25,23 +27,20 @@ from __future__ import annotations
 import dataclasses
 import http
 import re
-from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 from .exceptions import InvalidHTTP
+from .headers import Headers, HeadersLike, has_control_character, is_token, parse_token_list
 
 __all__ = [
     "DEFAULT_MAX_LINE",
     "DEFAULT_MAX_HEADERS",
     "DEFAULT_MAX_HEAD",
     "DEFAULT_MAX_BODY",
-    "Headers",
-    "HeadersLike",
     "Request",
     "Response",
     "RequestParser",
     "ResponseParser",
-    "parse_token_list",
-    "header_contains_token",
 ]
 
 #: Longest line of a head, in bytes, without its line ending.
@@ -53,194 +52,9 @@ DEFAULT_MAX_HEAD = 65536
 #: Most bytes of a response body kept (the body of a 401 or 403, say).
 DEFAULT_MAX_BODY = 1 << 20
 
-#: Header fields whose values ``repr()`` masks.
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-
-_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 section 5.6.2
-_BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # CTLs but HTAB (RFC 9110 5.5)
 _TARGET_RE = re.compile(r"[\x21-\x7e]+")
 _VERSION_RE = re.compile(r"HTTP/([0-9])\.([0-9])")
 _STATUS_RE = re.compile(r"[0-9]{3}")
-
-HeadersLike = Union["Headers", Mapping[str, str], Iterable[Tuple[str, str]], None]
-
-
-class Headers:
-    """HTTP header fields: case-insensitive, multi-valued, ordered.
-
-    Reading behaves like :class:`http.client.HTTPMessage`: ``headers["Name"]`` is the first
-    value or ``None``, ``get_all()`` every value, iteration gives names with repeats. Writing
-    behaves like a mapping: ``headers[name] = value`` replaces every value (``HTTPMessage``
-    appends), ``del headers[name]`` removes every value and raises :class:`KeyError` when
-    there is none; :meth:`add` appends.
-
-    Names must be tokens and values may not hold control characters (CR, LF, NUL...), so a
-    user-supplied header cannot inject another one (:class:`ValueError`). Values are stripped
-    of surrounding spaces and must be encodable as ISO-8859-1.
-
-    Args:
-        headers: ``None``, another :class:`Headers`, a mapping, or ``(name, value)`` pairs.
-
-    Raises:
-        TypeError: ``headers`` is of another type, or a name or value is not a ``str``.
-        ValueError: an invalid name or value.
-    """
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __init__(self, headers: HeadersLike = None) -> None:
-        self._items: List[Tuple[str, str]] = []
-        if headers is None:
-            return
-        if isinstance(headers, Headers):
-            self._items = list(headers._items)
-            return
-        if isinstance(headers, (str, bytes, bytearray)):
-            raise TypeError("headers must be a mapping or a list of (name, value) pairs")
-        pairs = headers.items() if hasattr(headers, "items") else headers
-        for pair in pairs:
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                # Never show the pair: its value may be a secret.
-                raise TypeError(f"expected (name, value) pairs, got a {type(pair).__name__}")
-            self.add(*pair)
-
-    def add(self, name: str, value: str) -> None:
-        """Append a field, keeping the values already there.
-
-        Raises:
-            TypeError: ``name`` or ``value`` is not a ``str``.
-            ValueError: ``name`` is not a token or ``value`` holds a control character.
-        """
-        self._items.append(_check_field(name, value))
-
-    def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
-        """The first value of ``name``, or ``default``."""
-        key = name.lower()
-        for item_name, value in self._items:
-            if item_name.lower() == key:
-                return value
-        return default
-
-    def get_all(self, name: str, default: Optional[List[str]] = None) -> Optional[List[str]]:
-        """Every value of ``name`` in order, or ``default`` (``None``) if there is none."""
-        key = name.lower()
-        values = [value for item_name, value in self._items if item_name.lower() == key]
-        return values if values else default
-
-    def __getitem__(self, name: str) -> Optional[str]:
-        return self.get(name)
-
-    def __setitem__(self, name: str, value: str) -> None:
-        field = _check_field(name, value)
-        key = name.lower()
-        self._items = [item for item in self._items if item[0].lower() != key]
-        self._items.append(field)
-
-    def __delitem__(self, name: str) -> None:
-        key = name.lower()
-        kept = [item for item in self._items if item[0].lower() != key]
-        if len(kept) == len(self._items):
-            raise KeyError(name)
-        self._items = kept
-
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        key = name.lower()
-        return any(item_name.lower() == key for item_name, _ in self._items)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def keys(self) -> List[str]:
-        """Every field name, in order and with repeats, as :class:`http.client.HTTPMessage`."""
-        return [name for name, _ in self._items]
-
-    def values(self) -> List[str]:
-        """Every field value, in order."""
-        return [value for _, value in self._items]
-
-    def items(self) -> List[Tuple[str, str]]:
-        """Every ``(name, value)`` pair, in order, names in their original case."""
-        return list(self._items)
-
-    def copy(self) -> "Headers":
-        """A shallow copy."""
-        return Headers(self)
-
-    def serialize(self) -> bytes:
-        """``Name: value\\r\\n`` for each field, without the final empty line."""
-        return "".join(f"{name}: {value}\r\n" for name, value in self._items).encode("latin-1")
-
-    def _grouped(self) -> Dict[str, List[str]]:
-        grouped: Dict[str, List[str]] = {}
-        for name, value in self._items:
-            grouped.setdefault(name.lower(), []).append(value)
-        return grouped
-
-    def __eq__(self, other: object) -> bool:
-        """Equal when each name has the same values in the same order (names ignore case)."""
-        if not isinstance(other, Headers):
-            try:
-                other = Headers(other)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                return NotImplemented
-        return self._grouped() == other._grouped()
-
-    def __repr__(self) -> str:
-        shown = [
-            (name, "***" if name.lower() in SECRET_HEADERS else value)
-            for name, value in self._items
-        ]
-        return f"Headers({shown!r})"
-
-
-def _check_field(name: str, value: str) -> Tuple[str, str]:
-    """Validate a header field (RFC 9110 section 5); return it with the value stripped."""
-    if not isinstance(name, str) or not isinstance(value, str):
-        # Never show the value: it may be a secret.
-        kinds = f"{type(name).__name__} and {type(value).__name__}"
-        raise TypeError(f"header names and values must be str, got {kinds}")
-    if not _TOKEN_RE.fullmatch(name):
-        raise ValueError(f"invalid header name {name!r}")
-    if _BAD_VALUE_RE.search(value):
-        raise ValueError(f"control character in the value of header {name!r}")
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        raise ValueError(f"the value of header {name!r} is not ISO-8859-1 text") from None
-    return name, value.strip(" \t")
-
-
-def parse_token_list(values: Iterable[str]) -> List[str]:
-    """Split comma-separated lists spread over several header values (RFC 9110 section 5.6.1).
-
-    Args:
-        values: header values, e.g. ``headers.get_all("Connection") or []``.
-
-    Returns:
-        The elements, stripped, empty ones dropped, in order.
-    """
-    elements = (element.strip(" \t") for value in values for element in value.split(","))
-    return [element for element in elements if element]
-
-
-def header_contains_token(headers: Headers, name: str, token: str) -> bool:
-    """Whether any value of header ``name`` lists ``token``, ignoring case.
-
-    Args:
-        headers: the headers to look in.
-        name: the header name, e.g. ``"Connection"``.
-        token: the element to find, e.g. ``"upgrade"``.
-
-    Returns:
-        ``True`` when one element of the comma lists equals ``token`` case-insensitively.
-    """
-    key = token.lower()
-    return any(element.lower() == key for element in parse_token_list(headers.get_all(name) or []))
 
 
 def _to_headers(headers: HeadersLike) -> Headers:
@@ -273,7 +87,7 @@ class Request:
             ValueError: the method is not a token, or the path is empty or holds spaces,
                 control or non-ASCII characters.
         """
-        if not _TOKEN_RE.fullmatch(self.method):
+        if not is_token(self.method):
             raise ValueError(f"invalid method {self.method!r}")
         if not _TARGET_RE.fullmatch(self.path):
             raise ValueError("invalid request target: empty, or spaces, controls or non-ASCII")
@@ -328,7 +142,7 @@ class Response:
             raise ValueError(f"a {int(status)} response cannot have a body")
         if reason is None:
             reason = self.status.phrase if isinstance(self.status, http.HTTPStatus) else ""
-        if not isinstance(reason, str) or _BAD_VALUE_RE.search(reason):
+        if not isinstance(reason, str) or has_control_character(reason):
             raise ValueError(f"invalid reason phrase {reason!r}")
         self.reason = reason
         self.version = version
@@ -531,7 +345,7 @@ class RequestParser(_HeadParser):
 def _parse_request_line(line: str) -> Tuple[str, str, str]:
     """``method SP request-target SP HTTP-version`` (RFC 9112 section 3)."""
     parts = line.split(" ")
-    if len(parts) != 3 or not _TOKEN_RE.fullmatch(parts[0]) or not _TARGET_RE.fullmatch(parts[1]):
+    if len(parts) != 3 or not is_token(parts[0]) or not _TARGET_RE.fullmatch(parts[1]):
         raise InvalidHTTP("malformed request line")
     version = _VERSION_RE.fullmatch(parts[2])
     if version is None:
@@ -717,7 +531,7 @@ def _parse_status_line(line: str) -> Tuple[str, int, str]:
     match = _VERSION_RE.fullmatch(version)
     if match is None or match.group(1) != "1" or not _STATUS_RE.fullmatch(code) or code[0] == "0":
         raise InvalidHTTP(f"malformed status line {line[:80]!r}")
-    if _BAD_VALUE_RE.search(reason):
+    if has_control_character(reason):
         raise InvalidHTTP("control character in the reason phrase")
     return version, int(code), reason.strip(" \t")
 

@@ -43,7 +43,8 @@ import urllib.parse
 from typing import TYPE_CHECKING, Mapping, Optional, Tuple, Union
 
 from .exceptions import InvalidHTTP, InvalidURI, ProxyError
-from .http11 import Headers, HeadersLike, Request, ResponseParser
+from .headers import Headers, HeadersLike
+from .http11 import Request, ResponseParser
 from .sockio import remaining, send_all
 from .uri import _redact
 

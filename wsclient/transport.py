@@ -34,7 +34,7 @@ import socks
 
 from . import tls
 from .exceptions import ProxyError
-from .http11 import HeadersLike
+from .headers import HeadersLike
 from .proxy import ProxyURL, authority, http_connect
 from .sockio import remaining
 
