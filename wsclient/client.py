@@ -10,8 +10,9 @@ from typing import Any, Optional, Sequence, Union
 
 from . import transport
 from .connection import DEFAULT_MAX_QUEUE, WebSocket
-from .deflate import DeflateOptions, PerMessageDeflate, client_accept, client_offer, compression_options
+from .deflate import DeflateOptions, PerMessageDeflate, compression_options
 from .exceptions import InvalidHandshake, InvalidStatus
+from .extensions import client_accept, client_offer
 from .handshake import DEFAULT_USER_AGENT, ClientHandshake
 from .headers import Headers, HeadersLike
 from .http11 import ResponseParser

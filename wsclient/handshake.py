@@ -6,7 +6,7 @@ answer with :meth:`ClientHandshake.check_response`. The server checks the reques
 Reading and writing the bytes is the caller's job (:mod:`wsclient.http11` parses them).
 
 Extension offers and answers travel here as raw ``Sec-WebSocket-Extensions`` values;
-:mod:`wsclient.deflate` builds and interprets them.
+:mod:`wsclient.extensions` builds and interprets them.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class HandshakeResult:
     Attributes:
         subprotocol: the selected subprotocol, or ``None``.
         extensions: the server's ``Sec-WebSocket-Extensions`` header values, raw, in order
-            (empty when it accepted none); :mod:`wsclient.deflate` interprets them.
+            (empty when it accepted none); :mod:`wsclient.extensions` interprets them.
     """
 
     subprotocol: Optional[str]

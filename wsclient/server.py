@@ -22,8 +22,9 @@ import time
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from .connection import DEFAULT_MAX_QUEUE, WebSocket
-from .deflate import DeflateOptions, PerMessageDeflate, compression_options, server_accept
+from .deflate import DeflateOptions, PerMessageDeflate, compression_options
 from .exceptions import ConnectionClosed, InvalidHandshake
+from .extensions import server_accept
 from .forwarded import client_address, parse_trusted
 from .handshake import (
     accept_response,

@@ -19,15 +19,9 @@ from typing import List, Optional
 import pytest
 
 from wsclient.close import is_valid_close_code
-from wsclient.deflate import (
-    DeflateOptions,
-    DeflateParams,
-    PerMessageDeflate,
-    client_accept,
-    client_offer,
-    server_accept,
-)
+from wsclient.deflate import DeflateOptions, DeflateParams, PerMessageDeflate
 from wsclient.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, ProtocolError
+from wsclient.extensions import client_accept, client_offer, server_accept
 from wsclient.frames import Frame, FrameParser
 from wsclient.handshake import (
     ClientHandshake,
