@@ -101,14 +101,19 @@ class Terminal:
             return _NOISE.sub(b"", bytes(self.output)).decode("utf-8", "replace")
 
     def expect(self, text: str, start: int = 0) -> int:
-        """Wait until ``text`` shows at or after ``start``; return where it ends."""
+        """Wait until ``text`` shows at or after ``start``; return where it ends.
+
+        A run of spaces in ``text`` matches one or more spaces: when a message lands just
+        as readline draws its prompt, the prompt can be drawn with one space more.
+        """
+        pattern = re.compile(" +".join(re.escape(part) for part in text.split(" ")))
         deadline = time.monotonic() + WAIT
         with self.changed:
             while True:
                 screen = _NOISE.sub(b"", bytes(self.output)).decode("utf-8", "replace")
-                index = screen.find(text, start)
-                if index != -1:
-                    return index + len(text)
+                found = pattern.search(screen, start)
+                if found:
+                    return found.end()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     pytest.fail(f"the terminal never showed {text!r}; it shows:\n{screen!r}")
