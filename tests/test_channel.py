@@ -1,0 +1,347 @@
+"""The channel's contract, on real sockets: a socketpair, loopback TCP, and TLS over it.
+
+Reads give bytes, ``b""`` at the end (or on a reset), None when nothing is there yet; a
+write that meets its deadline keeps the rest in ``unsent``, which goes out first next time;
+TLS bytes OpenSSL has already decrypted are read in full and count as readable; shutdown
+wakes a thread that is waiting.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import struct
+import threading
+import time
+from typing import Any, Callable, Iterator, List, Optional, Tuple
+
+import pytest
+
+from wsclient.channel import DEFAULT_READ_SIZE, Channel
+
+from .pki import Pki
+
+DEADLINE = 10.0  # seconds any single step of a test may take, at most
+
+
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    """Read ``size`` bytes from a blocking peer socket within DEADLINE."""
+    deadline = time.monotonic() + DEADLINE
+    chunks: List[bytes] = []
+    got = 0
+    while got < size:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(min(1 << 20, size - got))
+        assert chunk, f"the stream ended after {got} of {size} bytes"
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def recv_within(channel: Channel, size: int = DEFAULT_READ_SIZE) -> bytes:
+    """Wait for the channel to be readable and read once (not None) within DEADLINE."""
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        assert channel.wait_readable(deadline)
+        data = channel.recv_nowait(size)
+        if data is not None:
+            return data
+    raise AssertionError("nothing to read within the deadline")
+
+
+class Background(threading.Thread):
+    """Runs ``work()`` in a thread; ``result()`` joins (within DEADLINE) and re-raises."""
+
+    def __init__(self, work: Callable[[], Any]) -> None:
+        super().__init__(name="test-background")
+        self.work = work
+        self.value: Any = None
+        self.error: Optional[BaseException] = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.value = self.work()
+        except BaseException as exc:  # surfaced by result()
+            self.error = exc
+
+    def result(self) -> Any:
+        self.join(DEADLINE)
+        assert not self.is_alive(), "still running after the deadline"
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+@pytest.fixture
+def pair() -> Iterator[Tuple[socket.socket, socket.socket]]:
+    """(ours, peer): a connected unix socketpair; ours goes to a Channel, peer stays blocking."""
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        yield ours, peer
+
+
+def tcp_pair(*, small_buffers: bool = False) -> Tuple[socket.socket, socket.socket]:
+    """(client, server) over loopback TCP; small buffers make a big write stall sooner."""
+    with socket.socket() as listener:
+        if small_buffers:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = socket.socket()
+        if small_buffers:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        client.settimeout(DEADLINE)
+        client.connect(listener.getsockname())
+        listener.settimeout(DEADLINE)
+        server, _ = listener.accept()
+    server.settimeout(DEADLINE)
+    return client, server
+
+
+@pytest.fixture
+def tls_pair(pki: Pki) -> Iterator[Callable[..., Tuple[ssl.SSLSocket, ssl.SSLSocket]]]:
+    """Make (client, server) TLS sockets over loopback TCP, handshakes done, both blocking."""
+    made: List[socket.socket] = []
+
+    def make(*, small_buffers: bool = False) -> Tuple[ssl.SSLSocket, ssl.SSLSocket]:
+        client_raw, server_raw = tcp_pair(small_buffers=small_buffers)
+        made.extend((client_raw, server_raw))
+        server: List[ssl.SSLSocket] = []
+        accept = threading.Thread(
+            target=lambda: server.append(pki.server_context().wrap_socket(server_raw, server_side=True)))
+        accept.start()
+        client = pki.client_context().wrap_socket(client_raw, server_hostname="localhost")
+        accept.join(DEADLINE)
+        assert server, "the TLS handshake did not finish"
+        made.extend((client, server[0]))
+        return client, server[0]
+
+    yield make
+    for sock in made:
+        sock.close()
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def test_nothing_yet_is_none_and_the_end_is_empty_bytes(pair) -> None:
+    ours, peer = pair
+    channel = Channel(ours)
+    assert channel.recv_nowait() is None
+    peer.sendall(b"hello")
+    assert recv_within(channel) == b"hello"
+    assert channel.recv_nowait() is None
+    peer.shutdown(socket.SHUT_WR)
+    assert channel.wait_readable(time.monotonic() + DEADLINE)
+    assert channel.recv_nowait() == b""
+    assert channel.error is None  # a clean end is not an error
+
+
+def test_recv_nowait_takes_at_most_size(pair) -> None:
+    ours, peer = pair
+    channel = Channel(ours)
+    peer.sendall(b"abcdef")
+    assert recv_within(channel, 4) == b"abcd"
+    assert channel.recv_nowait(4) == b"ef"
+
+
+def test_a_reset_reads_as_the_end_and_keeps_the_error() -> None:
+    client, server = tcp_pair()
+    with client, server:
+        channel = Channel(client)
+        # SO_LINGER 0: close() sends a RST instead of a FIN.
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        server.close()
+        assert channel.wait_readable(time.monotonic() + DEADLINE)
+        assert channel.recv_nowait() == b""
+        assert isinstance(channel.error, ConnectionResetError)
+
+
+def test_tls_reads_whole_records_and_leaves_nothing_hidden(tls_pair) -> None:
+    client, server = tls_pair()
+    channel = Channel(client)
+    record = bytes(range(256)) * 40  # 10,240 bytes: one TLS record
+    server.sendall(record)
+    # Asking for 100 bytes decrypts the whole record; the rest is taken from OpenSSL's
+    # buffer too, so nothing is left where poll() cannot see it.
+    assert recv_within(channel, 100) == record
+    assert client.pending() == 0
+    assert not channel.wait_readable(time.monotonic() + 0.05)
+
+
+def test_tls_bytes_already_decrypted_count_as_readable(tls_pair) -> None:
+    client, server = tls_pair()
+    channel = Channel(client)
+    server.sendall(b"x" * 1000)
+    assert channel.wait_readable(time.monotonic() + DEADLINE)
+    deadline = time.monotonic() + DEADLINE
+    while True:  # Read past the channel, leaving decrypted bytes in OpenSSL's buffer.
+        try:
+            first = client.recv(10)
+            break
+        except ssl.SSLWantReadError:
+            assert channel.wait_readable(deadline) and time.monotonic() < deadline
+    assert client.pending() == 990
+    # The kernel's buffer is empty now, so only the pending() check can say "readable".
+    assert channel.wait_readable(time.monotonic() - 1.0)
+    assert first + channel.recv_nowait() == b"x" * 1000
+
+
+# -- waiting ---------------------------------------------------------------------------
+
+
+def test_wait_readable_returns_false_at_the_deadline(pair) -> None:
+    ours, _ = pair
+    channel = Channel(ours)
+    start = time.monotonic()
+    assert not channel.wait_readable(start + 0.3)
+    assert 0.25 <= time.monotonic() - start < DEADLINE
+
+
+def test_a_deadline_already_past_still_reports_readiness(pair) -> None:
+    ours, peer = pair
+    channel = Channel(ours)
+    assert not channel.wait_readable(time.monotonic() - 1.0)
+    peer.sendall(b"x")
+    assert channel.wait_readable(time.monotonic() + DEADLINE)
+    assert channel.wait_readable(time.monotonic() - 1.0)
+    assert channel.wait_writable(time.monotonic() - 1.0)
+
+
+def test_shutdown_wakes_a_waiting_reader(pair) -> None:
+    ours, _ = pair
+    channel = Channel(ours)
+    woke: List[bool] = []
+    waiter = threading.Thread(target=lambda: woke.append(channel.wait_readable(time.monotonic() + 60)))
+    waiter.start()
+    start = time.monotonic()
+    channel.shutdown()
+    channel.shutdown()  # idempotent
+    waiter.join(DEADLINE)
+    assert woke == [True]
+    assert time.monotonic() - start < DEADLINE
+    assert channel.recv_nowait() == b""
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+def test_buffers_go_out_in_order_and_the_list_is_left_alone(pair) -> None:
+    ours, peer = pair
+    channel = Channel(ours)
+    buffers = [b"one ", bytearray(b"two "), memoryview(b"three")]
+    channel.write(buffers, time.monotonic() + DEADLINE)
+    assert read_exactly(peer, 13) == b"one two three"
+    assert [bytes(b) for b in buffers] == [b"one ", b"two ", b"three"]
+    assert channel.unsent == b""
+
+
+def test_the_initial_unsent_bytes_go_out_first(pair) -> None:
+    ours, peer = pair
+    channel = Channel(ours, unsent=b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+    channel.write([b"frame"], time.monotonic() + DEADLINE)
+    assert read_exactly(peer, 41) == b"HTTP/1.1 101 Switching Protocols\r\n\r\nframe"
+
+
+def test_a_stalled_write_keeps_the_rest_and_sends_it_first(pair) -> None:
+    ours, peer = pair
+    channel = Channel(ours)
+    pieces = [bytes([n]) * 1_000_000 for n in range(4)]  # more than the socket buffers hold
+    payload = b"".join(pieces)
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        channel.write(pieces, start + 0.3)
+    assert 0.25 <= time.monotonic() - start < DEADLINE
+    # What the socket took is not kept again: the leftover is exactly the tail.
+    assert 0 < len(channel.unsent) < len(payload)
+    assert payload.endswith(channel.unsent)
+    reader = Background(lambda: read_exactly(peer, len(payload) + 4))
+    channel.write([b"next"], time.monotonic() + DEADLINE)
+    assert reader.result() == payload + b"next"
+    assert channel.unsent == b""
+
+
+def test_a_stalled_tls_write_keeps_the_rest_and_sends_it_first(tls_pair) -> None:
+    client, server = tls_pair(small_buffers=True)
+    channel = Channel(client)
+    payload = bytes(range(256)) * 32768  # 8 MiB
+    with pytest.raises(TimeoutError):
+        channel.write([payload[:100], payload[100:]], time.monotonic() + 0.3)
+    assert channel.unsent and payload.endswith(channel.unsent)
+    reader = Background(lambda: read_exactly(server, len(payload) + 4))
+    channel.write([b"next"], time.monotonic() + DEADLINE)
+    assert reader.result() == payload + b"next"
+
+
+def test_wait_writable_returns_false_while_the_peer_does_not_read(pair) -> None:
+    ours, _ = pair
+    channel = Channel(ours)
+    assert channel.wait_writable(time.monotonic() + DEADLINE)
+    with pytest.raises(TimeoutError):
+        channel.write([b"x" * 4_000_000], time.monotonic() + 0.2)
+    start = time.monotonic()
+    assert not channel.wait_writable(start + 0.3)
+    assert 0.25 <= time.monotonic() - start < DEADLINE
+
+
+def test_shutdown_ends_a_stalled_write_with_a_connection_error(pair) -> None:
+    ours, _ = pair
+    channel = Channel(ours)
+    writer = Background(lambda: channel.write([b"x" * 8_000_000], time.monotonic() + 60))
+    deadline = time.monotonic() + DEADLINE
+    while select.select([], [ours], [], 0)[1] and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the socket is full: the writer then waits in poll()
+    channel.shutdown()
+    with pytest.raises(ConnectionError):  # not a wait until the 60 s deadline
+        writer.result()
+
+
+def test_tls_reads_and_writes_from_two_threads_at_once(tls_pair) -> None:
+    client, server = tls_pair()
+    channel = Channel(client)
+    payload = bytes(range(256)) * 4096  # 1 MiB each way
+
+    def echo() -> None:  # the peer sends back what it reads
+        got = 0
+        while got < len(payload):
+            chunk = server.recv(65536)
+            assert chunk, "the channel's side ended the stream"
+            server.sendall(chunk)
+            got += len(chunk)
+
+    def write() -> None:
+        for i in range(0, len(payload), 16384):
+            channel.write([payload[i:i + 16384]], time.monotonic() + DEADLINE)
+
+    peer, writer = Background(echo), Background(write)
+    received = bytearray()
+    deadline = time.monotonic() + DEADLINE * 3
+    while len(received) < len(payload) and time.monotonic() < deadline:
+        if channel.wait_readable(deadline):
+            data = channel.recv_nowait()
+            assert data != b"", channel.error
+            received += data or b""
+    writer.result()
+    peer.result()
+    assert bytes(received) == payload
+
+
+# -- closing ---------------------------------------------------------------------------
+
+
+def test_close_releases_the_descriptor_once(pair) -> None:
+    ours, _ = pair
+    fd = ours.fileno()
+    channel = Channel(ours)
+    assert channel.fileno() == fd and not channel.closed
+    channel.close()
+    channel.close()  # idempotent
+    assert channel.closed and channel.fileno() == -1 and ours.fileno() == -1
+    # Nothing waits on a closed socket; a read says "the end" and keeps why.
+    assert channel.wait_readable(None) and channel.wait_writable(None)
+    assert channel.recv_nowait() == b""
+    assert isinstance(channel.error, OSError)
+    with pytest.raises(OSError):
+        channel.write([b"x"], time.monotonic() + DEADLINE)

@@ -1,0 +1,241 @@
+"""Channel: one non-blocking socket shared by a reading thread and a writing thread.
+
+A connected socket (plain, TLS, or TLS inside TLS) is made non-blocking once; from then on
+the caller lets one thread at a time read and one thread at a time write (its own locks
+order readers among themselves and writers among themselves), and a read may run while a
+write does. The channel gives those threads:
+
+* Waiting with a deadline: :meth:`Channel.wait_readable` and :meth:`Channel.wait_writable`
+  ``poll()`` the socket until a ``time.monotonic()`` deadline, each direction with its own
+  ``poll`` object made once and reused (one user at a time, as each direction has one).
+  After :meth:`Channel.shutdown` they return at once, so no thread sleeps on a dead socket.
+* Reads that never block: :meth:`Channel.recv_nowait` returns bytes, ``b""`` at the end of
+  the stream, or None when nothing is there yet. Over TLS it also takes what OpenSSL has
+  already decrypted (``pending()``), which ``poll()`` cannot see.
+* Writes of a list of buffers: gathered by one ``sendmsg()`` where the socket has it (plain
+  sockets), else one ``send()`` per buffer. A partial write drops what went out and goes on
+  with the rest; what a deadline leaves unwritten stays in :attr:`Channel.unsent`, which
+  goes out before anything else on the next :meth:`Channel.write`.
+* One TLS call at a time: OpenSSL does not allow two threads in one TLS connection at once
+  (a read during a write can report a false end of stream), so every TLS ``recv`` and
+  ``send`` holds the channel's lock, which is never held while polling.
+* The end: :meth:`Channel.shutdown` (wakes every thread polling), then :meth:`Channel.close`
+  once no thread uses the socket any more (the caller knows when; the channel does not).
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import threading
+import time
+from typing import Any, List, Optional, Sequence, Union
+
+__all__ = ["Channel", "Buffer", "DEFAULT_READ_SIZE"]
+
+#: Bytes asked of the socket by one :meth:`Channel.recv_nowait` (256 KiB).
+DEFAULT_READ_SIZE = 262144
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+# What a non-blocking socket raises when it cannot go on now (the TLS ones during a
+# renegotiation or a read that needs the rest of a record).
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+class Channel:
+    """A connected socket in non-blocking mode, read by one thread while another writes.
+
+    Args:
+        sock: a connected ``socket.socket``, ``ssl.SSLSocket`` or
+            :class:`wsclient.tls.TLSInTLS`; the channel sets it non-blocking and owns it
+            from then on.
+        unsent: bytes to write before anything else (a server's 101 response).
+
+    Attributes:
+        unsent: bytes a :meth:`write` could not finish before its deadline; the next
+            :meth:`write` sends them first. Read it; only the channel assigns it.
+        error: the ``OSError`` that ended reading (reset by the peer, or the socket closed
+            under the reader), once :meth:`recv_nowait` has returned ``b""`` for it; else None.
+    """
+
+    def __init__(self, sock: Any, *, unsent: bytes = b"") -> None:
+        self.unsent = unsent
+        self.error: Optional[OSError] = None
+        self._sock = sock
+        self._fd: int = sock.fileno()
+        self._tls = hasattr(sock, "pending")
+        self._tls_lock: Optional[threading.Lock] = threading.Lock() if self._tls else None
+        self._sendmsg = isinstance(sock, socket.socket) and not self._tls and hasattr(sock, "sendmsg")
+        self._shut = False
+        self._closed = False
+        sock.setblocking(False)
+        self._read_poll = select.poll()
+        self._read_poll.register(self._fd, select.POLLIN)
+        self._write_poll = select.poll()
+        self._write_poll.register(self._fd, select.POLLOUT)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has released the socket."""
+        return self._closed
+
+    def fileno(self) -> int:
+        """The socket's file descriptor, or -1 once closed."""
+        return -1 if self._closed else self._fd
+
+    def wait_readable(self, deadline: Optional[float]) -> bool:
+        """Wait until :meth:`recv_nowait` has something to return (bytes or the end).
+
+        Args:
+            deadline: a ``time.monotonic()`` value; None waits without limit.
+
+        Returns:
+            True when readable (at once if TLS holds decrypted bytes, or after
+            :meth:`shutdown`); False at the deadline.
+        """
+        if self._shut or (self._tls and self._sock.pending()):
+            return True
+        return self._poll(self._read_poll, deadline)
+
+    def wait_writable(self, deadline: Optional[float]) -> bool:
+        """Wait until the socket takes more bytes.
+
+        Args:
+            deadline: a ``time.monotonic()`` value; None waits without limit.
+
+        Returns:
+            True when writable (at once after :meth:`shutdown`); False at the deadline.
+        """
+        if self._shut:
+            return True
+        return self._poll(self._write_poll, deadline)
+
+    def recv_nowait(self, size: int = DEFAULT_READ_SIZE) -> Optional[bytes]:
+        """Read what the socket has now, without waiting.
+
+        Args:
+            size: the most bytes to ask the socket for (over TLS, what OpenSSL has already
+                decrypted is added to that).
+
+        Returns:
+            The bytes; ``b""`` at the end of the stream, or when reading failed (the error
+            is kept in :attr:`error`); None if nothing has arrived yet.
+        """
+        try:
+            if self._tls_lock is None:
+                data = self._sock.recv(size)
+            else:
+                with self._tls_lock:
+                    data = self._sock.recv(size)
+        except _WOULD_BLOCK:
+            return None
+        except OSError as exc:  # Reset by the peer, or closed under us.
+            if self.error is None:
+                self.error = exc
+            return b""
+        if self._tls_lock is not None and data:
+            while self._sock.pending():
+                try:
+                    with self._tls_lock:
+                        more = self._sock.recv(DEFAULT_READ_SIZE)
+                except _WOULD_BLOCK:
+                    break
+                if not more:
+                    break
+                data += more
+        return data
+
+    def write(self, buffers: Sequence[Buffer], deadline: Optional[float]) -> None:
+        """Write :attr:`unsent`, then every buffer, in order.
+
+        Args:
+            buffers: what to write (left as it is; the channel works on its own list).
+            deadline: a ``time.monotonic()`` value; None waits as long as the peer reads.
+
+        Raises:
+            TimeoutError: the deadline passed with bytes left; they are in :attr:`unsent`.
+            ConnectionResetError: :meth:`shutdown` was called while waiting.
+            OSError: the socket failed (what is left is dropped).
+        """
+        if self.unsent:
+            buffers = [self.unsent, *buffers]
+            self.unsent = b""
+        else:
+            buffers = list(buffers)
+        while buffers:
+            try:
+                if self._sendmsg and len(buffers) > 1:
+                    sent = self._sock.sendmsg(buffers)
+                elif self._tls_lock is None:
+                    sent = self._sock.send(buffers[0])
+                else:
+                    with self._tls_lock:
+                        sent = self._sock.send(buffers[0])
+            except _WOULD_BLOCK:
+                if not self.wait_writable(deadline):
+                    self.unsent = b"".join(buffers)
+                    raise TimeoutError("the peer did not read in time") from None
+                if self._shut:
+                    raise ConnectionResetError("connection closed")
+                continue
+            buffers = _advance(buffers, sent)
+
+    def shutdown(self) -> None:
+        """Shut both directions down: threads polling wake, reads see the end, writes fail.
+
+        Idempotent; errors (a socket the peer already reset) are ignored.
+        """
+        if self._shut:
+            return
+        self._shut = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Release the socket (idempotent); call it once no thread reads or writes.
+
+        Raises:
+            OSError: closing failed (the channel stays open).
+        """
+        if self._closed:
+            return
+        self._shut = True
+        self._sock.close()
+        self._closed = True
+
+    def _poll(self, poller: Any, deadline: Optional[float]) -> bool:
+        """``poller.poll()`` until ``deadline``; True when ready (or the socket errs)."""
+        if deadline is None:
+            timeout = None
+        else:
+            timeout = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
+        try:
+            ready = poller.poll(timeout)
+        except OSError:
+            return True
+        return bool(ready)
+
+
+def _advance(buffers: List[Buffer], sent: int) -> List[Buffer]:
+    """Drop ``sent`` bytes from the front of ``buffers`` (a partial write's bookkeeping).
+
+    Args:
+        buffers: the buffers that were being written; modified in place.
+        sent: how many bytes the socket took.
+
+    Returns:
+        ``buffers``, now starting at the first unwritten byte.
+    """
+    while sent:
+        first = buffers[0]
+        if sent >= len(first):
+            sent -= len(first)
+            buffers.pop(0)
+        else:
+            buffers[0] = memoryview(first)[sent:]
+            sent = 0
+    return buffers
