@@ -20,7 +20,8 @@ The same class serves both ends. Threads and the socket meet here:
 * State. ``_state_lock`` guards the protocol object and the queue; it is only held for
   short, non-blocking work.
 
-The socket is non-blocking; every wait is a ``poll()`` bounded by the caller's deadline.
+The socket itself, non-blocking, with its polling, partial writes and TLS lock, is a
+:class:`~wsclient.channel.Channel`; every wait on it is bounded by the caller's deadline.
 """
 
 from __future__ import annotations
@@ -28,14 +29,12 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import select
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Set, Union
 
+from .channel import DEFAULT_READ_SIZE, Channel
 from .close import CloseCode, known_close_code, serialize_close
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from .protocol import OK_CLOSE_CODES, Close, Pong, Protocol, Side
@@ -52,9 +51,7 @@ Message = Union[str, bytes]
 #: ``max_size``, so a slow notebook user is not cut off by a peer's keepalive.
 DEFAULT_MAX_QUEUE = 2**24
 
-_READ_SIZE = 262144
 _WATCHER_READ_LIMIT = 1 << 20
-_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _NOTHING: Any = object()
 
 
@@ -94,16 +91,8 @@ class WebSocket:
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         self.max_queue = max_queue
-        self._sock = sock
         self._proto = protocol
         self._watcher = watcher
-        self._fd = sock.fileno()
-        self._tls = hasattr(sock, "pending")
-        # OpenSSL does not allow two threads in one TLS connection at once (a concurrent
-        # read and write can report a false end of stream): one lock around each TLS call,
-        # never held while polling.
-        self._tls_lock: Optional[threading.Lock] = threading.Lock() if self._tls else None
-        self._sendmsg = isinstance(sock, socket.socket) and not self._tls and hasattr(sock, "sendmsg")
         try:
             self._local_address = sock.getsockname()
             self._remote_address = sock.getpeername()
@@ -119,9 +108,7 @@ class WebSocket:
         self._read_waiters = 0  # Threads waiting for the read lock (under _cond).
         self._paused = False
         self._ctrl_pending: List[bytes] = []
-        self._unsent = preamble  # Bytes that go out before any frame (a server's 101).
         self._closed = False  # The transport is closed (or closing down).
-        self._fd_closed = False
         self._abort_cause: Optional[BaseException] = None
         self._pings: Dict[bytes, threading.Event] = {}
         self._pong_deadline: Optional[float] = None
@@ -130,11 +117,8 @@ class WebSocket:
         self._timer_at: Optional[float] = None
         self._ready: Set[threading.Event] = set()
         self._debug = logger.isEnabledFor(logging.DEBUG)
-        sock.setblocking(False)
-        self._read_poll = select.poll()
-        self._read_poll.register(self._fd, select.POLLIN)
-        self._write_poll = select.poll()
-        self._write_poll.register(self._fd, select.POLLOUT)
+        # The preamble (a server's 101) goes out before any frame.
+        self._channel = Channel(sock, unsent=preamble)
         if initial_data:
             with self._read_lock:
                 self._process(initial_data, want=False)
@@ -172,7 +156,7 @@ class WebSocket:
 
     def fileno(self) -> int:
         """The socket's file descriptor (-1 once closed). Prefer :func:`wsclient.wait`."""
-        return -1 if self._fd_closed else self._fd
+        return self._channel.fileno()
 
     def __enter__(self) -> "WebSocket":
         return self
@@ -389,11 +373,11 @@ class WebSocket:
                     self._release_read()
             self._wait_closed(deadline)
         self._abort(None)
-        if not self._fd_closed:
+        if not self._channel.closed:
             # Another thread is finishing a read or write; it closes the socket on its way
             # out (reads and writes fail fast after the shutdown in _abort).
             with self._cond:
-                self._cond.wait_for(lambda: self._fd_closed, timeout=_remaining(deadline, 5.0) or 0.5)
+                self._cond.wait_for(lambda: self._channel.closed, timeout=_remaining(deadline, 5.0) or 0.5)
 
     def _start_close(self, code: int, reason: str, deadline: Optional[float]) -> None:
         """Send the close frame (once); abort if it cannot go out before ``deadline``.
@@ -410,7 +394,7 @@ class WebSocket:
         try:
             with self._state_lock:
                 frames = self._take_pending() + self._proto.send_close(code, reason)
-            self._write(frames, deadline)
+            self._channel.write(frames, deadline)
         except (OSError, TimeoutError) as exc:
             self._abort(exc)
         finally:
@@ -421,7 +405,7 @@ class WebSocket:
 
         The message is framed only once the socket is known to take some of it, so a
         skipped message never advances the compression context; what does not fit stays
-        in ``_unsent`` and the watcher finishes it.
+        in the channel's ``unsent`` and the watcher finishes it.
         """
         if self._closed or not self._message_lock.acquire(blocking=False):
             return False
@@ -429,16 +413,16 @@ class WebSocket:
             self._message_lock.release()
             return False
         try:
-            if self._unsent or not self._wait_fd(select.POLLOUT, time.monotonic()):
+            if self._channel.unsent or not self._channel.wait_writable(time.monotonic()):
                 return False
             with self._state_lock:
                 if self._closed or self._proto.close_sent is not None or self._proto.eof_received:
                     return False
                 buffers = self._take_pending() + self._proto.send_message(message)
             try:
-                self._write(buffers, time.monotonic())
+                self._channel.write(buffers, time.monotonic())
             except TimeoutError:
-                self._schedule(time.monotonic() + BACKOFF)  # The rest is in _unsent.
+                self._schedule(time.monotonic() + BACKOFF)  # The rest is in channel.unsent.
             except OSError as exc:
                 self._abort(exc)
                 return False
@@ -471,56 +455,16 @@ class WebSocket:
                     return self._pop()
                 if self._closed:
                     return _NOTHING
-            # Poll first: on the hot path the data is not there yet, and a recv() that
+            # Wait first: on the hot path the data is not there yet, and a recv() that
             # fails with EAGAIN costs a syscall and an exception for nothing.
-            if not (self._tls and self._sock.pending()):
-                if not self._wait_fd(select.POLLIN, deadline):
-                    return _NOTHING
-            data = self._recv_nowait()
+            if not self._channel.wait_readable(deadline):
+                return _NOTHING
+            data = self._channel.recv_nowait()
             if data is None:
                 continue
             message = self._process(data, want=want)
             if message is not _NOTHING:
                 return message
-
-    def _recv_nowait(self, size: int = _READ_SIZE) -> Optional[bytes]:
-        """What the socket has now: bytes, b"" at EOF, None if nothing yet."""
-        try:
-            if self._tls_lock is None:
-                data = self._sock.recv(size)
-            else:
-                with self._tls_lock:
-                    data = self._sock.recv(size)
-        except _WOULD_BLOCK:
-            return None
-        except OSError as exc:  # Reset by the peer, or closed under us.
-            self._abort_cause = self._abort_cause or exc
-            return b""
-        if self._tls and data:
-            while self._sock.pending():
-                try:
-                    with self._tls_lock:  # type: ignore[union-attr]
-                        more = self._sock.recv(_READ_SIZE)
-                except _WOULD_BLOCK:
-                    break
-                if not more:
-                    break
-                data += more
-        return data
-
-    def _wait_fd(self, events: int, deadline: Optional[float]) -> bool:
-        """Wait until the socket is ready for ``events``; False at the deadline."""
-        if self._closed:
-            return True
-        timeout = _remaining(deadline, None)
-        # One poll object per direction, reused: reads and writes each happen under their
-        # own lock, so each object has one user at a time.
-        poller = self._read_poll if events == select.POLLIN else self._write_poll
-        try:
-            ready = poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999)))
-        except OSError:
-            return True
-        return bool(ready)
 
     def _process(self, data: bytes, *, want: bool) -> Message:
         """Feed received bytes to the protocol (hold ``_read_lock``).
@@ -536,6 +480,7 @@ class WebSocket:
             else:
                 events = []
                 proto.receive_eof()
+                self._abort_cause = self._abort_cause or self._channel.error
             queued = closing = False
             for event in events:
                 cls = event.__class__
@@ -575,14 +520,14 @@ class WebSocket:
         up to ``limit`` seconds rather than shut the socket under a close frame that never
         went out.
         """
-        if not (self._ctrl_pending or self._unsent):
+        if not (self._ctrl_pending or self._channel.unsent):
             return
         if not self._write_lock.acquire(timeout=limit):
             return
         try:
             with self._state_lock:
                 frames = self._take_pending()
-            self._write(frames, time.monotonic() + limit)
+            self._channel.write(frames, time.monotonic() + limit)
         except (OSError, TimeoutError):
             pass
         finally:
@@ -652,8 +597,8 @@ class WebSocket:
                     self._paused = True
                     self._watcher.pause(self)
                     break
-                room = _READ_SIZE if self.max_queue is None else self.max_queue - self._queued
-                data = self._recv_nowait(max(4096, min(_READ_SIZE, room)))
+                room = DEFAULT_READ_SIZE if self.max_queue is None else self.max_queue - self._queued
+                data = self._channel.recv_nowait(max(4096, min(DEFAULT_READ_SIZE, room)))
                 if data is None:
                     break
                 total += len(data)
@@ -695,10 +640,10 @@ class WebSocket:
             return None
         if self._next_ping is not None and now >= self._next_ping and self.ping_interval:
             self._send_keepalive(now)
-        if self._unsent:
+        if self._channel.unsent:
             self._flush_control()
         times = [t for t in (self._next_ping, self._pong_deadline, self._close_deadline) if t]
-        if self._unsent:
+        if self._channel.unsent:
             times.append(now + BACKOFF)
         return min(times) if times else None
 
@@ -786,7 +731,7 @@ class WebSocket:
 
     def _write_or_abort(self, buffers: List[bytes], deadline: Optional[float]) -> None:
         try:
-            self._write(buffers, deadline)
+            self._channel.write(buffers, deadline)
         except TimeoutError as exc:
             self._abort(exc)
             raise
@@ -796,41 +741,18 @@ class WebSocket:
         if self._debug:
             logger.debug("%s > %d bytes", self._proto.side.value, sum(map(len, buffers)))
 
-    def _write(self, buffers: List[bytes], deadline: Optional[float]) -> None:
-        """Write everything (hold ``_write_lock``); TimeoutError at the deadline."""
-        if self._unsent:
-            buffers = [self._unsent, *buffers]
-            self._unsent = b""
-        while buffers:
-            try:
-                if self._sendmsg and len(buffers) > 1:
-                    sent = self._sock.sendmsg(buffers)
-                elif self._tls_lock is None:
-                    sent = self._sock.send(buffers[0])
-                else:
-                    with self._tls_lock:
-                        sent = self._sock.send(buffers[0])
-            except _WOULD_BLOCK:
-                if not self._wait_fd(select.POLLOUT, deadline):
-                    self._unsent = b"".join(buffers)
-                    raise TimeoutError("the peer did not read in time") from None
-                if self._closed:
-                    raise ConnectionResetError("connection closed")
-                continue
-            buffers = _advance(buffers, sent)
-
     def _flush_control(self) -> None:
         """Write queued control frames now if nobody else is writing; never blocks."""
         while self._write_lock.acquire(blocking=False):
             try:
                 with self._state_lock:
                     frames = self._take_pending()
-                if not frames and not self._unsent:
+                if not frames and not self._channel.unsent:
                     return
                 try:
-                    self._write(frames, time.monotonic())
+                    self._channel.write(frames, time.monotonic())
                 except TimeoutError:
-                    self._schedule(time.monotonic() + BACKOFF)  # The rest is in _unsent.
+                    self._schedule(time.monotonic() + BACKOFF)  # The rest is in channel.unsent.
                 except OSError as exc:
                     self._abort(exc)
             finally:
@@ -863,25 +785,21 @@ class WebSocket:
                 if self._debug:
                     logger.debug("%s closed: %s", self._proto.side.value, self._proto.close_code)
         if first:
-            try:
-                self._sock.shutdown(socket.SHUT_RDWR)  # Wakes threads polling the socket.
-            except OSError:
-                pass
+            self._channel.shutdown()  # Wakes threads polling the socket.
         self._close_fd()
 
     def _close_fd(self) -> None:
         """Close the socket once no thread reads or writes it."""
-        if self._fd_closed or not self._read_lock.acquire(blocking=False):
+        if self._channel.closed or not self._read_lock.acquire(blocking=False):
             return
         try:
             if not self._write_lock.acquire(blocking=False):
                 return
             try:
-                if not self._fd_closed:
+                if not self._channel.closed:
                     self._watcher.remove(self)
-                    self._sock.close()
+                    self._channel.close()
                     with self._cond:
-                        self._fd_closed = True
                         self._cond.notify_all()
             finally:
                 self._write_lock.release()
@@ -901,19 +819,6 @@ def _remaining(deadline: Optional[float], default: Any) -> Any:
     if deadline is None:
         return default
     return max(0.0, deadline - time.monotonic())
-
-
-def _advance(buffers: List[Any], sent: int) -> List[Any]:
-    """Drop ``sent`` bytes from the front of ``buffers``."""
-    while sent:
-        first = buffers[0]
-        if sent >= len(first):
-            sent -= len(first)
-            buffers.pop(0)
-        else:
-            buffers[0] = memoryview(first)[sent:]
-            sent = 0
-    return buffers
 
 
 def _describe(event: Any) -> str:
