@@ -164,10 +164,11 @@ def run_workers(factory: ServerFactory, host: str = "127.0.0.1", port: int = 0, 
 class _Worker:
     """One worker process and the pipe it reports on."""
 
-    def __init__(self, process: Any, conn: Any, deadline: float) -> None:
+    def __init__(self, process: Any, conn: Any, deadline: float, replacing: Optional[int]) -> None:
         self.process = process
         self.conn = conn
         self.deadline = deadline
+        self.replacing = replacing  # The pid of the worker this one replaces.
         self.ready = False
 
 
@@ -213,7 +214,7 @@ class _Group:
         except OSError:
             pass
 
-    def _start(self) -> None:
+    def _start(self, replacing: Optional[int] = None) -> None:
         parent_end, child_end = self.context.Pipe(duplex=False)
         process = self.context.Process(
             target=_worker_main, args=(self.factory, self.host, self.port, child_end),
@@ -221,7 +222,7 @@ class _Group:
         )
         process.start()
         child_end.close()
-        self.workers.append(_Worker(process, parent_end, time.monotonic() + self.start_timeout))
+        self.workers.append(_Worker(process, parent_end, time.monotonic() + self.start_timeout, replacing))
 
     def _watch(self, on_ready: Optional[Callable[[int, List[int]], Any]]) -> int:
         """Wait for signals, reports and deaths; the exit status once the group must stop."""
@@ -262,6 +263,8 @@ class _Group:
                 if kind == "ready":
                     worker.ready = True
                     worker.conn.close()
+                    if worker.replacing is not None:
+                        logger.info("worker %d is ready, replacing %d", worker.process.pid, worker.replacing)
                     return True
                 logger.error("worker %d failed to start: %s", worker.process.pid, detail)
                 return False
@@ -286,7 +289,7 @@ class _Group:
             return False
         logger.warning("worker %d exited with %s; starting a replacement",
                        worker.process.pid, worker.process.exitcode)
-        self._start()
+        self._start(replacing=worker.process.pid)
         return True
 
     def _stop_all(self, timeout: float) -> bool:
