@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import List, Set
 
 import pytest
@@ -21,6 +22,8 @@ import wsclient
 from .engines import PROXY_SOURCE, ServeProcess, gone, run_haproxy, wait_until
 
 MAX_CLIENTS = 40
+#: ``timeout tunnel`` in the keepalive test; pings every 0.3 s leave a wide margin.
+IDLE_TIMEOUT_MS = 1500
 
 
 def pids_in_log(server: ServeProcess, path: str) -> Set[int]:
@@ -62,17 +65,19 @@ def test_haproxy_in_front_of_two_workers(tmp_path) -> None:
 @pytest.mark.parametrize("pinging", ["server", "client"])
 def test_timeout_tunnel_cuts_silent_websockets_and_pings_keep_them(run_server, tmp_path, pinging) -> None:
     server = run_server(ping_interval=0.3 if pinging == "server" else None)
-    with run_haproxy(str(tmp_path), [server.port], tunnel="1s") as port:
+    with run_haproxy(str(tmp_path), [server.port], tunnel=f"{IDLE_TIMEOUT_MS}ms") as port:
         uri = f"ws://127.0.0.1:{port}/"
+        opened = time.monotonic()
         silent = wsclient.connect(uri, proxy=None, timeout=10, ping_interval=None)
         kept = wsclient.connect(uri, proxy=None, timeout=10, ping_interval=0.3 if pinging == "client" else None)
         try:
             if pinging == "client":  # The server sends nothing: the silent one is cut.
                 with pytest.raises(wsclient.ConnectionClosedError):
-                    silent.recv(timeout=10)  # About 1 s: the tunnel timeout.
+                    silent.recv(timeout=10)  # After the tunnel timeout.
                 assert silent.close_code == 1006
-            # Three times the tunnel timeout: no message, no close (server pings keep both).
-            assert wsclient.wait([kept, silent] if pinging == "server" else [kept], timeout=3) == []
+            # Until three times the tunnel timeout: no message, no close (server pings keep both).
+            remaining = max(0.0, opened + 3 * IDLE_TIMEOUT_MS / 1000 - time.monotonic())
+            assert wsclient.wait([kept, silent] if pinging == "server" else [kept], timeout=remaining) == []
             kept.send("alive")
             assert kept.recv(timeout=10) == "alive"
         finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from typing import Dict, List
 
 import pytest
@@ -25,6 +26,8 @@ from .engines import PROXY_SOURCE, ServeProcess, run_nginx
 
 CLIENTS = 100
 MESSAGES = 3
+#: The proxy's idle timeout in the keepalive test; pings every 0.3 s leave a wide margin.
+IDLE_TIMEOUT_MS = 1500
 
 
 def upstream_of(ws: wsclient.WebSocket) -> str:
@@ -121,20 +124,22 @@ def test_proxy_read_timeout_cuts_silent_websockets_and_pings_keep_them(run_serve
     pinging = run_server(ping_interval=0.3)
     upstreams = {"quiet": [quiet.port], "pinging": [pinging.port]}
     locations = {"/quiet": "quiet", "/pinging": "pinging"}
-    with run_nginx(str(tmp_path), upstreams, locations=locations, timeout="1s") as port:
+    with run_nginx(str(tmp_path), upstreams, locations=locations, timeout=f"{IDLE_TIMEOUT_MS}ms") as port:
         def open_(path: str, ping_interval) -> wsclient.WebSocket:
             return wsclient.connect(f"ws://127.0.0.1:{port}{path}", proxy=None, timeout=10,
                                     ping_interval=ping_interval)
 
+        opened = time.monotonic()
         silent = open_("/quiet", None)
         client_pings = open_("/quiet", 0.3)
         server_pings = open_("/pinging", None)
         try:
             with pytest.raises(wsclient.ConnectionClosedError):
-                silent.recv(timeout=10)  # About 1 s: nginx's proxy_read_timeout.
+                silent.recv(timeout=10)  # After nginx's proxy_read_timeout.
             assert silent.close_code == 1006
-            # Three times the proxy's timeout: neither has a message or has closed.
-            assert wsclient.wait([client_pings, server_pings], timeout=3) == []
+            # Until three times the proxy's timeout: neither has a message or has closed.
+            remaining = opened + 3 * IDLE_TIMEOUT_MS / 1000 - time.monotonic()
+            assert wsclient.wait([client_pings, server_pings], timeout=max(0.0, remaining)) == []
             for ws in (client_pings, server_pings):
                 ws.send("alive")
                 assert ws.recv(timeout=10) == "alive"
