@@ -1,7 +1,9 @@
 """What the ``wsclient`` subcommands do: demo, connect (interactive or piped) and serve.
 
-Built only on the public API (:func:`wsclient.connect`, :func:`wsclient.serve`,
-:func:`wsclient.broadcast`); the argument parser is in :mod:`wsclient.__main__`.
+Built on the public API (:func:`wsclient.connect`, :func:`wsclient.serve`,
+:func:`wsclient.broadcast`), plus the worker supervisor of :mod:`wsclient.workers` for
+``serve --workers`` and :func:`wsclient.forwarded.parse_trusted` to check
+``--trusted-proxy`` early; the argument parser is in :mod:`wsclient.__main__`.
 """
 
 from __future__ import annotations
