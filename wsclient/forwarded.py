@@ -130,10 +130,10 @@ def client_address(peer: Optional[str], forwarded_for: Optional[Sequence[str]],
         The client's address as text (normalised, e.g. ``"2001:db8::1"``), or ``peer``
         (None for a unix socket peer) when the header is not believed.
     """
-    on_unix = not peer
-    hop: Optional[IPAddress] = None if on_unix else parse_entry(peer or "")
     if trusted is None or not forwarded_for:
         return peer or None
+    on_unix = not peer
+    hop: Optional[IPAddress] = None if on_unix else parse_entry(peer or "")
     if not ((on_unix and trusted.unix) or hop in trusted):
         return peer or None
     entries = [entry for value in forwarded_for for entry in value.split(",")]
