@@ -12,6 +12,10 @@ import pytest
 
 import wsclient
 from wsclient import server as server_module
+from wsclient.close import serialize_close
+from wsclient.frames import FrameParser, Opcode, serialize_frame
+
+from .reliability.rawpeer import MASK, raw_client
 
 
 def test_echo_with_our_client_and_websockets_and_websocket_client(echo_server):
@@ -331,3 +335,26 @@ def test_max_connections_counts_connections_not_idle_threads(run_server):
         while server.server._active and time.monotonic() < deadline:
             time.sleep(0.01)
     assert len(server.server._threads) <= 2
+
+
+def test_a_close_arriving_during_a_large_send_waits_for_the_frame(run_server):
+    # The client's close arrives while the handler is still writing a message the client
+    # is not reading yet: the server must finish that frame before its close frame and the
+    # TCP close, however long the client takes (within close_timeout), never cut it short.
+    big = os.urandom(32 * 1024 * 1024)
+    server = run_server(lambda ws: ws.send(big), compression=None)
+    sock, response, leftover = raw_client(server.uri)
+    with sock:
+        assert response.status == 101
+        sock.sendall(serialize_frame(Opcode.CLOSE, serialize_close(1000), mask_key=MASK))
+        time.sleep(1.5)  # Longer than the 1 s the server used to give the writer.
+        parser = FrameParser(expect_masked=False)
+        pieces = list(parser.feed(leftover))
+        sock.settimeout(10)
+        while not pieces or not (pieces[-1].last and pieces[-1].header.opcode == Opcode.CLOSE):
+            data = sock.recv(1 << 20)
+            assert data, "the server closed TCP before its close frame"
+            pieces += parser.feed(data)
+        assert sock.recv(1) == b""  # Then the server closes TCP.
+    message = b"".join(p.data for p in pieces if p.header.opcode == Opcode.BINARY)
+    assert message == big

@@ -114,6 +114,7 @@ class WebSocket:
         self._pong_deadline: Optional[float] = None
         self._next_ping: Optional[float] = None
         self._close_deadline: Optional[float] = None
+        self._close_after_write = False  # Close the transport once queued frames are out.
         self._timer_at: Optional[float] = None
         self._ready: Set[threading.Event] = set()
         self._debug = logger.isEnabledFor(logging.DEBUG)
@@ -507,11 +508,34 @@ class WebSocket:
         if pending:
             self._flush_control()
         if finished:
-            self._finish_writes(1.0 if self.close_timeout is None else min(1.0, self.close_timeout))
-            self._abort(None)
+            self._close_when_written()
         elif closing:
             self._schedule(self._close_deadline)  # type: ignore[arg-type]
         return first
+
+    def _close_when_written(self) -> None:
+        """The closing handshake is over: close the transport once the close frame is out.
+
+        Never waits (the watcher thread may be the caller). While another thread is
+        writing a frame (a handler's large echo), the close frame waits behind it and that
+        thread closes the transport when it lets go; cutting the socket under it would
+        leave the peer a truncated frame. ``close_timeout`` bounds the wait.
+        """
+        self._close_after_write = True
+        self._flush_control()
+        self._close_if_written()
+        if not self._closed and self.close_timeout is not None:
+            deadline = time.monotonic() + self.close_timeout
+            if self._close_deadline is None or deadline < self._close_deadline:
+                self._close_deadline = deadline
+            self._schedule(self._close_deadline)
+
+    def _close_if_written(self) -> None:
+        """Close the transport if it only waited for queued frames to go out."""
+        if self._close_after_write and not self._closed and not (self._ctrl_pending or self._channel.unsent):
+            if self._write_lock.acquire(blocking=False):  # No frame is half written.
+                self._write_lock.release()
+                self._abort(None)
 
     def _finish_writes(self, limit: float) -> None:
         """Before closing the transport, write what is still queued (a close frame).
@@ -633,7 +657,7 @@ class WebSocket:
         if self._closed:
             return None
         if self._close_deadline is not None and now >= self._close_deadline:
-            self._abort(TimeoutError("the peer did not close the TCP connection"))
+            self._abort(TimeoutError("the closing handshake did not finish in time"))
             return None
         if self._pong_deadline is not None and now >= self._pong_deadline and not self._paused:
             self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout", wait=0.0)
@@ -642,6 +666,9 @@ class WebSocket:
             self._send_keepalive(now)
         if self._channel.unsent:
             self._flush_control()
+            self._close_if_written()
+            if self._closed:
+                return None
         times = [t for t in (self._next_ping, self._pong_deadline, self._close_deadline) if t]
         if self._channel.unsent:
             times.append(now + BACKOFF)
@@ -748,7 +775,7 @@ class WebSocket:
                 with self._state_lock:
                     frames = self._take_pending()
                 if not frames and not self._channel.unsent:
-                    return
+                    break
                 try:
                     self._channel.write(frames, time.monotonic())
                 except TimeoutError:
@@ -760,7 +787,8 @@ class WebSocket:
                 if self._closed:
                     self._close_fd()
             if not self._ctrl_pending:
-                return
+                break
+        self._close_if_written()
 
     def _release_write(self) -> None:
         self._write_lock.release()
@@ -768,6 +796,7 @@ class WebSocket:
             self._close_fd()
         elif self._ctrl_pending:
             self._flush_control()
+        self._close_if_written()
 
     # -- closing -----------------------------------------------------------------------
 
