@@ -66,6 +66,9 @@ class WebSocket:
         request: the opening handshake's request (``.path``, ``.headers``).
         response: the opening handshake's response (``.status``, ``.headers``).
         subprotocol: the negotiated subprotocol, or None.
+        client_address: server side, the client's IP address as text: the socket peer, or
+            taken from ``X-Forwarded-For`` when the server trusts the proxy it came
+            through (``trusted_proxies=``); None on a unix socket or on the client side.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class WebSocket:
         self.request = request
         self.response = response
         self.subprotocol = subprotocol
+        self.client_address: Optional[str] = None
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout

@@ -379,7 +379,7 @@ class WebSocketServer:
             preamble=response.serialize(),
         )
         peer = address[0] if isinstance(address, tuple) else None
-        ws.client_address = client_address(  # type: ignore[attr-defined]
+        ws.client_address = client_address(
             peer, request.headers.get_all("X-Forwarded-For"), self.trusted_proxies)
         # In server.connections before the client can see the 101, so a broadcast that
         # the client's next message triggers already includes it.
