@@ -424,14 +424,7 @@ class WebSocket:
                 if self._closed or self._proto.close_sent is not None or self._proto.eof_received:
                     return False
                 buffers = self._take_pending() + self._proto.send_message(message)
-            try:
-                self._channel.write(buffers, time.monotonic())
-            except TimeoutError:
-                self._schedule(time.monotonic() + BACKOFF)  # The rest is in channel.unsent.
-            except OSError as exc:
-                self._abort(exc)
-                return False
-            return True
+            return self._write_now(buffers)
         finally:
             self._release_write()
             self._message_lock.release()
@@ -526,8 +519,7 @@ class WebSocket:
         leave the peer a truncated frame. ``close_timeout`` bounds the wait.
         """
         self._close_after_write = True
-        self._flush_control()
-        self._close_if_written()
+        self._flush_control()  # Also closes the transport if nothing else is queued.
         if not self._closed and self.close_timeout is not None:
             deadline = time.monotonic() + self.close_timeout
             if self._close_deadline is None or deadline < self._close_deadline:
@@ -670,7 +662,6 @@ class WebSocket:
             self._send_keepalive(now)
         if self._channel.unsent:
             self._flush_control()
-            self._close_if_written()
             if self._closed:
                 return None
         times = [t for t in (self._next_ping, self._pong_deadline, self._close_deadline) if t]
@@ -772,6 +763,19 @@ class WebSocket:
         if self._debug:
             logger.debug("%s > %d bytes", self._proto.side.value, sum(map(len, buffers)))
 
+    def _write_now(self, buffers: List[bytes]) -> bool:
+        """Write without waiting (hold ``_write_lock``): what the socket cannot take now
+        stays in the channel's ``unsent`` for the watcher to finish. False if the
+        connection failed."""
+        try:
+            self._channel.write(buffers, time.monotonic())
+        except TimeoutError:
+            self._schedule(time.monotonic() + BACKOFF)
+        except OSError as exc:
+            self._abort(exc)
+            return False
+        return True
+
     def _flush_control(self) -> None:
         """Write queued control frames now if nobody else is writing; never blocks."""
         while self._write_lock.acquire(blocking=False):
@@ -780,12 +784,7 @@ class WebSocket:
                     frames = self._take_pending()
                 if not frames and not self._channel.unsent:
                     break
-                try:
-                    self._channel.write(frames, time.monotonic())
-                except TimeoutError:
-                    self._schedule(time.monotonic() + BACKOFF)  # The rest is in channel.unsent.
-                except OSError as exc:
-                    self._abort(exc)
+                self._write_now(frames)
             finally:
                 self._write_lock.release()
                 if self._closed:
@@ -799,8 +798,9 @@ class WebSocket:
         if self._closed:
             self._close_fd()
         elif self._ctrl_pending:
-            self._flush_control()
-        self._close_if_written()
+            self._flush_control()  # Closes the transport too, if it only waited for these.
+        elif self._close_after_write:
+            self._close_if_written()
 
     # -- closing -----------------------------------------------------------------------
 

@@ -267,7 +267,7 @@ class WebSocketServer:
                     return
                 thread = threading.Thread(
                     target=self._serve_connections, args=(sock, address), daemon=True,
-                    name=f"wsclient-conn-{address!r}",
+                    name="wsclient-conn",  # Renamed after each connection it serves.
                 )
                 self._threads.add(thread)
                 thread.start()
