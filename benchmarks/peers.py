@@ -17,7 +17,7 @@ import selectors
 import struct
 import sys
 import time
-from typing import Any, Callable, List
+from typing import Any, Callable, List, Tuple
 
 from . import raw
 
@@ -70,8 +70,8 @@ async def _serve_neutral(deflate: bool) -> None:
 # -- drivers: neutral clients ---------------------------------------------------------
 
 
-def _timed(step: Callable[[], Any], duration: float) -> dict:
-    """Call ``step`` until ``duration`` seconds have passed (at least once)."""
+def timed(step: Callable[[], Any], duration: float) -> Tuple[int, float]:
+    """Call ``step`` until ``duration`` seconds have passed (at least once): (calls, seconds)."""
     ops = 0
     start = time.perf_counter()
     end = start + duration
@@ -80,7 +80,13 @@ def _timed(step: Callable[[], Any], duration: float) -> dict:
         step()
         ops += 1
         now = time.perf_counter()
-    return {"ops": ops, "elapsed": now - start}
+    return ops, now - start
+
+
+def _timed(step: Callable[[], Any], duration: float) -> dict:
+    """:func:`timed` as the JSON a driver answers with."""
+    ops, elapsed = timed(step, duration)
+    return {"ops": ops, "elapsed": elapsed}
 
 
 def rtt_driver(port: int, message: bytes, opcode: int, deflate: bool) -> Callable[[float], dict]:

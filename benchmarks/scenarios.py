@@ -128,19 +128,6 @@ def driver(mode: str, port: int, *extra: str, timeout: float = 60.0) -> Peer:
 # -- measuring --------------------------------------------------------------------------
 
 
-def timed(step: Callable[[], Any], duration: float) -> Tuple[int, float]:
-    """Call ``step`` until ``duration`` seconds have passed (at least once): (calls, seconds)."""
-    ops = 0
-    start = time.perf_counter()
-    end = start + duration
-    now = start
-    while ops == 0 or now < end:
-        step()
-        ops += 1
-        now = time.perf_counter()
-    return ops, now - start
-
-
 def alternate(rows: Dict[str, Row], runs: Dict[str, Callable[[], float]], repeat: int) -> None:
     """Run each library once per repeat, rotating the order; record figures or the error."""
     names = list(runs)
@@ -253,7 +240,7 @@ def _client_echo_rows(cfg: Config, title: str, unit: str, message: Any, per_op: 
         if echo(message) != message:
             rows[lib].error = "echo mismatch"
             continue
-        runs[lib] = (lambda e=echo: (lambda r: r[0] * per_op / r[1])(timed(lambda: e(message), cfg.duration)))
+        runs[lib] = (lambda e=echo: (lambda r: r[0] * per_op / r[1])(peers.timed(lambda: e(message), cfg.duration)))
     try:
         alternate(rows, runs, cfg.repeat)
     finally:
@@ -373,7 +360,7 @@ def s5_handshakes(cfg: Config) -> List[Row]:
         for lib in CLIENTS:
             step = _handshake_client(lib, srv.port)
             step()
-            runs[lib] = (lambda s=step: (lambda r: r[0] / r[1])(timed(s, cfg.duration)))
+            runs[lib] = (lambda s=step: (lambda r: r[0] / r[1])(peers.timed(s, cfg.duration)))
         alternate(rows, runs, cfg.repeat)
     return list(rows.values()) + _server_rows(cfg, "5 server handshakes", "conn/s", 1.0, "handshake")
 
@@ -472,7 +459,7 @@ def s7_masking(cfg: Config) -> List[Row]:
             if bytes(fn(data, key)) != expected:
                 rows[name].error = "wrong result"
                 continue
-            runs[name] = (lambda f=fn: (lambda r: r[0] * size / 1e6 / r[1])(timed(lambda: f(data, key), cfg.duration / 2)))
+            runs[name] = (lambda f=fn: (lambda r: r[0] * size / 1e6 / r[1])(peers.timed(lambda: f(data, key), cfg.duration / 2)))
         alternate(rows, runs, cfg.repeat)
         out += rows.values()
     return out
