@@ -46,7 +46,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Sequence
 
 import pytest
 
@@ -157,7 +157,7 @@ def _wait_for_port(process: subprocess.Popen, host: str, port: int, output: str)
     pytest.fail(f"{process.args[0]} did not listen on {host}:{port} within {START_TIMEOUT} s")
 
 
-def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     """Stop the process we started, by its PID, with bounded waits."""
     if process.poll() is None:
         os.kill(process.pid, sig)
@@ -169,8 +169,10 @@ def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 
 
 @contextlib.contextmanager
-def _running(argv: List[str], directory: str, host: str, ports: List[int],
-             sig: int = signal.SIGTERM) -> Iterator[subprocess.Popen]:
+def running(argv: List[str], directory: str, host: str, ports: Sequence[int],
+            sig: int = signal.SIGTERM) -> Iterator[subprocess.Popen]:
+    """Run a program we start (output logged in ``directory``) until every port listens;
+    stop it by its PID afterwards."""
     output = os.path.join(directory, "output.log")
     with open(output, "wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=directory,
@@ -180,7 +182,7 @@ def _running(argv: List[str], directory: str, host: str, ports: List[int],
             _wait_for_port(process, host, port, output)
         yield process
     finally:
-        _stop(process, sig)
+        stop_process(process, sig)
 
 
 def _open_directory(directory: str) -> None:
@@ -206,7 +208,7 @@ def run_pproxy(directory: str, *, username: Optional[str] = None,
             file.write(f"{username}:{password}\n{username}\n")
         listen += f"##{users}"
     argv = [sys.executable, "-m", "pproxy", "-l", listen, "--auth", "0", "-v"]
-    with _running(argv, directory, host, [port]) as process:
+    with running(argv, directory, host, [port]) as process:
         yield RunningProxy(host, port, process, directory, username, password)
 
 
@@ -264,7 +266,7 @@ def run_dante(directory: str, *, auth: bool = False) -> Iterator[RunningProxy]:
         method = "username" if auth else "none"
         file.write(_DANTE_CONF.format(directory=directory, host=host, port=port, method=method))
     argv = [program, "-f", config, "-p", os.path.join(directory, "danted.pid"), "-N", "1"]
-    with _running(argv, directory, host, [port]) as process:
+    with running(argv, directory, host, [port]) as process:
         user, password = (DANTE_USER, DANTE_PASSWORD) if auth else (None, None)
         yield RunningProxy(host, port, process, directory, user, password)
 
@@ -278,7 +280,7 @@ def run_microsocks(directory: str, *, username: Optional[str] = None,
     argv = [program, "-i", host, "-p", str(port)]
     if username is not None:
         argv += ["-u", username, "-P", password or ""]
-    with _running(argv, directory, host, [port]) as process:
+    with running(argv, directory, host, [port]) as process:
         yield RunningProxy(host, port, process, directory, username, password)
 
 
@@ -301,7 +303,7 @@ def run_tinyproxy(directory: str, *, username: Optional[str] = None,
     config = os.path.join(directory, "tinyproxy.conf")
     with open(config, "w") as file:
         file.write("\n".join(lines) + "\n")
-    with _running([program, "-d", "-c", config], directory, host, [port]) as process:
+    with running([program, "-d", "-c", config], directory, host, [port]) as process:
         yield RunningProxy(host, port, process, directory, username, password)
 
 
@@ -399,7 +401,7 @@ def _squid(program: str, directory: str, host: str, port: int, username: Optiona
         file.write(_squid_conf(directory, host, port, auth_file, tls_port, cert_file, key_file))
     ports = [port] + ([tls_port] if tls_port is not None else [])
     argv = [program, "-N", "-d", "1", "-f", config]
-    with _running(argv, directory, host, ports, sig=signal.SIGINT) as process:
+    with running(argv, directory, host, ports, sig=signal.SIGINT) as process:
         yield RunningProxy(host, port, process, directory, username, password, tls_port)
 
 
@@ -447,10 +449,10 @@ def run_ssh_socks(directory: str) -> Iterator[RunningProxy]:
         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
         "-o", "ExitOnForwardFailure=yes", "-vv", f"{user}@{host}",
     ]
-    with _running([sshd, "-D", "-e", "-f", config], directory, host, [sshd_port]):
+    with running([sshd, "-D", "-e", "-f", config], directory, host, [sshd_port]):
         client_dir = os.path.join(directory, "client")
         os.makedirs(client_dir, exist_ok=True)
-        with _running(client, client_dir, host, [socks_port]) as process:
+        with running(client, client_dir, host, [socks_port]) as process:
             yield RunningProxy(host, socks_port, process, directory)
 
 

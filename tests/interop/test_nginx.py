@@ -8,8 +8,6 @@ The server checks a header only nginx adds, so the traffic provably went through
 
 from __future__ import annotations
 
-import os
-import shutil
 import ssl
 import threading
 from typing import Iterator, List, Optional, Tuple
@@ -18,28 +16,14 @@ import pytest
 
 import wsclient
 
-from ..conftest import need
-from .peers import Peer, free_port, pattern, wait_for_port
+from ..multiprocess.engines import NGINX_CONF
+from ..proxies import find_program, free_port, running
+from .peers import pattern
 
 MiB = 1 << 20
 
-CONFIG = """
-daemon off;
-master_process off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    map $http_upgrade $connection_upgrade {{
-        default upgrade;
-        ''      close;
-    }}
+#: The ``server`` block inside :data:`~tests.multiprocess.engines.NGINX_CONF`'s ``http``.
+SERVER = """\
     server {{
         listen 127.0.0.1:{port};
         listen 127.0.0.1:{tls_port} ssl;
@@ -55,9 +39,7 @@ http {{
             proxy_read_timeout 60s;
             proxy_send_timeout 60s;
         }}
-    }}
-}}
-"""
+    }}"""
 
 
 class Recorder:
@@ -86,27 +68,18 @@ class Recorder:
 @pytest.fixture
 def nginx(run_server, pki, tmp_path) -> Iterator[Tuple[Recorder, str, str]]:
     """nginx in front of a Recorder server; yields (recorder, ws:// URI, wss:// URI)."""
-    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-    need(binary is not None, "nginx is not installed (apt-get install nginx)")
+    binary = find_program("nginx", "nginx")
     recorder = Recorder()
     server = run_server(recorder)
     port, tls_port = free_port(), free_port()
     conf = tmp_path / "nginx.conf"
-    conf.write_text(CONFIG.format(
-        tmp=tmp_path, port=port, tls_port=tls_port, upstream=server.server.port,
+    conf.write_text(NGINX_CONF.format(dir=tmp_path, body=SERVER.format(
+        port=port, tls_port=tls_port, upstream=server.server.port,
         cert=pki.cert_file, key=pki.key_file,
-    ))
-    peer = Peer([binary, "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log")])
-    try:
-        try:
-            wait_for_port(port, 10)
-            wait_for_port(tls_port, 10)
-        except AssertionError:
-            log = (tmp_path / "error.log").read_text() if (tmp_path / "error.log").exists() else ""
-            raise AssertionError(f"nginx did not start: {peer.describe()} {log[-2000:]}") from None
+    )))
+    argv = [binary, "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log")]
+    with running(argv, str(tmp_path), "127.0.0.1", [port, tls_port]):
         yield recorder, f"ws://127.0.0.1:{port}/", f"wss://localhost:{tls_port}/"
-    finally:
-        peer.stop()
 
 
 def _messages():

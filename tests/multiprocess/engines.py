@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-from ..interop.peers import Peer, wait_for_port
-from ..proxies import find_program, free_port
+from ..interop.peers import Peer
+from ..proxies import find_program, free_port, running
 
 #: The address the proxies connect to the servers from (any 127/8 address is loopback).
 PROXY_SOURCE = "127.0.0.3"
@@ -89,35 +88,6 @@ def gone(pid: int) -> bool:
         return True
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(STOP_TIMEOUT)
-
-
-@contextlib.contextmanager
-def _running(argv: List[str], directory: str, ports: Sequence[int]) -> Iterator[subprocess.Popen]:
-    output = os.path.join(directory, "output.log")
-    with open(output, "wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   cwd=directory)
-    try:
-        for port in ports:
-            try:
-                wait_for_port(port, START_TIMEOUT)
-            except AssertionError:
-                with open(output, errors="replace") as file:
-                    raise AssertionError(f"{argv[0]} did not start (exit {process.poll()}): "
-                                         f"{file.read()[-2000:]}") from None
-        yield process
-    finally:
-        _stop(process)
-
-
 @contextlib.contextmanager
 def run_nginx(directory: str, upstreams: Dict[str, List[int]], *,
               locations: Optional[Dict[str, str]] = None, timeout: str = "3600s") -> Iterator[int]:
@@ -146,8 +116,8 @@ def run_nginx(directory: str, upstreams: Dict[str, List[int]], *,
     conf = os.path.join(directory, "nginx.conf")
     with open(conf, "w") as file:
         file.write(NGINX_CONF.format(dir=directory, body=body))
-    with _running([binary, "-p", directory, "-c", conf, "-e", os.path.join(directory, "error.log")],
-                  directory, [port]):
+    with running([binary, "-p", directory, "-c", conf, "-e", os.path.join(directory, "error.log")],
+                 directory, "127.0.0.1", [port]):
         yield port
 
 
@@ -184,7 +154,7 @@ def run_haproxy(directory: str, ports: List[int], *, tunnel: str = "1h") -> Iter
     conf = os.path.join(directory, "haproxy.cfg")
     with open(conf, "w") as file:
         file.write(HAPROXY_CONF.format(port=port, source=PROXY_SOURCE, servers=servers, tunnel=tunnel))
-    with _running([binary, "-f", conf, "-db"], directory, [port]):
+    with running([binary, "-f", conf, "-db"], directory, "127.0.0.1", [port]):
         yield port
 
 
@@ -195,7 +165,7 @@ def run_redis(directory: str) -> Iterator[int]:
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", directory, "--protected-mode", "yes"]
-    with _running(argv, directory, [port]):
+    with running(argv, directory, "127.0.0.1", [port]):
         yield port
 
 
