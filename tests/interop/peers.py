@@ -16,7 +16,9 @@ import socket
 import subprocess
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import wsclient
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_DIR = os.path.join(HERE, "node")
@@ -148,3 +150,30 @@ def pattern(size: int, seed: int = 0) -> bytes:
     """``size`` bytes of a compressible but non-trivial pattern, different for each seed."""
     unit = bytes(0x61 + ((i * 7 + seed) % 26) for i in range(26 * 37))
     return (unit * (size // len(unit) + 1))[:size]
+
+
+class Recorder:
+    """Our server's handler: echoes (or closes with 4002 on ``/close``) and records, per
+    connection, the request, the negotiated extensions and how the connection closed."""
+
+    def __init__(self) -> None:
+        self.requests: List[wsclient.Request] = []
+        self.extensions: List[Optional[str]] = []
+        self.closes: List[Tuple[Optional[int], Optional[str]]] = []
+        self.done = threading.Event()
+
+    def __call__(self, ws: wsclient.WebSocket) -> None:
+        self.requests.append(ws.request)
+        self.extensions.append(ws.response.headers["Sec-WebSocket-Extensions"])
+        try:
+            if ws.request.path == "/close":
+                ws.close(4002, "server bye")
+            else:
+                for message in ws:
+                    ws.send(message)
+        except wsclient.ConnectionClosed as exc:
+            self.closes.append((exc.code, exc.reason))
+        else:
+            self.closes.append((ws.close_code, ws.close_reason))
+        finally:
+            self.done.set()

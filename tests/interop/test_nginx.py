@@ -9,7 +9,6 @@ The server checks a header only nginx adds, so the traffic provably went through
 from __future__ import annotations
 
 import ssl
-import threading
 from typing import Iterator, List, Optional, Tuple
 
 import pytest
@@ -18,6 +17,7 @@ import wsclient
 
 from ..multiprocess.engines import NGINX_CONF
 from ..proxies import find_program, free_port, running
+from . import peers
 from .peers import pattern
 
 MiB = 1 << 20
@@ -42,27 +42,12 @@ SERVER = """\
     }}"""
 
 
-class Recorder:
-    """Echoes (or closes with 4002 on ``/close``) and records what reached the server."""
+class Recorder(peers.Recorder):
+    """The shared recorder, plus the header only nginx adds, per connection."""
 
-    def __init__(self) -> None:
-        self.via: List[Optional[str]] = []
-        self.closes: List[Tuple[Optional[int], Optional[str]]] = []
-        self.done = threading.Event()
-
-    def __call__(self, ws: wsclient.WebSocket) -> None:
-        self.via.append(ws.request.headers["X-Via-Nginx"])
-        try:
-            if ws.request.path == "/close":
-                ws.close(4002, "server bye")
-            else:
-                for message in ws:
-                    ws.send(message)
-            self.closes.append((ws.close_code, ws.close_reason))
-        except wsclient.ConnectionClosed as exc:
-            self.closes.append((exc.code, exc.reason))
-        finally:
-            self.done.set()
+    @property
+    def via(self) -> List[Optional[str]]:
+        return [request.headers["X-Via-Nginx"] for request in self.requests]
 
 
 @pytest.fixture

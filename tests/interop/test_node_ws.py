@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 import wsclient
 
 from ..conftest import need
-from .peers import NODE_DIR, Peer, node_ws_available, pattern
+from .peers import NODE_DIR, Peer, Recorder, node_ws_available, pattern
 
 MiB = 1 << 20
 
@@ -109,30 +108,6 @@ def test_node_server_closes_with_4002(node_server, name, node_option, ours, expe
     assert (ws.close_code, ws.close_reason) == (4002, "server bye")
     seen = peer.event("close")
     assert seen["code"] == 4002
-
-
-class Recorder:
-    """A server handler that echoes, or closes with 4002 on ``/close``, and records what it saw."""
-
-    def __init__(self) -> None:
-        self.closes: List[Tuple[Optional[int], Optional[str]]] = []
-        self.extensions: List[Optional[str]] = []
-        self.done = threading.Event()
-
-    def __call__(self, ws: wsclient.WebSocket) -> None:
-        self.extensions.append(ws.response.headers["Sec-WebSocket-Extensions"])
-        try:
-            if ws.request.path == "/close":
-                ws.close(4002, "server bye")
-            else:
-                for message in ws:
-                    ws.send(message)
-        except wsclient.ConnectionClosed as exc:
-            self.closes.append((exc.code, exc.reason))
-        else:
-            self.closes.append((ws.close_code, ws.close_reason))
-        finally:
-            self.done.set()
 
 
 def _run_node_client(uri: str, options: Dict[str, Any]) -> List[Dict[str, Any]]:

@@ -15,6 +15,7 @@ import pytest
 
 import wsclient
 
+from . import peers
 from .peers import pattern
 
 MiB = 1 << 20
@@ -35,24 +36,8 @@ def _negotiated(header: Optional[str], compression: Optional[str]) -> bool:
     return ("permessage-deflate" in (header or "")) == (compression is not None)
 
 
-class Recorder:
-    """Our server's handler: echoes and records the negotiated extensions and the close."""
-
-    def __init__(self) -> None:
-        self.extensions: List[Optional[str]] = []
-        self.closes: List[Tuple[Optional[int], Optional[str]]] = []
-        self.done = threading.Event()
-
-    def __call__(self, ws: wsclient.WebSocket) -> None:
-        self.extensions.append(ws.response.headers["Sec-WebSocket-Extensions"])
-        try:
-            for message in ws:
-                ws.send(message)
-            self.closes.append((ws.close_code, ws.close_reason))
-        except wsclient.ConnectionClosed as exc:
-            self.closes.append((exc.code, exc.reason))
-        finally:
-            self.done.set()
+class Recorder(peers.Recorder):
+    """The shared recorder, with the checks these tests make."""
 
     def check(self, compression: Optional[str], close: Tuple[int, str]) -> None:
         assert self.done.wait(10), "the handler did not see the close"
