@@ -23,6 +23,7 @@ from wsclient.frames import (
     FrameHeader,
     FrameParser,
     FramePiece,
+    MaskKeys,
     Opcode,
     apply_mask,
     generate_mask_key,
@@ -402,6 +403,15 @@ def test_mask_keys_are_fresh() -> None:
     assert len(set(keys)) >= 195  # 2**32 keys: a repeat here is (nearly) impossible
 
 
+def test_mask_keys_batches_are_fresh_across_refills() -> None:
+    source = MaskKeys()
+    keys = [source() for _ in range(3 * MaskKeys.BATCH + 5)]  # crosses three refills
+    assert all(isinstance(k, bytes) and len(k) == 4 for k in keys)
+    assert len(set(keys)) >= len(keys) - 5
+    other = MaskKeys()
+    assert [other() for _ in range(8)] != keys[:8]  # each source draws its own keys
+
+
 # -- apply_mask -------------------------------------------------------------------------
 
 CHUNK_BOUNDARIES = [
@@ -547,3 +557,49 @@ def test_all_flag_combinations_round_trip() -> None:
 
 
 # -- the module stays sans-I/O (DESIGN.md: the core never touches sockets or threads) ----
+
+
+# -- feed_whole: the one-frame shortcut must agree with iter_feed ----------------------
+
+WHOLE_CASES = [
+    (opcode, fin, rsv, length, masked)
+    for opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PING, 0x3)
+    for fin in (True, False)
+    for rsv in (0, 0x40, 0x20, 0x10)
+    for length in (0, 1, 125, 126, 65535, 65536)
+    for masked in (True, False)
+]
+
+
+@pytest.mark.parametrize("expect_masked", [True, False], ids=["server", "client"])
+def test_feed_whole_takes_only_what_iter_feed_would_give_as_one_piece(expect_masked: bool) -> None:
+    taken = 0
+    for opcode, fin, rsv, length, masked in WHOLE_CASES:
+        payload = bytes(range(256)) * (length // 256) + bytes(length % 256)
+        bits = {"rsv1": bool(rsv & 0x40), "rsv2": bool(rsv & 0x20), "rsv3": bool(rsv & 0x10)}
+        frame = serialize_header(opcode, length, fin=fin, mask_key=KEY if masked else None, **bits)
+        frame += apply_mask(payload, KEY) if masked else payload
+        for data in (frame, frame + b"\x81", frame[:-1]):
+            parser = FrameParser(expect_masked=expect_masked)
+            whole = parser.feed_whole(data, None)
+            if whole is None:
+                continue
+            taken += 1
+            reference = FrameParser(expect_masked=expect_masked)
+            pieces = reference.feed(data)
+            assert [(p.header.opcode, p.data, p.first, p.last, p.header.fin) for p in pieces] == [
+                (whole[0], whole[1], True, True, True)
+            ]
+            assert pieces[0].header.rsv1 is pieces[0].header.rsv2 is pieces[0].header.rsv3 is False
+            assert parser.buffered == 0 and parser.feed(frame) == reference.feed(frame)  # still in step
+    assert taken == 2 * 5  # text and binary of 0, 1, 125, 126 and 65535 bytes, masked as expected
+
+
+def test_feed_whole_leaves_over_limit_and_buffered_input_to_iter_feed() -> None:
+    frame = serialize_frame(Opcode.BINARY, b"x" * 100)
+    assert FrameParser(expect_masked=False).feed_whole(frame, 99) is None
+    assert FrameParser(expect_masked=False).feed_whole(frame, 100) == (Opcode.BINARY, b"x" * 100)
+    parser = FrameParser(expect_masked=False)
+    assert parser.feed(frame[:1]) == []
+    assert parser.feed_whole(frame[1:], None) is None  # a header already half-read
+    assert [p.data for p in parser.feed(frame[1:])] == [b"x" * 100]

@@ -35,7 +35,7 @@ from typing import Any, List, Optional, Sequence, Union
 __all__ = ["Channel", "Buffer", "DEFAULT_READ_SIZE"]
 
 #: Bytes asked of the socket by one :meth:`Channel.recv_nowait` (256 KiB).
-DEFAULT_READ_SIZE = 262144
+DEFAULT_READ_SIZE = 65536
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -180,6 +180,8 @@ class Channel:
                 if self._shut:
                     raise ConnectionResetError("connection closed")
                 continue
+            if len(buffers) == 1 and sent == len(buffers[0]):
+                return  # The usual end: skip the bookkeeping of a partial write.
             buffers = _advance(buffers, sent)
 
     def shutdown(self) -> None:

@@ -299,21 +299,25 @@ class WebSocket:
             TypeError: a message of another type (a mapping, an int...).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        if isinstance(message, memoryview) and (message.format != "B" or message.ndim != 1):
-            message = message.cast("B")
-        if isinstance(message, (str, bytes, bytearray, memoryview)):
-            self._send_frames(lambda: self._proto.send_message(message, compress=compress), deadline, data=True)
-            return
-        if isinstance(message, Mapping) or not isinstance(message, Iterable):
-            try:
-                view = memoryview(message).cast("B")  # type: ignore[arg-type]
-            except TypeError:
-                raise TypeError(
-                    f"a message is str, bytes-like or an iterable of them, not {type(message).__name__}"
-                ) from None
-            self._send_frames(lambda: self._proto.send_message(view, compress=compress), deadline, data=True)
-            return
-        self._send_fragments(iter(message), deadline, compress)
+        if message.__class__ is not str and message.__class__ is not bytes:
+            if isinstance(message, memoryview) and (message.format != "B" or message.ndim != 1):
+                message = message.cast("B")
+            if not isinstance(message, (str, bytes, bytearray, memoryview)):
+                if not isinstance(message, Mapping) and isinstance(message, Iterable):
+                    self._send_fragments(iter(message), deadline, compress)
+                    return
+                try:
+                    message = memoryview(message).cast("B")  # type: ignore[arg-type]
+                except TypeError:
+                    raise TypeError(
+                        f"a message is str, bytes-like or an iterable of them, not {type(message).__name__}"
+                    ) from None
+        if not self._message_lock.acquire(timeout=_remaining(deadline, -1)):
+            raise TimeoutError("another thread kept sending past the timeout")
+        try:
+            self._write_frame(deadline, self._proto.send_message, message, compress=compress)
+        finally:
+            self._message_lock.release()
 
     def ping(self, data: Union[str, bytes] = b"") -> threading.Event:
         """Send a ping.
@@ -333,7 +337,7 @@ class WebSocket:
         event = threading.Event()
         with self._state_lock:
             self._pings[payload] = event
-        self._send_frames(lambda: self._proto.send_ping(payload), None)
+        self._write_frame(None, self._proto.send_ping, payload)
         self._watcher.resume(self)  # Read the pong now, even if the watcher backed off.
         return event
 
@@ -345,7 +349,7 @@ class WebSocket:
             ConnectionClosed: the connection is closed or closing.
         """
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        self._send_frames(lambda: self._proto.send_pong(payload), None)
+        self._write_frame(None, self._proto.send_pong, payload)
 
     def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection: the closing handshake, bounded by ``close_timeout``.
@@ -703,25 +707,19 @@ class WebSocket:
         pending, self._ctrl_pending = self._ctrl_pending, []
         return pending
 
-    def _send_frames(self, frame: Any, deadline: Optional[float], *, data: bool = False) -> None:
-        """Frame with ``frame()`` and write it; a data message also takes the message lock."""
-        if data and not self._message_lock.acquire(timeout=_remaining(deadline, -1)):
-            raise TimeoutError("another thread kept sending past the timeout")
-        try:
-            self._write_frame(frame, deadline)
-        finally:
-            if data:
-                self._message_lock.release()
-
-    def _write_frame(self, frame: Any, deadline: Optional[float]) -> None:
-        """Under the write lock: frame with ``frame()`` after pending control frames, write."""
+    def _write_frame(
+        self, deadline: Optional[float], build: Callable[..., List[bytes]], *args: Any, **options: Any
+    ) -> None:
+        """Under the write lock: write pending control frames, then ``build(*args, **options)``."""
         if not self._write_lock.acquire(timeout=_remaining(deadline, -1)):
             raise TimeoutError("the connection was busy writing past the timeout")
         try:
             with self._state_lock:
                 if self._closed or self._proto.close_sent is not None or self._proto.eof_received:
                     raise self._closed_error()
-                buffers = self._take_pending() + frame()
+                buffers = build(*args, **options)
+                if self._ctrl_pending:
+                    buffers = self._take_pending() + buffers
             self._write_or_abort(buffers, deadline)
         finally:
             self._release_write()
@@ -740,14 +738,14 @@ class WebSocket:
             empty = "" if isinstance(first, str) else b""
             piece = first
             while piece is not _NOTHING:
-                self._write_frame(lambda: self._proto.send_fragment(piece, fin=False, compress=compress), deadline)
+                self._write_frame(deadline, self._proto.send_fragment, piece, fin=False, compress=compress)
                 try:
                     piece = next(fragments, _NOTHING)
                 except Exception as exc:
                     # The message cannot be finished: fail the connection (1011).
                     self._fail(CloseCode.INTERNAL_ERROR, "", wait=1.0, cause=exc)
                     raise
-            self._write_frame(lambda: self._proto.send_fragment(empty, fin=True, compress=compress), deadline)
+            self._write_frame(deadline, self._proto.send_fragment, empty, fin=True, compress=compress)
         finally:
             self._message_lock.release()
 

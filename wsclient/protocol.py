@@ -25,9 +25,9 @@ from .frames import (
     MAX_CONTROL_PAYLOAD,
     FramePiece,
     FrameParser,
+    MaskKeys,
     Opcode,
     mask_for_sending,
-    generate_mask_key,
     serialize_header,
 )
 from .utf8 import Utf8Decoder, decode_text
@@ -109,8 +109,9 @@ class Protocol:
             for no limit. Larger messages fail the connection with 1009 as soon as the
             frame header shows it (RFC 6455 section 10.4).
         deflate: the negotiated permessage-deflate codec, or None.
-        mask_key: a function returning a fresh 4-byte masking key for each frame; tests
-            pass a fixed one to get exact bytes.
+        mask_key: a function returning a fresh 4-byte masking key for each frame (by
+            default a :class:`~wsclient.frames.MaskKeys` of its own); tests pass a fixed
+            one to get exact bytes.
     """
 
     def __init__(
@@ -119,12 +120,15 @@ class Protocol:
         *,
         max_size: Optional[int] = DEFAULT_MAX_SIZE,
         deflate: Optional["PerMessageDeflate"] = None,
-        mask_key: Callable[[], bytes] = generate_mask_key,
+        mask_key: Optional[Callable[[], bytes]] = None,
     ) -> None:
         self.side = side
         self.max_size = max_size
         self.deflate = deflate
-        self._mask_key = mask_key if side is Side.CLIENT else None
+        if side is not Side.CLIENT:
+            self._mask_key: Optional[Callable[[], bytes]] = None
+        else:
+            self._mask_key = MaskKeys() if mask_key is None else mask_key
         self._parser = FrameParser(expect_masked=side is Side.SERVER)
         self.state = State.OPEN
         self.close_sent: Optional[Tuple[int, str]] = None
@@ -156,6 +160,16 @@ class Protocol:
         """
         if self.failed or self.close_rcvd is not None or self.eof_received:
             return []  # Failed, or the peer closed: whatever follows is ignored.
+        if self._msg_opcode is None:
+            whole = self._parser.feed_whole(data, self.max_size)
+            if whole is not None:  # One small, whole, uncompressed message: the hot path.
+                if whole[0] == Opcode.BINARY:
+                    return [whole[1]]
+                try:
+                    return [decode_text(whole[1])]
+                except ProtocolError as exc:
+                    self._fail(exc)
+                    return []
         events: List[Event] = []
         # Lazily: frames before a bad one are handled, and bytes after a close frame are
         # never parsed, however the bytes were chunked.
