@@ -406,6 +406,8 @@ class FrameParser:
                     break
                 if header.mask_key is not None:
                     chunk = apply_mask(view[pos : pos + take], header.mask_key, self._offset)
+                elif take == end and buf.__class__ is bytes:
+                    chunk = buf  # A read that is all payload (a large message): no copy.
                 else:
                     chunk = bytes(view[pos : pos + take])
                 pos += take
