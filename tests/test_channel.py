@@ -238,6 +238,15 @@ def test_buffers_go_out_in_order_and_the_list_is_left_alone(pair) -> None:
     assert channel.unsent == b""
 
 
+def test_more_buffers_than_one_sendmsg_takes_go_out_in_order(pair) -> None:
+    ours, peer = pair
+    channel = Channel(ours)
+    buffers = [struct.pack("!I", n) for n in range(5000)]  # IOV_MAX is 1024 on Linux
+    reader = Background(lambda: read_exactly(peer, 4 * 5000))
+    channel.write(buffers, time.monotonic() + DEADLINE)
+    assert reader.result() == b"".join(buffers)
+
+
 def test_the_initial_unsent_bytes_go_out_first(pair) -> None:
     ours, peer = pair
     channel = Channel(ours, unsent=b"HTTP/1.1 101 Switching Protocols\r\n\r\n")

@@ -39,6 +39,10 @@ DEFAULT_READ_SIZE = 65536
 
 Buffer = Union[bytes, bytearray, memoryview]
 
+# Buffers gathered by one sendmsg(): under IOV_MAX (1024 on Linux and macOS), over which
+# sendmsg() fails; a masked 16 MiB payload comes as 1,024 pieces of 16 KiB.
+_MAX_GATHER = 512
+
 # What a non-blocking socket raises when it cannot go on now (the TLS ones during a
 # renegotiation or a read that needs the rest of a record).
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -167,7 +171,7 @@ class Channel:
         while buffers:
             try:
                 if self._sendmsg and len(buffers) > 1:
-                    sent = self._sock.sendmsg(buffers)
+                    sent = self._sock.sendmsg(buffers[:_MAX_GATHER])
                 elif self._tls_lock is None:
                     sent = self._sock.send(buffers[0])
                 else:

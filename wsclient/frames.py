@@ -121,24 +121,37 @@ def apply_mask(data: BytesLike, key: bytes, offset: int = 0) -> bytes:
     if n >= NUMPY_MIN_SIZE and _load_numpy():
         return _mask_numpy(data, key)
     if n <= _MASK_CHUNK:
-        repeated = key * ((n + 3) >> 2)
-        if n & 3:
-            repeated = repeated[:n]
-        return (int.from_bytes(data, "little") ^ int.from_bytes(repeated, "little")).to_bytes(
-            n, "little"
-        )
-    # Chunks joined at the end: one copy fewer than writing into a bytearray (~+8%).
+        return _mask_int(data, key)
+    return b"".join(_mask_chunks(data, key))
+
+
+def _mask_int(data: BytesLike, key: bytes) -> bytes:
+    """Mask up to :data:`_MASK_CHUNK` bytes as one integer XOR.
+
+    Big-endian: converting to and from ``int`` measured about 3% faster than little-endian
+    (either works, as the data and the repeated key are converted alike).
+    """
+    n = len(data)
+    repeated = key * ((n + 3) >> 2)
+    if n & 3:
+        repeated = repeated[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(repeated, "big")).to_bytes(n, "big")
+
+
+def _mask_chunks(data: BytesLike, key: bytes) -> List[bytes]:
+    """Mask a payload of any size in pure Python: :data:`_MASK_CHUNK`-byte pieces, in order."""
     view = memoryview(data)
-    chunk_key = int.from_bytes(key * (_MASK_CHUNK >> 2), "little")
+    n = len(view)
+    chunk_key = int.from_bytes(key * (_MASK_CHUNK >> 2), "big")
     from_bytes = int.from_bytes
     end = n - n % _MASK_CHUNK
     parts = [
-        (from_bytes(view[start : start + _MASK_CHUNK], "little") ^ chunk_key).to_bytes(_MASK_CHUNK, "little")
+        (from_bytes(view[start : start + _MASK_CHUNK], "big") ^ chunk_key).to_bytes(_MASK_CHUNK, "big")
         for start in range(0, end, _MASK_CHUNK)
     ]
     if end < n:
-        parts.append(apply_mask(view[end:], key))
-    return b"".join(parts)
+        parts.append(_mask_int(view[end:], key))  # Starts at a multiple of 4: the key lines up.
+    return parts
 
 
 def _load_numpy() -> bool:
@@ -154,22 +167,28 @@ def _load_numpy() -> bool:
     return _numpy is not False
 
 
-def mask_for_sending(data: BytesLike, key: bytes) -> BytesLike:
+def mask_for_sending(data: BytesLike, key: bytes) -> List[BytesLike]:
     """:func:`apply_mask` for a payload about to be written to a socket.
 
-    With numpy the result is a memoryview of numpy's output rather than ``bytes``: the copy
-    into a new ``bytes`` object would cost as much as the masking itself.
+    The masked payload comes as buffers to write in order (``sendmsg()`` gathers them), so
+    that no large ``bytes`` is built only to be copied into the socket: joining pure
+    Python's 16 KiB pieces of a 1 MiB payload cut the masking speed from about 830 to
+    470 MB/s, as the joined result is fresh memory the kernel must map. With numpy the one
+    buffer is a memoryview of numpy's output, for the same reason.
 
     Args:
         data: the payload.
         key: the 4-byte masking key of the frame.
 
     Returns:
-        The masked payload, bytes-like.
+        The masked payload: one or more bytes-like buffers.
     """
-    if len(data) >= NUMPY_MIN_SIZE and _load_numpy():
-        return _mask_numpy(data, key, copy=False)
-    return apply_mask(data, key)
+    n = len(data)
+    if n <= _MASK_CHUNK:
+        return [_mask_int(data, key)] if n else []
+    if n >= NUMPY_MIN_SIZE and _load_numpy():
+        return [_mask_numpy(data, key, copy=False)]
+    return _mask_chunks(data, key)  # type: ignore[return-value]
 
 
 def _mask_numpy(data: BytesLike, key: bytes, *, copy: bool = True) -> BytesLike:
@@ -184,7 +203,7 @@ def _mask_numpy(data: BytesLike, key: bytes, *, copy: bool = True) -> BytesLike:
         out=out[:whole].view(np.uint64),
     )
     if whole < n:  # Starts at a multiple of 4: the same key lines up.
-        out[whole:] = np.frombuffer(apply_mask(memoryview(data)[whole:], key), dtype=np.uint8)
+        out[whole:] = np.frombuffer(_mask_int(memoryview(data)[whole:], key), dtype=np.uint8)
     return out.tobytes() if copy else memoryview(out)
 
 

@@ -27,6 +27,7 @@ from .frames import (
     FrameParser,
     MaskKeys,
     Opcode,
+    apply_mask,
     mask_for_sending,
     serialize_header,
 )
@@ -334,10 +335,11 @@ class Protocol:
     ) -> List[bytes]:
         key = self._mask_key() if self._mask_key is not None else None
         header = serialize_header(opcode, len(payload), fin=fin, rsv1=rsv1, mask_key=key)
-        body = mask_for_sending(payload, key) if key is not None else payload
         if len(payload) <= _JOIN_LIMIT:
-            return [header + body]
-        return [header, body]  # type: ignore[list-item]
+            return [header + (apply_mask(payload, key) if key is not None else payload)]
+        if key is None:
+            return [header, payload]  # type: ignore[list-item]
+        return [header, *mask_for_sending(payload, key)]  # type: ignore[list-item]
 
     def _check_can_send(self) -> None:
         if self.close_sent is not None or self.state is State.CLOSED:
