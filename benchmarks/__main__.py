@@ -11,17 +11,19 @@ import argparse
 import os
 import platform
 import resource
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from typing import List, Optional
 
-from .scenarios import SCENARIOS, Config, Row
+from .scenarios import NODE_WS, SCENARIOS, Config, Row, neutral_name
 
 NOTES = [
     "All on loopback 127.0.0.1. Peers (servers or neutral clients) run in separate processes.",
     "Scenarios 1-5: compression disabled for every client and server (wsclient's default is",
-    "  permessage-deflate), so all do the same work. Neutral server: websockets asyncio.",
+    "  permessage-deflate), so all do the same work. Neutral server: {neutral}.",
     "  Neutral client: benchmarks/raw.py in its own process.",
     "MB/s counts payload bytes both ways (sent + received). 'vs raw' = median / raw's median.",
     "Higher is better everywhere.",
@@ -70,6 +72,11 @@ def _prepare() -> None:
         if name.lower().endswith("_proxy"):
             del os.environ[name]
     os.environ["no_proxy"] = "*"
+    if shutil.which("node") and shutil.which("npm") and not os.path.isdir(NODE_WS):
+        # Node's ws is the neutral echo server where Node is installed.
+        print("installing Node's ws for the neutral server (npm ci)", file=sys.stderr, flush=True)
+        subprocess.run(["npm", "ci", "--prefix", os.path.dirname(os.path.dirname(NODE_WS)),
+                        "--no-audit", "--no-fund", "--loglevel=error"], check=False)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:  # 1,000 connections need more than 1,024 descriptors; children inherit.
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -104,7 +111,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(render(rows))
     print()
     for line in NOTES:
-        print(line)
+        print(line.format(neutral=neutral_name()))
     print(f"total {time.monotonic() - start:.0f} s")
     return 0
 

@@ -1,5 +1,9 @@
 """Processes the benchmarks talk to: servers under test, the neutral echo server, neutral clients.
 
+The neutral echo server is Node's ``ws`` (:file:`node_echo.js`) where Node and the package
+are installed, else the ``websockets`` asyncio server (``serve neutral``): Node's answers
+about twice as many 32-byte round trips per second, so a client's own cost shows more.
+
 Each runs as ``python -m benchmarks.peers ...`` in a process of its own, so it never shares
 the GIL with the code being measured. A server prints ``PORT <n>`` once it listens and
 serves until it is terminated. A driver (a neutral client built on :mod:`benchmarks.raw`)
@@ -34,6 +38,9 @@ def serve(lib: str, deflate: bool) -> None:
     if lib == "neutral":
         asyncio.run(_serve_neutral(deflate))
         return
+    if lib == "node":  # Node's ws: this process becomes the node one (same pipes, same PID).
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_echo.js")
+        os.execvp("node", ["node", script, *(["--deflate"] if deflate else [])])
     if lib == "raw":
         server: Any = raw.RawServer(HOST, 0, deflate=deflate)
         port = server.port
@@ -224,7 +231,7 @@ def main(argv: List[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.peers")
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve")
-    p_serve.add_argument("lib", choices=["neutral", "raw", "wsclient", "websockets"])
+    p_serve.add_argument("lib", choices=["neutral", "node", "raw", "wsclient", "websockets"])
     p_serve.add_argument("--deflate", action="store_true")
     p_drive = sub.add_parser("drive")
     p_drive.add_argument("mode", choices=["rtt", "handshake", "many", "idle-deflate"])

@@ -8,9 +8,11 @@ a burst of noise on this small shared machine hits every library rather than one
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,6 +88,12 @@ class Peer:
         self.proc.stdin.write(f"run {duration}\n")
         self.proc.stdin.flush()
         return json.loads(self.readline(duration + timeout))
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the process so far (all its threads)."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def status(self) -> Dict[str, int]:
         """VmRSS and VmHWM (KiB) and Threads from /proc/PID/status."""
@@ -167,10 +175,8 @@ def open_client(lib: str, port: int, *, deflate: bool = False) -> Tuple[Callable
         import wsclient
 
         ws = wsclient.connect(_url(port), proxy=None, compression="deflate" if deflate else None, max_size=None)
-        numpy_on = lib == "wsclient+numpy"
 
         def echo_wsclient(message: Any) -> Any:
-            _mask_with_numpy(numpy_on)
             ws.send(message)
             return ws.recv()
 
@@ -223,6 +229,42 @@ def _numpy_installed() -> bool:
 
 CLIENTS = ["raw", "wsclient", "websocket-client", "websockets"]
 SERVERS = ["raw", "wsclient", "websockets"]
+#: Where ``npm ci --prefix tests/interop/node`` puts Node's ws.
+NODE_WS = os.path.join(ROOT, "tests", "interop", "node", "node_modules", "ws")
+
+
+def node_available() -> bool:
+    """Whether Node and its ws package are installed (see :data:`NODE_WS`)."""
+    return shutil.which("node") is not None and os.path.isdir(NODE_WS)
+
+
+def neutral() -> str:
+    """The neutral echo server for the client scenarios: Node's ws, else websockets asyncio."""
+    return "node" if node_available() else "neutral"
+
+
+def neutral_name() -> str:
+    """The neutral server as the table's notes name it."""
+    return "Node's ws" if node_available() else "websockets asyncio"
+
+
+#: The note with the CPU time one operation cost the process being measured.
+CPU_NOTE = "cpu µs/op"
+
+
+def _client_run(row: Row, step: Callable[[], Any], duration: float, per_op: float,
+                setup: Optional[Callable[[], Any]] = None) -> float:
+    """Time ``step`` in this process: the rate, and the process CPU time per step as a note.
+
+    The CPU time is steadier than the rate on a noisy machine, and it is the client's own
+    cost: the peer's time, and waiting for it, are not in it. ``setup`` runs first, untimed.
+    """
+    if setup is not None:
+        setup()
+    cpu = time.process_time()
+    ops, elapsed = peers.timed(step, duration)
+    row.notes.setdefault(CPU_NOTE, []).append((time.process_time() - cpu) / ops * 1e6)
+    return ops * per_op / elapsed
 
 
 def _client_echo_rows(cfg: Config, title: str, unit: str, message: Any, per_op: float,
@@ -237,10 +279,14 @@ def _client_echo_rows(cfg: Config, title: str, unit: str, message: Any, per_op: 
             rows[lib].error = f"{type(exc).__name__}: {exc}"[:120]
             continue
         closers.append(close)
+        # The masking path a wsclient row measures, chosen before each of its runs.
+        setup = functools.partial(_mask_with_numpy, lib == "wsclient+numpy") if lib.startswith("wsclient") else None
+        if setup:
+            setup()
         if echo(message) != message:
             rows[lib].error = "echo mismatch"
             continue
-        runs[lib] = (lambda e=echo: (lambda r: r[0] * per_op / r[1])(peers.timed(lambda: e(message), cfg.duration)))
+        runs[lib] = (lambda e=echo, row=rows[lib], f=setup: _client_run(row, lambda: e(message), cfg.duration, per_op, f))
     try:
         alternate(rows, runs, cfg.repeat)
     finally:
@@ -257,14 +303,14 @@ def _client_echo_rows(cfg: Config, title: str, unit: str, message: Any, per_op: 
 
 def s1_client_rtt(cfg: Config) -> List[Row]:
     """Client round trips/s, 32-byte text, against the neutral server (no compression)."""
-    with server("neutral") as srv:
+    with server(neutral()) as srv:
         return _client_echo_rows(cfg, "1 client rtt 32 B", "rt/s", "x" * 32, 1.0, srv.port, CLIENTS)
 
 
 def s2_client_throughput(cfg: Config) -> List[Row]:
     """Client echo throughput, 1 MiB and 16 MiB binary, MB/s counting both directions."""
     rows: List[Row] = []
-    with server("neutral") as srv:
+    with server(neutral()) as srv:
         for size in (MIB, 16 * MIB):
             message = os.urandom(size)
             title = f"2 client echo {size // MIB} MiB"
@@ -274,21 +320,21 @@ def s2_client_throughput(cfg: Config) -> List[Row]:
 
 
 def _server_rows(cfg: Config, title: str, unit: str, per_op: float, mode: str, *extra: str,
-                 deflate: bool = False) -> List[Row]:
-    rows = {lib: Row(title, lib, unit) for lib in SERVERS}
+                 deflate: bool = False, libs: List[str] = SERVERS) -> List[Row]:
+    rows = {lib: Row(title, lib, unit) for lib in libs}
     peers_: List[Peer] = []
     runs = {}
     try:
-        for lib in SERVERS:
+        for lib in libs:
             try:
-                srv = server(lib, deflate)
+                srv = server("node" if lib == "node ws" else lib, deflate)
                 peers_.append(srv)
                 drv = driver(mode, srv.port, *extra)
                 peers_.append(drv)
             except Exception as exc:
                 rows[lib].error = f"{type(exc).__name__}: {exc}"[:120]
                 continue
-            runs[lib] = (lambda d=drv: (lambda r: r["ops"] * per_op / r["elapsed"])(d.run(cfg.duration)))
+            runs[lib] = (lambda d=drv, s=srv, row=rows[lib]: _server_run(row, s, d, cfg.duration, per_op))
         alternate(rows, runs, cfg.repeat)
     finally:
         for p in peers_:
@@ -296,9 +342,18 @@ def _server_rows(cfg: Config, title: str, unit: str, per_op: float, mode: str, *
     return list(rows.values())
 
 
+def _server_run(row: Row, srv: Peer, drv: Peer, duration: float, per_op: float) -> float:
+    """One driver run: the rate, and the server process's CPU time per operation as a note."""
+    cpu = srv.cpu_seconds()
+    result = drv.run(duration)
+    row.notes.setdefault(CPU_NOTE, []).append((srv.cpu_seconds() - cpu) / result["ops"] * 1e6)
+    return result["ops"] * per_op / result["elapsed"]
+
+
 def s3_server_rtt(cfg: Config) -> List[Row]:
     """Server round trips/s, 32-byte text, from a neutral raw client in another process."""
-    return _server_rows(cfg, "3 server rtt 32 B", "rt/s", 1.0, "rtt", "--size", "32")
+    libs = SERVERS + (["node ws"] if node_available() else [])
+    return _server_rows(cfg, "3 server rtt 32 B", "rt/s", 1.0, "rtt", "--size", "32", libs=libs)
 
 
 def _many_once(lib: str, n: int, duration: float) -> Tuple[float, Dict[str, float]]:
@@ -355,12 +410,12 @@ def _handshake_client(lib: str, port: int) -> Callable[[], None]:
 def s5_handshakes(cfg: Config) -> List[Row]:
     """Opening (and closing) handshakes/s: clients vs the neutral server; servers vs a raw client."""
     rows = {lib: Row("5 client handshakes", lib, "conn/s") for lib in CLIENTS}
-    with server("neutral") as srv:
+    with server(neutral()) as srv:
         runs = {}
         for lib in CLIENTS:
             step = _handshake_client(lib, srv.port)
             step()
-            runs[lib] = (lambda s=step: (lambda r: r[0] / r[1])(peers.timed(s, cfg.duration)))
+            runs[lib] = (lambda s=step, row=rows[lib]: _client_run(row, s, cfg.duration, 1.0))
         alternate(rows, runs, cfg.repeat)
     return list(rows.values()) + _server_rows(cfg, "5 server handshakes", "conn/s", 1.0, "handshake")
 
@@ -370,7 +425,7 @@ def s6_deflate(cfg: Config) -> List[Row]:
     message = peers.json_message(MIB)
     per_op = 2 * len(message) / 1e6
     libs = ["raw", "wsclient", "websockets"]
-    with server("neutral", deflate=True) as srv:
+    with server(neutral(), deflate=True) as srv:
         rows = _client_echo_rows(cfg, "6 client deflate 1 MiB JSON", "MB/s", message, per_op, srv.port, libs, deflate=True)
     return rows + _server_rows(cfg, "6 server deflate 1 MiB JSON", "MB/s", per_op, "rtt",
                                "--json", "--size", str(MIB), "--deflate", deflate=True) + _deflate_memory()

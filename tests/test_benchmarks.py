@@ -14,6 +14,8 @@ import sys
 import websocket  # noqa: F401  (the peers are test dependencies: fail, never skip, without them)
 import websockets  # noqa: F401
 
+from benchmarks.scenarios import node_available
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -52,14 +54,21 @@ def test_client_rtt_and_masking_table() -> None:
         assert "failed" not in rest, (key, rest)
         assert _ratio(rest) > 0, (key, rest)
     assert _ratio(rows[("1 client rtt 32 B", "raw")]) == 1.0
+    assert all("cpu µs/op" in rows[("1 client rtt 32 B", lib)] for lib in ("raw", "wsclient")), out
+    node = os.environ.get("CI") == "true" or node_available()
+    assert f"Neutral server: {'Node' if node else 'websockets asyncio'}" in out
 
 
 def test_server_rtt_table() -> None:
     out = _run("--scenario", "server-rtt")
     rows = _rows(out)
+    # Node's ws is a test dependency in CI (tests/interop); elsewhere it is optional.
+    node = os.environ.get("CI") == "true" or node_available()
     assert {lib for (scenario, lib) in rows if scenario == "3 server rtt 32 B"} == {
-        "raw", "wsclient", "websockets"
+        "raw", "wsclient", "websockets", *(["node ws"] if node else [])
     }, out
+    for lib in ("raw", "wsclient", "websockets"):
+        assert "cpu µs/op" in rows[("3 server rtt 32 B", lib)], out
     for key, rest in rows.items():
         assert "failed" not in rest, (key, rest)
         assert _ratio(rest) > 0, (key, rest)
