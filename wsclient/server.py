@@ -74,7 +74,9 @@ class WebSocketServer:
             without one); others get 403. None accepts any.
         process_request: ``f(request)`` returning None to go on with the upgrade, or a
             :class:`~wsclient.Response` or ``(status, headers, body)`` to send instead.
-        compression: ``"deflate"``, a :class:`~wsclient.DeflateOptions`, or None.
+        compression: ``"deflate"`` (the server compresses with a 12-bit window and
+            memLevel 5: :data:`wsclient.deflate.SERVER_WINDOW_BITS`), a
+            :class:`~wsclient.DeflateOptions` taken as it is, or None.
         max_size, max_queue, ping_interval, ping_timeout, close_timeout: as for
             :func:`wsclient.connect`, for every connection.
         handshake_timeout: seconds a client has to finish the TLS and opening handshakes.
@@ -130,7 +132,7 @@ class WebSocketServer:
         self.select_subprotocol = select_subprotocol
         self.origins = None if origins is None else list(origins)
         self.process_request = process_request
-        self.deflate_options = compression_options(compression)
+        self.deflate_options = compression_options(compression, server=True)
         self.max_size = max_size
         self.max_queue = max_queue
         self.ping_interval = ping_interval
