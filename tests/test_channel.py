@@ -225,6 +225,55 @@ def test_shutdown_wakes_a_waiting_reader(pair) -> None:
     assert channel.recv_nowait() == b""
 
 
+needs_dontwait = pytest.mark.skipif(
+    not hasattr(socket, "MSG_DONTWAIT"), reason="no MSG_DONTWAIT here: reads always poll first"
+)
+
+
+@needs_dontwait
+def test_a_reader_without_deadline_waits_in_recv_and_shutdown_wakes_it(pair) -> None:
+    ours, _ = pair
+    channel = Channel(ours)
+    assert ours.getblocking()  # plain sockets stay blocking; other calls pass MSG_DONTWAIT
+    reader = Background(lambda: channel.recv(None))
+    time.sleep(0.1)
+    assert reader.is_alive()
+    channel.shutdown()
+    assert reader.result() == b""
+
+
+@needs_dontwait
+def test_a_waiting_reader_never_holds_up_a_writer(pair) -> None:
+    ours, peer = pair
+    channel = Channel(ours)
+    reader = Background(lambda: channel.recv(None))
+    pieces = [bytes(1_000_000) for _ in range(4)]  # more than the socket buffers hold
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        channel.write(pieces, start + 0.3)  # the peer is not reading: the deadline holds
+    assert time.monotonic() - start < DEADLINE
+    assert channel.recv_nowait() is None
+    peer.sendall(b"hello")
+    assert reader.result() == b"hello"
+
+
+def test_recv_without_deadline_reads_a_large_stream_in_full(pair) -> None:
+    ours, peer = pair
+    channel = Channel(ours)
+    payload = bytes(range(256)) * 8192  # 2 MiB
+    writer = Background(lambda: peer.sendall(payload))
+    got = bytearray()
+    while len(got) < len(payload):
+        data = channel.recv(None)
+        assert data, "the stream ended early"
+        got += data
+    writer.result()
+    assert got == payload
+    peer.sendall(b"next")
+    assert channel.recv(time.monotonic() + DEADLINE) == b"next"
+    assert channel.recv(time.monotonic() + 0.05) is None  # the deadline passed, nothing read
+
+
 # -- writing ---------------------------------------------------------------------------
 
 

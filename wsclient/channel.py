@@ -43,6 +43,12 @@ Buffer = Union[bytes, bytearray, memoryview]
 # sendmsg() fails; a masked 16 MiB payload comes as 1,024 pieces of 16 KiB.
 _MAX_GATHER = 512
 
+#: Bytes asked by a blocking read that may wait long (see :meth:`Channel.recv`).
+_IDLE_READ_SIZE = 1024
+
+# The flag that makes one call on a blocking socket non-blocking (Linux, the BSDs, macOS).
+_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
+
 # What a non-blocking socket raises when it cannot go on now (the TLS ones during a
 # renegotiation or a read that needs the rest of a record).
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -74,7 +80,12 @@ class Channel:
         self._sendmsg = isinstance(sock, socket.socket) and not self._tls and hasattr(sock, "sendmsg")
         self._shut = False
         self._closed = False
-        sock.setblocking(False)
+        # A plain socket stays blocking, so that a reader without a deadline waits in
+        # recv() itself; every other call passes MSG_DONTWAIT. Over TLS (one call at a
+        # time under a lock) and where MSG_DONTWAIT is missing, the socket is non-blocking.
+        self._dontwait = _DONTWAIT if isinstance(sock, socket.socket) and not self._tls else 0
+        self._blocking_size = _IDLE_READ_SIZE
+        sock.setblocking(bool(self._dontwait))
         self._read_poll = select.poll()
         self._read_poll.register(self._fd, select.POLLIN)
         self._write_poll = select.poll()
@@ -116,6 +127,37 @@ class Channel:
             return True
         return self._poll(self._write_poll, deadline)
 
+    def recv(self, deadline: Optional[float]) -> Optional[bytes]:
+        """Wait for bytes until ``deadline`` and read them.
+
+        Without a deadline on a plain socket this is one blocking ``recv()`` (the hot path
+        of a reader waiting for its next message: one system call, not a ``poll()`` and
+        then a ``recv()``); :meth:`shutdown` wakes it.
+
+        Args:
+            deadline: a ``time.monotonic()`` value; None waits without limit.
+
+        Returns:
+            As :meth:`recv_nowait`, and None only at the deadline.
+        """
+        if deadline is None and self._dontwait and not self._shut:
+            # CPython allocates the whole buffer before it blocks: a thread waiting idle
+            # would hold 64 KiB. Ask for a little until a read comes back full.
+            size = self._blocking_size
+            try:
+                data = self._sock.recv(size)
+            except OSError as exc:  # Reset by the peer, or closed under us.
+                if self.error is None:
+                    self.error = exc
+                return b""
+            self._blocking_size = DEFAULT_READ_SIZE if len(data) == size else _IDLE_READ_SIZE
+            return data
+        while self.wait_readable(deadline):
+            data = self.recv_nowait()
+            if data is not None:
+                return data
+        return None
+
     def recv_nowait(self, size: int = DEFAULT_READ_SIZE) -> Optional[bytes]:
         """Read what the socket has now, without waiting.
 
@@ -129,7 +171,7 @@ class Channel:
         """
         try:
             if self._tls_lock is None:
-                data = self._sock.recv(size)
+                data = self._sock.recv(size, self._dontwait)
             else:
                 with self._tls_lock:
                     data = self._sock.recv(size)
@@ -171,9 +213,9 @@ class Channel:
         while buffers:
             try:
                 if self._sendmsg and len(buffers) > 1:
-                    sent = self._sock.sendmsg(buffers[:_MAX_GATHER])
+                    sent = self._sock.sendmsg(buffers[:_MAX_GATHER], (), self._dontwait)
                 elif self._tls_lock is None:
-                    sent = self._sock.send(buffers[0])
+                    sent = self._sock.send(buffers[0], self._dontwait)
                 else:
                     with self._tls_lock:
                         sent = self._sock.send(buffers[0])

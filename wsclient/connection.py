@@ -457,13 +457,9 @@ class WebSocket:
                     return self._pop()
                 if self._closed:
                     return _NOTHING
-            # Wait first: on the hot path the data is not there yet, and a recv() that
-            # fails with EAGAIN costs a syscall and an exception for nothing.
-            if not self._channel.wait_readable(deadline):
-                return _NOTHING
-            data = self._channel.recv_nowait()
+            data = self._channel.recv(deadline)
             if data is None:
-                continue
+                return _NOTHING
             message = self._process(data, want=want)
             if message is not _NOTHING:
                 return message

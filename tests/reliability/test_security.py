@@ -164,7 +164,10 @@ def test_client_mask_keys_come_from_os_urandom(monkeypatch) -> None:
     ws.ping(b"p")
     server.join()
     assert len(received) == 301
-    assert received == recorder.keys[-301:]  # each frame's key: the next os.urandom(4)
+    # Each frame's key: the next 4 bytes of os.urandom, read in batches (frames.MaskKeys).
+    drawn = b"".join(recorder.keys)
+    assert received == [drawn[i : i + 4] for i in range(0, 4 * 301, 4)]
+    assert len(drawn) < 4 * 301 + 4 * wsclient.frames.MaskKeys.BATCH  # no byte used twice or skipped
     assert len(set(received)) == 301  # and none repeated
     ws.close()
 
