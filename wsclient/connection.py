@@ -202,14 +202,9 @@ class WebSocket:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with self._state_lock:
-                if self._queue:
-                    return self._pop()
-                if self._closed:
-                    raise self._closed_error()
             if self._read_lock.acquire(blocking=False):
                 try:
-                    message = self._read(deadline, want=True)
+                    message = self._read(deadline, want=True)  # Queued messages first.
                 finally:
                     self._release_read()
                 if message is not _NOTHING:
@@ -218,9 +213,13 @@ class WebSocket:
                 with self._cond:
                     if not self._queue and not self._closed:
                         self._wait_for_reader(deadline)
-            if deadline is not None and time.monotonic() >= deadline and not self._queue:
-                if not self._closed:
-                    raise TimeoutError("no message received within the timeout")
+            with self._state_lock:
+                if self._queue:
+                    return self._pop()
+                if self._closed:
+                    raise self._closed_error()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("no message received within the timeout")
 
     def recv_json(self, timeout: Optional[float] = None) -> Any:
         """Receive the next message and decode it as JSON.
