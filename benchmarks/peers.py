@@ -1,8 +1,8 @@
 """Processes the benchmarks talk to: servers under test, the neutral echo server, neutral clients.
 
-The neutral echo server is Node's ``ws`` (:file:`node_echo.js`) where Node and the package
-are installed, else the ``websockets`` asyncio server (``serve neutral``): Node's answers
-about twice as many 32-byte round trips per second, so a client's own cost shows more.
+The neutral echo server is Node's ``ws`` (:file:`node_echo.js`) for small messages and
+handshakes where Node and the package are installed, else the ``websockets`` asyncio server
+(``serve neutral``); see :func:`benchmarks.scenarios.neutral`.
 
 Each runs as ``python -m benchmarks.peers ...`` in a process of its own, so it never shares
 the GIL with the code being measured. A server prints ``PORT <n>`` once it listens and

@@ -56,7 +56,7 @@ def test_client_rtt_and_masking_table() -> None:
     assert _ratio(rows[("1 client rtt 32 B", "raw")]) == 1.0
     assert all("cpu µs/op" in rows[("1 client rtt 32 B", lib)] for lib in ("raw", "wsclient")), out
     node = os.environ.get("CI") == "true" or node_available()
-    assert f"Neutral server: {'Node' if node else 'websockets asyncio'}" in out
+    assert f"Neutral server: {'Node' if node else 'websockets asyncio'}" in out, out
 
 
 def test_server_rtt_table() -> None:
