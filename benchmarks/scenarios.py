@@ -241,7 +241,7 @@ def node_available() -> bool:
 def neutral(large: bool = False) -> str:
     """The neutral echo server for a client scenario: the faster one for the workload.
 
-    Measured here: Node's ws answers small messages and handshakes about 1.6 times as fast
+    Measured here: Node's ws answers small messages and handshakes 1.5 to 1.8 times as fast
     as the websockets asyncio server, which is faster on 1 MiB and compressed messages (its
     C extension masks; Node's ws without its optional native addon masks in JavaScript).
     """
