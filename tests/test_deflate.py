@@ -421,7 +421,7 @@ def test_default_options() -> None:
     assert options.server_max_window_bits is None
     assert not options.client_no_context_takeover
     assert not options.server_no_context_takeover
-    assert (options.level, options.mem_level, options.threshold) == (6, 8, 128)
+    assert (options.level, options.mem_level, options.threshold) == (6, None, 128)
 
 
 @pytest.mark.parametrize(
@@ -449,7 +449,7 @@ def test_invalid_options(kwargs: Dict[str, object], error: type) -> None:
 
 def test_compression_options() -> None:
     assert compression_options("deflate") == DeflateOptions()
-    assert compression_options("deflate", server=True) == DeflateOptions(server_max_window_bits=12, mem_level=5)
+    assert compression_options("deflate", server=True) == DeflateOptions(server_max_window_bits=12)
     custom = DeflateOptions(level=1)
     assert compression_options(custom) is custom
     assert compression_options(None) is None
@@ -495,3 +495,17 @@ def test_negotiation_and_messages_end_to_end(server_options: DeflateOptions) -> 
         # Each side keeps within the window the other side expects.
         assert inflate_strictly(upstream, server_params.client_max_window_bits) == messages
         assert inflate_strictly(downstream, client_params.server_max_window_bits) == messages
+
+
+@pytest.mark.parametrize(
+    "window_bits, mem_level, expected_mem_level",
+    [(15, None, 8), (12, None, 5), (9, None, 2), (8, None, 2), (12, 9, 9)],
+)
+def test_mem_level_follows_the_window_unless_given(window_bits, mem_level, expected_mem_level) -> None:
+    data = b"".join(b'{"id": %d, "name": "user%d"}, ' % (i, i % 97) for i in range(5000))
+    params = DeflateParams(server_max_window_bits=window_bits)
+    codec = PerMessageDeflate(params, is_client=False, options=DeflateOptions(mem_level=mem_level))
+    strategy = zlib.Z_RLE if window_bits < 9 else zlib.Z_DEFAULT_STRATEGY
+    reference = zlib.compressobj(6, zlib.DEFLATED, -max(window_bits, 9), expected_mem_level, strategy)
+    expected = reference.compress(data) + reference.flush(zlib.Z_SYNC_FLUSH)
+    assert codec.compress(data) == expected[:-4]  # zlib's output is deterministic

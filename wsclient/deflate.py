@@ -48,21 +48,23 @@ __all__ = [
 
 #: zlib's own default; the best ratio before levels 7-9 double the time (module docstring).
 DEFAULT_LEVEL = 6
-#: zlib's own default: the fastest and smallest output; each step down halves the hash
-#: table (64 KiB less at 7) but makes deflate slower.
-DEFAULT_MEM_LEVEL = 8
+#: zlib's memLevel sets its hash table to 2**(memLevel + 7) entries. By default it is
+#: matched to the compressor's window, window bits minus this: a hash table as large as
+#: the window. That is zlib's own default (8) for a 15-bit window, where each step down
+#: makes deflate slower (module docstring), and 5 for a 12-bit one, where 8 would take
+#: 96 KiB more for little or no speed (it depends on the data).
+MEM_LEVEL_BELOW_WINDOW_BITS = 7
 #: Below this, deflate saves little (about 16 % of a 128-byte JSON message without shared
 #: context, nothing at 16 bytes), a message under 126 bytes keeps the 2-byte frame header
 #: either way, and chatty connections of small messages never allocate a compressor.
 DEFAULT_THRESHOLD = 128
 #: The LZ77 window when a parameter is absent (RFC 7692 sections 7.1.2.1 and 7.1.2.2).
 DEFAULT_WINDOW_BITS = 15
-#: A server's own window and memLevel under ``compression="deflate"`` (it announces the
-#: window in its response, section 7.1.2.1). A server holds one compressor per connection:
-#: these take about 32 KiB instead of 256 KiB and compress faster, at the cost of a few
-#: per cent of ratio (module docstring). The same as the websockets server's defaults.
+#: A server's own window under ``compression="deflate"`` (it announces it in its
+#: response, section 7.1.2.1). A server holds one compressor per connection: with the
+#: matching memLevel 5 it takes about 32 KiB instead of 256 KiB and compresses faster, at
+#: the cost of a few per cent of ratio (module docstring). As the websockets server does.
 SERVER_WINDOW_BITS = 12
-SERVER_MEM_LEVEL = 5
 MIN_WINDOW_BITS = 8
 
 # The empty stored block a sync flush ends with (RFC 7692 sections 7.2.1 and 7.2.2).
@@ -96,7 +98,9 @@ class DeflateOptions:
         server_no_context_takeover: client: it requires the server to reset after each
             message. Server: it resets its compressor after each message.
         level: zlib compression level, 0-9 (default 6, see :data:`DEFAULT_LEVEL`).
-        mem_level: zlib memLevel, 1-9 (default 8, see :data:`DEFAULT_MEM_LEVEL`).
+        mem_level: zlib memLevel, 1-9; None (the default) matches it to the window this
+            end compresses with: 8 for 15 bits, 5 for 12 (see
+            :data:`MEM_LEVEL_BELOW_WINDOW_BITS`).
         threshold: messages shorter than this many bytes are sent uncompressed (default
             128, see :data:`DEFAULT_THRESHOLD`); ``0`` compresses everything.
 
@@ -110,7 +114,7 @@ class DeflateOptions:
     client_no_context_takeover: bool = False
     server_no_context_takeover: bool = False
     level: int = DEFAULT_LEVEL
-    mem_level: int = DEFAULT_MEM_LEVEL
+    mem_level: Optional[int] = None
     threshold: int = DEFAULT_THRESHOLD
 
     def __post_init__(self) -> None:
@@ -121,7 +125,8 @@ class DeflateOptions:
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool")
         _check("level", self.level, 0, 9)
-        _check("mem_level", self.mem_level, 1, 9)
+        if self.mem_level is not None:
+            _check("mem_level", self.mem_level, 1, 9)
         _check("threshold", self.threshold, 0, sys.maxsize)
 
 
@@ -149,8 +154,8 @@ def compression_options(
 
     Args:
         compression: ``"deflate"``, a :class:`DeflateOptions`, or ``None``.
-        server: for ``serve()``: ``"deflate"`` then means :data:`SERVER_WINDOW_BITS` and
-            :data:`SERVER_MEM_LEVEL` for the server's own compressor.
+        server: for ``serve()``: ``"deflate"`` then means :data:`SERVER_WINDOW_BITS` for
+            the server's own compressor.
 
     Returns:
         The options, or ``None`` for no compression. :class:`DeflateOptions` given by the
@@ -165,7 +170,7 @@ def compression_options(
     if isinstance(compression, str):
         if compression == "deflate":
             if server:
-                return DeflateOptions(server_max_window_bits=SERVER_WINDOW_BITS, mem_level=SERVER_MEM_LEVEL)
+                return DeflateOptions(server_max_window_bits=SERVER_WINDOW_BITS)
             return DeflateOptions()
         raise ValueError(f'compression must be "deflate" or None, not {compression!r}')
     raise TypeError(f"compression must be a str, DeflateOptions or None, not {compression!r}")
@@ -202,6 +207,7 @@ class PerMessageDeflate:
             self._peer_reset = params.client_no_context_takeover
         # Window 8: see the module docstring. Z_RLE only matches at distance 1.
         self._compress_wbits = -max(own_bits, 9)
+        self._mem_level = options.mem_level or max(1, max(own_bits, 9) - MEM_LEVEL_BELOW_WINDOW_BITS)
         self._strategy = zlib.Z_RLE if own_bits < 9 else zlib.Z_DEFAULT_STRATEGY
         self._decompress_wbits = -max(peer_bits, 9)
         self._compressor: Optional["zlib._Compress"] = None
@@ -230,7 +236,7 @@ class PerMessageDeflate:
                 self.options.level,
                 zlib.DEFLATED,
                 self._compress_wbits,
-                self.options.mem_level,
+                self._mem_level,
                 self._strategy,
             )
         output = self._compressor.compress(data) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
