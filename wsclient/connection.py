@@ -372,6 +372,8 @@ class WebSocket:
             # read here, not by the watcher thread and handed over (a GIL hand-off that
             # cost about a third of a short connection's close).
             reading = self._read_lock.acquire(blocking=False)
+            if reading:  # Nor does the watcher wake for the answer only to find us reading.
+                self._watcher.pause(self)
             try:
                 self._start_close(code, reason, deadline)
                 if reading:

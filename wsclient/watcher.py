@@ -44,7 +44,8 @@ BACKOFF = 0.05
 
 #: How long the thread stays after its last connection is gone (seconds), waiting for the
 #: next one: a thread start, a socket pair and a selector per connection would otherwise
-#: cost about a fifth of a short-lived connection's time.
+#: cost about a fifth of a short-lived connection's time. It is also the longest the
+#: thread waits while it has connections, so that closing one never has to wake it.
 LINGER = 1.0
 
 
@@ -136,8 +137,13 @@ class Watcher:
             self._detached.pop(id(conn), None)
             if len(self._timers) > 64 + 4 * len(self._watched):
                 self._drop_dead_timers()
-            if not self._watched or not self._live_registration:
-                self._wake()  # Start lingering (or rebuild a select()/poll() set).
+            if not self._watched:
+                # The thread counts its linger from now. It is not woken for that: it never
+                # waits longer than LINGER while it has connections (see _step), and a
+                # wake-up per closed connection cost about a tenth of a short one's time.
+                self._idle_since = time.monotonic()
+            if not self._live_registration:
+                self._wake()  # Rebuild the select()/poll() set.
 
     def schedule(self, conn: Any, when: float) -> None:
         """Call ``conn._watcher_timer`` at ``when`` (a ``time.monotonic()`` value)."""
@@ -213,9 +219,8 @@ class Watcher:
     def _step(self) -> bool:
         """Wait for readiness or a timer; handle them. Return False when nothing is left."""
         with self._lock:
-            timeout = None
+            now = time.monotonic()
             if not self._watched:
-                now = time.monotonic()
                 if self._idle_since is None:
                     self._idle_since = now
                 timeout = self._idle_since + LINGER - now
@@ -223,10 +228,10 @@ class Watcher:
                     return False
             else:
                 self._idle_since = None
+                timeout = LINGER  # So a removal need not wake us to start the linger.
             if self._timers:
-                due = max(0.0, self._timers[0][0] - time.monotonic())
-                timeout = due if timeout is None else min(timeout, due)
-            self._sleep_until = math.inf if timeout is None else time.monotonic() + timeout
+                timeout = min(timeout, max(0.0, self._timers[0][0] - now))
+            self._sleep_until = now + timeout
             selector = self._selector
         assert selector is not None
         ready = selector.select(timeout)
