@@ -248,10 +248,13 @@ def test_a_waiting_reader_never_holds_up_a_writer(pair) -> None:
     channel = Channel(ours)
     reader = Background(lambda: channel.recv(None))
     pieces = [bytes(1_000_000) for _ in range(4)]  # more than the socket buffers hold
-    start = time.monotonic()
+    # The peer is not reading: the write's deadline must hold although the socket blocks.
+    writer = Background(lambda: channel.write(pieces, time.monotonic() + 0.3))
+    writer.join(DEADLINE)
+    if writer.is_alive():
+        channel.shutdown()  # unblock it, so the failure below is a failure and not a hang
     with pytest.raises(TimeoutError):
-        channel.write(pieces, start + 0.3)  # the peer is not reading: the deadline holds
-    assert time.monotonic() - start < DEADLINE
+        writer.result()
     assert channel.recv_nowait() is None
     peer.sendall(b"hello")
     assert reader.result() == b"hello"
