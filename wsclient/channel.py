@@ -1,17 +1,20 @@
-"""Channel: one non-blocking socket shared by a reading thread and a writing thread.
+"""Channel: one socket shared by a reading thread and a writing thread.
 
-A connected socket (plain, TLS, or TLS inside TLS) is made non-blocking once; from then on
-the caller lets one thread at a time read and one thread at a time write (its own locks
-order readers among themselves and writers among themselves), and a read may run while a
-write does. The channel gives those threads:
+A connected socket (plain, TLS, or TLS inside TLS) is set up once: a plain socket stays
+blocking and every call but a reader's open-ended wait passes ``MSG_DONTWAIT``; TLS
+sockets (and systems without that flag) are made non-blocking. From then on the caller
+lets one thread at a time read and one thread at a time write (its own locks order readers
+among themselves and writers among themselves), and a read may run while a write does.
+The channel gives those threads:
 
 * Waiting with a deadline: :meth:`Channel.wait_readable` and :meth:`Channel.wait_writable`
   ``poll()`` the socket until a ``time.monotonic()`` deadline, each direction with its own
   ``poll`` object made once and reused (one user at a time, as each direction has one).
   After :meth:`Channel.shutdown` they return at once, so no thread sleeps on a dead socket.
-* Reads that never block: :meth:`Channel.recv_nowait` returns bytes, ``b""`` at the end of
-  the stream, or None when nothing is there yet. Over TLS it also takes what OpenSSL has
-  already decrypted (``pending()``), which ``poll()`` cannot see.
+* Reads: :meth:`Channel.recv` waits until a deadline (without one, on a plain socket, in
+  ``recv()`` itself); :meth:`Channel.recv_nowait` never waits. Both return bytes, ``b""``
+  at the end of the stream, or None when nothing is there (yet). Over TLS they also take
+  what OpenSSL has already decrypted (``pending()``), which ``poll()`` cannot see.
 * Writes of a list of buffers: gathered by one ``sendmsg()`` where the socket has it (plain
   sockets), else one ``send()`` per buffer. A partial write drops what went out and goes on
   with the rest; what a deadline leaves unwritten stays in :attr:`Channel.unsent`, which
@@ -19,8 +22,9 @@ write does. The channel gives those threads:
 * One TLS call at a time: OpenSSL does not allow two threads in one TLS connection at once
   (a read during a write can report a false end of stream), so every TLS ``recv`` and
   ``send`` holds the channel's lock, which is never held while polling.
-* The end: :meth:`Channel.shutdown` (wakes every thread polling), then :meth:`Channel.close`
-  once no thread uses the socket any more (the caller knows when; the channel does not).
+* The end: :meth:`Channel.shutdown` (wakes every thread polling or in ``recv()``), then
+  :meth:`Channel.close` once no thread uses the socket any more (the caller knows when; the
+  channel does not).
 """
 
 from __future__ import annotations
@@ -146,10 +150,8 @@ class Channel:
             size = self._blocking_size
             try:
                 data = self._sock.recv(size)
-            except OSError as exc:  # Reset by the peer, or closed under us.
-                if self.error is None:
-                    self.error = exc
-                return b""
+            except OSError as exc:
+                return self._read_failed(exc)
             self._blocking_size = DEFAULT_READ_SIZE if len(data) == size else _IDLE_READ_SIZE
             return data
         while self.wait_readable(deadline):
@@ -177,10 +179,8 @@ class Channel:
                     data = self._sock.recv(size)
         except _WOULD_BLOCK:
             return None
-        except OSError as exc:  # Reset by the peer, or closed under us.
-            if self.error is None:
-                self.error = exc
-            return b""
+        except OSError as exc:
+            return self._read_failed(exc)
         if self._tls_lock is not None and data:
             while self._sock.pending():
                 try:
@@ -192,6 +192,13 @@ class Channel:
                     break
                 data += more
         return data
+
+    def _read_failed(self, exc: OSError) -> bytes:
+        """A read failed (reset by the peer, or the socket closed under us): keep the first
+        error, and report the end of the stream."""
+        if self.error is None:
+            self.error = exc
+        return b""
 
     def write(self, buffers: Sequence[Buffer], deadline: Optional[float]) -> None:
         """Write :attr:`unsent`, then every buffer, in order.

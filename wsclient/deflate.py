@@ -207,7 +207,7 @@ class PerMessageDeflate:
             self._peer_reset = params.client_no_context_takeover
         # Window 8: see the module docstring. Z_RLE only matches at distance 1.
         self._compress_wbits = -max(own_bits, 9)
-        self._mem_level = options.mem_level or max(1, max(own_bits, 9) - MEM_LEVEL_BELOW_WINDOW_BITS)
+        self._mem_level = options.mem_level or -self._compress_wbits - MEM_LEVEL_BELOW_WINDOW_BITS
         self._strategy = zlib.Z_RLE if own_bits < 9 else zlib.Z_DEFAULT_STRATEGY
         self._decompress_wbits = -max(peer_bits, 9)
         self._compressor: Optional["zlib._Compress"] = None

@@ -91,7 +91,7 @@ class Watcher:
         self._timers: List[Tuple[float, int, Any]] = []
         self._seq = itertools.count()
         self._idle_since: Optional[float] = None
-        # When the thread's current wait ends (inf: no timeout; -inf: not waiting). A new
+        # When the thread's current wait ends (-inf: not waiting). A new
         # timer wakes the thread only if it is due before that: each wake-up costs two
         # system calls and a thread switch.
         self._sleep_until = -math.inf
