@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import json
 import os
+import resource
 import select
 import shutil
 import subprocess
@@ -89,11 +90,19 @@ class Peer:
         self.proc.stdin.flush()
         return json.loads(self.readline(duration + timeout))
 
+    def _stat(self) -> List[str]:
+        """The fields of /proc/PID/stat after the command name (the state is [0])."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+
     def cpu_seconds(self) -> float:
         """User plus system CPU time of the process so far (all its threads)."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+        fields = self._stat()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def minor_faults(self) -> int:
+        """Minor page faults of the process so far (all its threads)."""
+        return int(self._stat()[7])
 
     def status(self) -> Dict[str, int]:
         """VmRSS and VmHWM (KiB) and Threads from /proc/PID/status."""
@@ -258,24 +267,34 @@ def neutral_name() -> str:
 #: The note with the CPU time one operation cost the process being measured.
 CPU_NOTE = "cpu µs/op"
 
+#: The note with the minor page faults per operation of the process being measured, for
+#: large messages: memory malloc gave back to the kernel and takes again costs each time
+#: (about 3 µs a fault on this virtual machine), and it depends on how a library allocates.
+FAULTS_NOTE = "page faults/op"
+
 
 def _client_run(row: Row, step: Callable[[], Any], duration: float, per_op: float,
-                setup: Optional[Callable[[], Any]] = None) -> float:
+                setup: Optional[Callable[[], Any]] = None, faults: bool = False) -> float:
     """Time ``step`` in this process: the rate, and the process CPU time per step as a note.
 
     The CPU time is steadier than the rate on a noisy machine, and it is the client's own
     cost: the peer's time, and waiting for it, are not in it. ``setup`` runs first, untimed.
+    With ``faults``, the minor page faults per step are a note too.
     """
     if setup is not None:
         setup()
     cpu = time.process_time()
+    faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     ops, elapsed = peers.timed(step, duration)
     row.notes.setdefault(CPU_NOTE, []).append((time.process_time() - cpu) / ops * 1e6)
+    if faults:
+        faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faulted
+        row.notes.setdefault(FAULTS_NOTE, []).append(faulted / ops)
     return ops * per_op / elapsed
 
 
 def _client_echo_rows(cfg: Config, title: str, unit: str, message: Any, per_op: float,
-                      port: int, libs: List[str], deflate: bool = False) -> List[Row]:
+                      port: int, libs: List[str], deflate: bool = False, faults: bool = False) -> List[Row]:
     rows = {lib: Row(title, lib, unit) for lib in libs}
     runs = {}
     closers = []
@@ -293,7 +312,8 @@ def _client_echo_rows(cfg: Config, title: str, unit: str, message: Any, per_op: 
         if echo(message) != message:
             rows[lib].error = "echo mismatch"
             continue
-        runs[lib] = (lambda e=echo, row=rows[lib], f=setup: _client_run(row, lambda: e(message), cfg.duration, per_op, f))
+        runs[lib] = (lambda e=echo, row=rows[lib], f=setup:
+                     _client_run(row, lambda: e(message), cfg.duration, per_op, f, faults))
     try:
         alternate(rows, runs, cfg.repeat)
     finally:
@@ -322,12 +342,12 @@ def s2_client_throughput(cfg: Config) -> List[Row]:
             message = os.urandom(size)
             title = f"2 client echo {size // MIB} MiB"
             libs = CLIENTS + (["wsclient+numpy"] if _numpy_installed() else [])
-            rows += _client_echo_rows(cfg, title, "MB/s", message, 2 * size / 1e6, srv.port, libs)
+            rows += _client_echo_rows(cfg, title, "MB/s", message, 2 * size / 1e6, srv.port, libs, faults=True)
     return rows
 
 
 def _server_rows(cfg: Config, title: str, unit: str, per_op: float, mode: str, *extra: str,
-                 deflate: bool = False, libs: List[str] = SERVERS) -> List[Row]:
+                 deflate: bool = False, libs: List[str] = SERVERS, faults: bool = False) -> List[Row]:
     rows = {lib: Row(title, lib, unit) for lib in libs}
     peers_: List[Peer] = []
     runs = {}
@@ -341,7 +361,7 @@ def _server_rows(cfg: Config, title: str, unit: str, per_op: float, mode: str, *
             except Exception as exc:
                 rows[lib].error = f"{type(exc).__name__}: {exc}"[:120]
                 continue
-            runs[lib] = (lambda d=drv, s=srv, row=rows[lib]: _server_run(row, s, d, cfg.duration, per_op))
+            runs[lib] = (lambda d=drv, s=srv, row=rows[lib]: _server_run(row, s, d, cfg.duration, per_op, faults))
         alternate(rows, runs, cfg.repeat)
     finally:
         for p in peers_:
@@ -349,11 +369,14 @@ def _server_rows(cfg: Config, title: str, unit: str, per_op: float, mode: str, *
     return list(rows.values())
 
 
-def _server_run(row: Row, srv: Peer, drv: Peer, duration: float, per_op: float) -> float:
-    """One driver run: the rate, and the server process's CPU time per operation as a note."""
-    cpu = srv.cpu_seconds()
+def _server_run(row: Row, srv: Peer, drv: Peer, duration: float, per_op: float, faults: bool = False) -> float:
+    """One driver run: the rate, and the server process's CPU time per operation as a note
+    (and its minor page faults per operation, with ``faults``)."""
+    cpu, faulted = srv.cpu_seconds(), srv.minor_faults()
     result = drv.run(duration)
     row.notes.setdefault(CPU_NOTE, []).append((srv.cpu_seconds() - cpu) / result["ops"] * 1e6)
+    if faults:
+        row.notes.setdefault(FAULTS_NOTE, []).append((srv.minor_faults() - faulted) / result["ops"])
     return result["ops"] * per_op / result["elapsed"]
 
 
@@ -433,9 +456,10 @@ def s6_deflate(cfg: Config) -> List[Row]:
     per_op = 2 * len(message) / 1e6
     libs = ["raw", "wsclient", "websockets"]
     with server(neutral(large=True), deflate=True) as srv:
-        rows = _client_echo_rows(cfg, "6 client deflate 1 MiB JSON", "MB/s", message, per_op, srv.port, libs, deflate=True)
+        rows = _client_echo_rows(cfg, "6 client deflate 1 MiB JSON", "MB/s", message, per_op, srv.port, libs,
+                                 deflate=True, faults=True)
     return rows + _server_rows(cfg, "6 server deflate 1 MiB JSON", "MB/s", per_op, "rtt",
-                               "--json", "--size", str(MIB), "--deflate", deflate=True) + _deflate_memory()
+                               "--json", "--size", str(MIB), "--deflate", deflate=True, faults=True) + _deflate_memory()
 
 
 #: Connections for the compressed idle-memory figure.

@@ -81,3 +81,16 @@ def test_rejects_unknown_scenario() -> None:
     )
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_deflate_table_notes_page_faults() -> None:
+    out = _run("--scenario", "deflate")
+    rows = _rows(out)
+    for side in ("client", "server"):
+        for lib in ("raw", "wsclient", "websockets"):
+            rest = rows[(f"6 {side} deflate 1 MiB JSON", lib)]
+            assert "failed" not in rest and _ratio(rest) > 0, (side, lib, rest)
+            # Large messages: the minor page faults per echo explain much of the spread.
+            assert re.search(r"page faults/op [\d.,]+", rest), (side, lib, rest)
+    for lib in ("wsclient", "websockets"):
+        assert float(rows[("6 server 200 idle deflate conns", lib)].split()[0]) > 0, out
