@@ -130,6 +130,17 @@ def test_socks5_credentials_that_cannot_be_sent(url: str, match: str) -> None:
     assert SECRET not in str(info.value)
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_http_proxy_user_name_with_a_colon(scheme: str) -> None:
+    """Basic auth sends ``user:password``: a colon in the name would move the split, so the
+    proxy would check another name and password. Refused before anything is sent."""
+    with pytest.raises(InvalidURI, match="cannot contain ':'") as info:
+        parse_proxy_url(f"{scheme}://ali%3Ace:{SECRET}@h:1")
+    assert SECRET not in str(info.value)
+    # In the password a colon is fine: everything after the first one is the password.
+    assert parse_proxy_url("http://alice:pa%3Ass@h:1").password == "pa:ss"
+
+
 def test_socks5_credentials_at_the_limits() -> None:
     url = parse_proxy_url(f"socks5://{'u' * 127}:{'é' * 63}x@h:1")
     assert (len(url.username.encode()), len(url.password.encode())) == (127, 127)

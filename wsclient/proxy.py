@@ -132,8 +132,9 @@ def parse_proxy_url(url: str) -> ProxyURL:
         TypeError: ``url`` is not a ``str``.
         InvalidURI: an unknown scheme, a missing host, a bad port, a path, query or
             fragment, a lone surrogate, or SOCKS5 credentials that cannot be sent (a user
-            name without a password, or either longer than :data:`SOCKS5_MAX_CREDENTIAL`);
-            the message never contains the password.
+            name without a password, or either longer than :data:`SOCKS5_MAX_CREDENTIAL`),
+            or an HTTP proxy user name with a ``:`` (percent-encoded) that Basic auth cannot
+            carry; the message never contains the password.
     """
     if not isinstance(url, str):
         raise TypeError(f"proxy URL must be a str, not {type(url).__name__}")
@@ -168,6 +169,11 @@ def parse_proxy_url(url: str) -> ProxyURL:
         password = None
     elif scheme in ("socks5", "socks5h"):
         _check_socks5_credentials(username, password, shown)
+    elif scheme in ("http", "https") and ":" in username:
+        # Basic auth joins them with a colon: the proxy would split this name in two.
+        raise InvalidURI(
+            f"a user name for HTTP Basic auth cannot contain ':' (RFC 7617 section 2): {shown!r}"
+        )
     return ProxyURL(scheme, host, port or DEFAULT_PROXY_PORTS[scheme], username, password)
 
 
