@@ -368,6 +368,29 @@ def test_send_timeout_on_a_peer_that_stops_reading():
     ws.close()
 
 
+def test_a_peer_that_refuses_a_message_mid_send_reports_its_close_code():
+    """The peer reads the header of a message it will not take, says why (a message, then
+    close 1009) and closes with our bytes unread, which resets TCP under the send. What it
+    sent first is still readable: the send reports 1009, not a bare 1006, and the message
+    is not lost."""
+
+    def refuse(sock):
+        sock.recv(14)  # The frame header: 2 + 8 bytes of length + 4 of mask key.
+        refusal = Frame(Opcode.CLOSE, b"\x03\xf1")  # 1009
+        sock.sendall(Frame(Opcode.TEXT, b"too big").serialize() + refusal.serialize())
+
+    peer = ScriptedPeer(refuse)
+    ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=1)
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        ws.send(b"x" * (64 << 20), timeout=10)
+    assert info.value.code == 1009
+    assert ws.recv(timeout=1) == "too big"
+    with pytest.raises(wsclient.ConnectionClosedError):
+        ws.recv(timeout=1)
+    peer.join()
+    ws.close()
+
+
 def test_send_rejects_other_types(echo_server):
     with wsclient.connect(echo_server.uri) as ws:
         for bad in [{"a": 1}, 42, None]:

@@ -52,6 +52,9 @@ Message = Union[str, bytes]
 DEFAULT_MAX_QUEUE = 2**24
 
 _WATCHER_READ_LIMIT = 1 << 20
+#: How long a failed write waits for another reading thread before it reads what the peer
+#: sent last (that thread normally lets go within microseconds: the reset wakes it too).
+_READ_AFTER_RESET_WAIT = 0.5
 _NOTHING: Any = object()
 
 
@@ -462,8 +465,8 @@ class WebSocket:
             if data is None:
                 return _NOTHING
             message = self._process(data, want=want)
-            if message is not _NOTHING:
-                return message
+            if message is not _NOTHING or not data:
+                return message  # At the end of the stream the close follows; don't read on.
 
     def _process(self, data: bytes, *, want: bool) -> Message:
         """Feed received bytes to the protocol (hold ``_read_lock``).
@@ -624,6 +627,10 @@ class WebSocket:
                     break
                 total += len(data)
                 self._process(data, want=False)
+                if not data:
+                    # The end of the stream. If a sender holds the socket, the transport
+                    # closes when it lets go: reading on would only see the end again.
+                    break
             else:
                 if not self._closed:
                     return 0.0  # More may wait in TLS buffers poll() cannot see.
@@ -753,10 +760,33 @@ class WebSocket:
             self._abort(exc)
             raise
         except OSError as exc:
+            self._read_what_arrived()
             self._abort(exc)
             raise self._closed_error() from exc
         if self._debug:
             logger.debug("%s > %d bytes", self._proto.side.value, sum(map(len, buffers)))
+
+    def _read_what_arrived(self) -> None:
+        """A write failed (the peer reset the connection): take in what it sent before.
+
+        A peer that refuses a message (1009) often closes with our bytes unread, which
+        resets TCP; its close frame is still in our receive buffer, and it is what tells
+        the application why. A thread already reading (the watcher, or ``recv()``) gets
+        it from the same buffer: wait for it to let go, briefly, so the close is
+        processed before the connection is marked closed.
+        """
+        if not self._read_lock.acquire(timeout=_READ_AFTER_RESET_WAIT):
+            return
+        try:
+            total = 0
+            while not self._closed and total < _WATCHER_READ_LIMIT:
+                data = self._channel.recv_nowait()
+                if not data:  # Nothing more, or the reset itself.
+                    break
+                total += len(data)
+                self._process(data, want=False)
+        finally:
+            self._release_read()
 
     def _write_now(self, buffers: List[bytes]) -> bool:
         """Write without waiting (hold ``_write_lock``): what the socket cannot take now
