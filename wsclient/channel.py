@@ -38,7 +38,8 @@ from typing import Any, List, Optional, Sequence, Union
 
 __all__ = ["Channel", "Buffer", "DEFAULT_READ_SIZE"]
 
-#: Bytes asked of the socket by one :meth:`Channel.recv_nowait` (256 KiB).
+#: Bytes asked of the socket by one :meth:`Channel.recv_nowait` (64 KiB; 256 KiB made
+#: CPython map and unmap the buffer on every read).
 DEFAULT_READ_SIZE = 65536
 
 Buffer = Union[bytes, bytearray, memoryview]

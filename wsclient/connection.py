@@ -615,28 +615,35 @@ class WebSocket:
         if not self._read_lock.acquire(blocking=False):
             return BACKOFF  # An application thread is reading: leave it alone.
         try:
-            total = 0
-            while not self._closed and total < _WATCHER_READ_LIMIT:
-                if self.max_queue is not None and self._queued >= self.max_queue:
-                    self._paused = True
-                    self._watcher.pause(self)
-                    break
-                room = DEFAULT_READ_SIZE if self.max_queue is None else self.max_queue - self._queued
-                data = self._channel.recv_nowait(max(4096, min(DEFAULT_READ_SIZE, room)))
-                if data is None:
-                    break
-                total += len(data)
-                self._process(data, want=False)
-                if not data:
-                    # The end of the stream. If a sender holds the socket, the transport
-                    # closes when it lets go: reading on would only see the end again.
-                    break
-            else:
-                if not self._closed:
-                    return 0.0  # More may wait in TLS buffers poll() cannot see.
+            more = self._read_available()
         finally:
             self._release_read()
-        return None
+        return 0.0 if more else None  # More may wait in TLS buffers poll() cannot see.
+
+    def _read_available(self) -> bool:
+        """Read and process what the socket has now, without waiting (hold ``_read_lock``),
+        up to :data:`_WATCHER_READ_LIMIT` bytes or ``max_queue``.
+
+        Returns:
+            True if it stopped at the byte limit with the connection open.
+        """
+        total = 0
+        while not self._closed and total < _WATCHER_READ_LIMIT:
+            if self.max_queue is not None and self._queued >= self.max_queue:
+                self._paused = True
+                self._watcher.pause(self)
+                return False
+            room = DEFAULT_READ_SIZE if self.max_queue is None else self.max_queue - self._queued
+            data = self._channel.recv_nowait(max(4096, min(DEFAULT_READ_SIZE, room)))
+            if data is None:
+                return False
+            total += len(data)
+            self._process(data, want=False)
+            if not data:
+                # The end of the stream. If a sender holds the socket, the transport
+                # closes when it lets go: reading on would only see the end again.
+                return False
+        return not self._closed
 
     def _watcher_busy(self) -> bool:
         """True while another thread reads (or closes) the connection."""
@@ -778,13 +785,7 @@ class WebSocket:
         if not self._read_lock.acquire(timeout=_READ_AFTER_RESET_WAIT):
             return
         try:
-            total = 0
-            while not self._closed and total < _WATCHER_READ_LIMIT:
-                data = self._channel.recv_nowait()
-                if not data:  # Nothing more, or the reset itself.
-                    break
-                total += len(data)
-                self._process(data, want=False)
+            self._read_available()
         finally:
             self._release_read()
 
