@@ -391,6 +391,60 @@ def test_a_peer_that_refuses_a_message_mid_send_reports_its_close_code():
     ws.close()
 
 
+def test_recv_waits_quietly_while_another_thread_finishes_a_send_after_the_peer_half_closed():
+    """Mid-way through a large upload that another thread is sending, the peer sends a
+    message and ends its stream (FIN, no close frame) but goes on reading the upload,
+    slowly. recv() returns the message, then waits for the send to finish without spinning
+    on the ended stream, then reports the abnormal close."""
+    upload = 16 << 20
+    slow_until = []
+
+    def half_close_mid_upload(sock):
+        got = 0
+        while got < (1 << 20):  # Bounded by the socket's 10 s timeout.
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("the client closed before the upload was under way")
+            got += len(chunk)
+        sock.sendall(Frame(Opcode.TEXT, b"before the end").serialize())
+        sock.shutdown(socket.SHUT_WR)
+        slow_until.append(time.monotonic() + 1.5)
+        deadline = time.monotonic() + 10
+        while got < upload and time.monotonic() < deadline:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            got += len(chunk)
+            if time.monotonic() < slow_until[0]:
+                time.sleep(0.02)
+
+    peer = ScriptedPeer(half_close_mid_upload)
+    ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=5)
+    sent = []
+    sender = threading.Thread(target=lambda: sent.append(_send_or_error(ws, b"x" * upload)))
+    sender.start()
+    assert ws.recv(timeout=5) == "before the end"
+    cpu = time.process_time()  # Every thread: recv(), the sender, the watcher, the peer.
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        ws.recv(timeout=10)
+    spent = time.process_time() - cpu
+    sender.join(10)
+    assert info.value.code == 1006
+    assert sent == [None], "the upload the peer went on reading was sent whole"
+    assert time.monotonic() >= slow_until[0] - 0.1, "recv() reported the close before the send ended"
+    assert spent < 0.5, f"{spent:.2f} s of CPU burnt in 1.5 s of waiting for the close"
+    peer.join()
+    ws.close()
+
+
+def _send_or_error(ws, message):
+    try:
+        ws.send(message, timeout=10)
+        return None
+    except Exception as exc:
+        return exc
+
+
 def test_send_rejects_other_types(echo_server):
     with wsclient.connect(echo_server.uri) as ws:
         for bad in [{"a": 1}, 42, None]:

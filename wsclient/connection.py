@@ -461,12 +461,18 @@ class WebSocket:
                     return self._pop()
                 if self._closed:
                     return _NOTHING
+                if self._proto.eof_received:
+                    # The stream ended while a sender holds the socket: the transport
+                    # closes when it lets go (or at close_timeout). Wait for that rather
+                    # than read the end again.
+                    self._cond.wait(_remaining(deadline, None))
+                    return _NOTHING
             data = self._channel.recv(deadline)
             if data is None:
                 return _NOTHING
             message = self._process(data, want=want)
-            if message is not _NOTHING or not data:
-                return message  # At the end of the stream the close follows; don't read on.
+            if message is not _NOTHING:
+                return message
 
     def _process(self, data: bytes, *, want: bool) -> Message:
         """Feed received bytes to the protocol (hold ``_read_lock``).
