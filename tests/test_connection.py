@@ -10,6 +10,7 @@ import base64
 import hashlib
 import os
 import socket
+import struct
 import threading
 import time
 
@@ -421,7 +422,7 @@ def test_recv_waits_quietly_while_another_thread_finishes_a_send_after_the_peer_
     peer = ScriptedPeer(half_close_mid_upload)
     ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=5)
     sent = []
-    sender = threading.Thread(target=lambda: sent.append(_send_or_error(ws, b"x" * upload)))
+    sender = threading.Thread(target=lambda: sent.append(_result_or_error(ws.send, b"x" * upload, timeout=10)))
     sender.start()
     assert ws.recv(timeout=5) == "before the end"
     cpu = time.process_time()  # Every thread: recv(), the sender, the watcher, the peer.
@@ -437,10 +438,52 @@ def test_recv_waits_quietly_while_another_thread_finishes_a_send_after_the_peer_
     ws.close()
 
 
-def _send_or_error(ws, message):
+def test_a_reset_after_the_peer_half_closed_ends_a_waiting_send_at_once():
+    """The peer ends its stream mid-upload, then resets the connection. The send fails at
+    once with 1006, and so does the recv() that was waiting for the close: nothing waits
+    for a read that cannot bring anything more."""
+    reset_at = []
+
+    def half_close_then_reset(sock):
+        got = 0
+        while got < (1 << 20):  # Bounded by the socket's 10 s timeout.
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("the client closed before the upload was under way")
+            got += len(chunk)
+        sock.sendall(Frame(Opcode.TEXT, b"bye").serialize())
+        sock.shutdown(socket.SHUT_WR)
+        time.sleep(0.3)  # The client's recv() is waiting for the close by now.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        reset_at.append(time.monotonic())
+        sock.close()
+
+    peer = ScriptedPeer(half_close_then_reset)
+    ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=5)
+    received = []
+
+    def read_to_the_end():
+        received.append(ws.recv(timeout=5))
+        received.append(_result_or_error(ws.recv, timeout=10))
+
+    reader = threading.Thread(target=read_to_the_end)
+    reader.start()
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        ws.send(b"x" * (64 << 20), timeout=10)
+    failed_after = time.monotonic() - reset_at[0]
+    reader.join(10)
+    assert info.value.code == 1006
+    assert received[0] == "bye"
+    assert isinstance(received[1], wsclient.ConnectionClosedError) and received[1].code == 1006
+    assert failed_after < 0.25, f"send() failed {failed_after:.2f} s after the reset"
+    peer.join()
+    ws.close()
+
+
+def _result_or_error(call, *args, **kwargs):
+    """What ``call`` returns, or the exception it raises (for calls made in a thread)."""
     try:
-        ws.send(message, timeout=10)
-        return None
+        return call(*args, **kwargs)
     except Exception as exc:
         return exc
 

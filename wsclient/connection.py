@@ -788,6 +788,8 @@ class WebSocket:
         it from the same buffer: wait for it to let go, briefly, so the close is
         processed before the connection is marked closed.
         """
+        if self._proto.eof_received:
+            return  # The stream had ended: all the peer sent is in (a reader may wait for us).
         if not self._read_lock.acquire(timeout=_READ_AFTER_RESET_WAIT):
             return
         try:
