@@ -7,10 +7,12 @@ sockets speaking bytes).
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import os
 import socket
 import struct
+import termios
 import threading
 import time
 
@@ -392,6 +394,29 @@ def test_a_peer_that_refuses_a_message_mid_send_reports_its_close_code():
     ws.close()
 
 
+def _read_upload(sock, count, *, slow_for=0.0):
+    """Read ``count`` bytes of the client's upload (fewer at its end), within 10 s; for
+    the first ``slow_for`` seconds, slowly (64 KiB every 20 ms). Returns the bytes read."""
+    got, start = 0, time.monotonic()
+    while got < count and time.monotonic() < start + 10:
+        try:
+            chunk = sock.recv(min(1 << 16, count - got))
+        except OSError:
+            break
+        if not chunk:
+            break
+        got += len(chunk)
+        if time.monotonic() < start + slow_for:
+            time.sleep(0.02)
+    return got
+
+
+def _reset(sock):
+    """Close with a TCP reset (what a peer that closes with data unread sends)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
 def test_recv_waits_quietly_while_another_thread_finishes_a_send_after_the_peer_half_closed():
     """Mid-way through a large upload that another thread is sending, the peer sends a
     message and ends its stream (FIN, no close frame) but goes on reading the upload,
@@ -401,23 +426,11 @@ def test_recv_waits_quietly_while_another_thread_finishes_a_send_after_the_peer_
     slow_until = []
 
     def half_close_mid_upload(sock):
-        got = 0
-        while got < (1 << 20):  # Bounded by the socket's 10 s timeout.
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                raise ConnectionError("the client closed before the upload was under way")
-            got += len(chunk)
+        assert _read_upload(sock, 1 << 20) == 1 << 20
         sock.sendall(Frame(Opcode.TEXT, b"before the end").serialize())
         sock.shutdown(socket.SHUT_WR)
         slow_until.append(time.monotonic() + 1.5)
-        deadline = time.monotonic() + 10
-        while got < upload and time.monotonic() < deadline:
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                break
-            got += len(chunk)
-            if time.monotonic() < slow_until[0]:
-                time.sleep(0.02)
+        _read_upload(sock, upload, slow_for=1.5)
 
     peer = ScriptedPeer(half_close_mid_upload)
     ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=5)
@@ -438,6 +451,30 @@ def test_recv_waits_quietly_while_another_thread_finishes_a_send_after_the_peer_
     ws.close()
 
 
+def test_the_watcher_stays_idle_when_the_stream_ends_under_a_long_send():
+    """The same with no thread in recv(): the watcher thread, which reads while the
+    application does not, must not spin on the ended stream until the send is over."""
+    upload = 16 << 20
+
+    def half_close_mid_upload(sock):
+        assert _read_upload(sock, 1 << 20) == 1 << 20
+        sock.shutdown(socket.SHUT_WR)
+        _read_upload(sock, upload, slow_for=1.5)
+
+    peer = ScriptedPeer(half_close_mid_upload)
+    ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=5)
+    cpu, start = time.process_time(), time.monotonic()
+    ws.send(b"x" * upload, timeout=10)
+    spent, took = time.process_time() - cpu, time.monotonic() - start
+    assert took > 1.0, "the peer read slowly for 1.5 s"
+    assert spent < 0.5, f"{spent:.2f} s of CPU burnt in a {took:.2f} s send"
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        ws.recv(timeout=5)
+    assert info.value.code == 1006
+    peer.join()
+    ws.close()
+
+
 def test_a_reset_after_the_peer_half_closed_ends_a_waiting_send_at_once():
     """The peer ends its stream mid-upload, then resets the connection. The send fails at
     once with 1006, and so does the recv() that was waiting for the close: nothing waits
@@ -445,18 +482,12 @@ def test_a_reset_after_the_peer_half_closed_ends_a_waiting_send_at_once():
     reset_at = []
 
     def half_close_then_reset(sock):
-        got = 0
-        while got < (1 << 20):  # Bounded by the socket's 10 s timeout.
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                raise ConnectionError("the client closed before the upload was under way")
-            got += len(chunk)
+        assert _read_upload(sock, 1 << 20) == 1 << 20
         sock.sendall(Frame(Opcode.TEXT, b"bye").serialize())
         sock.shutdown(socket.SHUT_WR)
         time.sleep(0.3)  # The client's recv() is waiting for the close by now.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         reset_at.append(time.monotonic())
-        sock.close()
+        _reset(sock)
 
     peer = ScriptedPeer(half_close_then_reset)
     ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=5)
@@ -478,6 +509,77 @@ def test_a_reset_after_the_peer_half_closed_ends_a_waiting_send_at_once():
     assert failed_after < 0.25, f"send() failed {failed_after:.2f} s after the reset"
     peer.join()
     ws.close()
+
+
+def test_a_reset_mid_send_ends_the_send_and_a_blocked_recv_at_once():
+    """A thread is blocked in recv() while another sends; the peer says why (close 1008)
+    and resets. Both calls end at once with 1008. (Which of the two threads sees the
+    reset first is a race: five rounds.)"""
+    for _ in range(5):
+        reset_at = []
+
+        def refuse_then_reset(sock):
+            assert _read_upload(sock, 1 << 20) == 1 << 20
+            sock.sendall(Frame(Opcode.CLOSE, b"\x03\xf0").serialize())  # 1008
+            reset_at.append(time.monotonic())
+            _reset(sock)
+
+        peer = ScriptedPeer(refuse_then_reset)
+        ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=5)
+        received = []
+        reader = threading.Thread(target=lambda: received.append(_result_or_error(ws.recv, timeout=10)))
+        reader.start()
+        with pytest.raises(wsclient.ConnectionClosedError) as info:
+            ws.send(b"x" * (64 << 20), timeout=10)
+        failed_after = time.monotonic() - reset_at[0]
+        reader.join(10)
+        peer.join()
+        ws.close()
+        assert info.value.code == 1008
+        assert isinstance(received[0], wsclient.ConnectionClosedError) and received[0].code == 1008
+        assert failed_after < 0.25, f"send() failed {failed_after:.2f} s after the reset"
+
+
+def test_a_reset_mid_send_loses_nothing_the_peer_sent_before_it():
+    """The application reads slowly, so the watcher has filled ``max_queue`` and stopped
+    reading; more messages and the peer's close frame (1009) wait in the kernel's buffer.
+    The peer then resets under a large send. Every message is still returned, then 1009."""
+    count, size = 40, 16 << 10
+
+    def flood_then_reset(sock):
+        for i in range(count):
+            sock.sendall(Frame(Opcode.BINARY, bytes([i]) * size).serialize())
+        sock.sendall(Frame(Opcode.TEXT, b"last").serialize() + Frame(Opcode.CLOSE, b"\x03\xf1").serialize())
+        deadline = time.monotonic() + 5
+        while _unsent(sock) and time.monotonic() < deadline:  # All in the client's buffer.
+            time.sleep(0.005)
+        assert _unsent(sock) == 0
+        _read_upload(sock, 1 << 20)
+        _reset(sock)
+
+    peer = ScriptedPeer(flood_then_reset)
+    host, port = peer.listener.getsockname()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # Room for all of it.
+    sock.connect((host, port))
+    ws = wsclient.connect(peer.uri, sock=sock, ping_interval=None, close_timeout=3,
+                          compression=None, max_queue=128 << 10)
+    time.sleep(0.3)  # Not reading: the watcher fills the queue and pauses.
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        ws.send(b"x" * (64 << 20), timeout=10)
+    peer.join()
+    assert info.value.code == 1009
+    messages = [ws.recv(timeout=2) for _ in range(count + 1)]
+    assert messages == [bytes([i]) * size for i in range(count)] + ["last"]
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        ws.recv(timeout=2)
+    assert info.value.code == 1009
+    ws.close()
+
+
+def _unsent(sock):
+    """Bytes the kernel has not yet delivered to the other end (Linux: TIOCOUTQ)."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
 
 
 def _result_or_error(call, *args, **kwargs):

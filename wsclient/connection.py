@@ -55,6 +55,9 @@ _WATCHER_READ_LIMIT = 1 << 20
 #: How long a failed write waits for another reading thread before it reads what the peer
 #: sent last (that thread normally lets go within microseconds: the reset wakes it too).
 _READ_AFTER_RESET_WAIT = 0.5
+#: The most it then reads, past ``max_queue``: what a reset peer sent before is all in the
+#: kernel's receive buffer (6 MiB at most by Linux's default tcp_rmem).
+_READ_AFTER_RESET_LIMIT = 64 << 20
 _NOTHING: Any = object()
 
 
@@ -489,6 +492,7 @@ class WebSocket:
                 events = []
                 proto.receive_eof()
                 self._abort_cause = self._abort_cause or self._channel.error
+                self._cond.notify_all()  # A failed write waits for this (_read_what_arrived).
             queued = closing = False
             for event in events:
                 cls = event.__class__
@@ -626,28 +630,37 @@ class WebSocket:
             self._release_read()
         return 0.0 if more else None  # More may wait in TLS buffers poll() cannot see.
 
-    def _read_available(self) -> bool:
-        """Read and process what the socket has now, without waiting (hold ``_read_lock``),
-        up to :data:`_WATCHER_READ_LIMIT` bytes or ``max_queue``.
+    def _read_available(self, *, bounded: bool = True) -> bool:
+        """Read and process what the socket has now, without waiting (hold ``_read_lock``).
+
+        Args:
+            bounded: stop at :data:`_WATCHER_READ_LIMIT` bytes or ``max_queue``. False
+                ignores ``max_queue`` and reads up to :data:`_READ_AFTER_RESET_LIMIT`: the
+                connection is about to be cut, and what is left unread would be lost.
 
         Returns:
             True if it stopped at the byte limit with the connection open.
         """
         total = 0
-        while not self._closed and total < _WATCHER_READ_LIMIT:
-            if self.max_queue is not None and self._queued >= self.max_queue:
+        limit = _WATCHER_READ_LIMIT if bounded else _READ_AFTER_RESET_LIMIT
+        while not self._closed and total < limit:
+            if bounded and self.max_queue is not None and self._queued >= self.max_queue:
                 self._paused = True
                 self._watcher.pause(self)
                 return False
-            room = DEFAULT_READ_SIZE if self.max_queue is None else self.max_queue - self._queued
-            data = self._channel.recv_nowait(max(4096, min(DEFAULT_READ_SIZE, room)))
+            room = DEFAULT_READ_SIZE
+            if bounded and self.max_queue is not None:
+                room = max(4096, min(room, self.max_queue - self._queued))
+            data = self._channel.recv_nowait(room)
             if data is None:
                 return False
             total += len(data)
             self._process(data, want=False)
             if not data:
                 # The end of the stream. If a sender holds the socket, the transport
-                # closes when it lets go: reading on would only see the end again.
+                # closes when it lets go. Reading on would only see the end again, and
+                # an ended stream is always readable: stop watching it until then.
+                self._watcher.pause(self)
                 return False
         return not self._closed
 
@@ -786,14 +799,18 @@ class WebSocket:
         resets TCP; its close frame is still in our receive buffer, and it is what tells
         the application why. A thread already reading (the watcher, or ``recv()``) gets
         it from the same buffer: wait for it to let go, briefly, so the close is
-        processed before the connection is marked closed.
+        processed before the connection is marked closed. Once the stream has ended there
+        is nothing left to read (and a ``recv()`` waiting for the close holds the lock).
         """
-        if self._proto.eof_received:
-            return  # The stream had ended: all the peer sent is in (a reader may wait for us).
-        if not self._read_lock.acquire(timeout=_READ_AFTER_RESET_WAIT):
-            return
+        deadline = time.monotonic() + _READ_AFTER_RESET_WAIT
+        while not self._read_lock.acquire(blocking=False):
+            with self._cond:
+                if self._proto.eof_received or time.monotonic() >= deadline:
+                    return
+                self._wait_for_reader(deadline)
         try:
-            self._read_available()
+            if not self._proto.eof_received:
+                self._read_available(bounded=False)
         finally:
             self._release_read()
 
