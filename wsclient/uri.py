@@ -38,6 +38,8 @@ DEFAULT_PORTS = {"ws": 80, "wss": 443}
 REDIRECT_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
 
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+# Where the user information starts in a URI, malformed ones included ("ws:/", "socks5//").
+_SCHEME_PREFIX_RE = re.compile(r"//|[A-Za-z][A-Za-z0-9+.\-]*:?/{1,2}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _HOST_RE = re.compile(r"[a-z0-9._\-]+")
 _PORT_RE = re.compile(r"[0-9]*")
@@ -206,8 +208,11 @@ def _parse_host_name(host: str, shown: str) -> str:
         except UnicodeError:
             raise InvalidURI(f"host {host!r} is not a valid internationalized name") from None
     host = host.lower()
-    if not _HOST_RE.fullmatch(host) or "" in host.rstrip(".").split("."):
+    labels = host.rstrip(".").split(".")
+    if not _HOST_RE.fullmatch(host) or "" in labels:
         raise InvalidURI(f"invalid host {host!r} in {shown!r}")
+    if len(host.rstrip(".")) > 253 or max(map(len, labels)) > 63:  # RFC 1035 section 2.3.4
+        raise InvalidURI(f"host name too long (labels up to 63 bytes, 253 in all) in {shown!r}")
     if re.fullmatch(r"[0-9.]+", host):
         try:
             ipaddress.IPv4Address(host)
@@ -231,24 +236,22 @@ def _percent_encode(match: "re.Match[str]") -> str:
 
 
 def _redact(uri: str) -> str:
-    """``uri`` with every password-like part (``:password@``) replaced by ``***``.
+    """``uri`` with its password (``:password@``) replaced by ``***``.
 
-    Malformed URIs included (``socks5//u:pw@h``, ``ws:/u:pw@h``, ``u:pw@h``, ``u:p@ss@h``):
-    before each ``@``, what follows the first ``:`` after the last ``/`` is masked, and a
-    password that an unencoded ``@`` splits is masked whole.
+    Malformed URIs included (``socks5//u:pw@h``, ``ws:/u:pw@h``, ``u:pw@h``, ``u:p@ss@h``,
+    ``http://u:p/ss@h``): everything from the first ``:`` after the scheme up to the last
+    ``@`` is masked, since an unencoded ``@`` or ``/`` may be part of the password. (An
+    ``@`` later in a path masks more than the password; these strings are for messages.)
     """
-    pieces = uri.split("@")
-    kept = []
-    secret = False
-    for piece in pieces[:-1]:
-        segment = piece.rpartition("/")[2]
-        if secret and segment == piece:
-            continue  # still the password ("u:p@ss@host")
-        secret = ":" in segment
-        if secret:
-            piece = piece[: len(piece) - len(segment)] + segment.partition(":")[0] + ":***"
-        kept.append(piece)
-    return "@".join(kept + pieces[-1:])
+    head, at, tail = uri.rpartition("@")
+    if not at:
+        return uri
+    scheme = _SCHEME_PREFIX_RE.match(head)
+    start = scheme.end() if scheme else 0
+    user, colon, _ = head[start:].partition(":")
+    if not colon:
+        return uri
+    return f"{head[:start]}{user}:***@{tail}"
 
 
 def resolve_redirect(base: WebSocketURI, location: str) -> WebSocketURI:
