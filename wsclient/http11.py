@@ -370,9 +370,10 @@ class ResponseParser(_HeadParser):
         max_headers: most header fields.
         max_head: most bytes in the whole head.
         max_body: most body bytes kept.
-        head_only: for the answer to a proxy ``CONNECT``: a ``2xx`` ends with its head (the
-            tunnel follows); other statuses have a body only when chunked or with a
-            ``Content-Length``.
+        head_only: for the answer to a proxy ``CONNECT``: it ends with its head, whatever
+            the status. After a ``2xx`` the tunnel follows; a refusal's body is not needed
+            (the connection is closed), and waiting for it would let a proxy that never
+            finishes it hold the caller until the deadline.
     """
 
     def __init__(
@@ -451,7 +452,7 @@ class ResponseParser(_HeadParser):
     def _body_step(self) -> Callable[[], object]:
         """The step that reads the body of the response whose head was just read."""
         status, headers = self._status, self._headers
-        if status == 101 or not _may_have_body(status) or (self._head_only and status < 300):
+        if status == 101 or not _may_have_body(status) or self._head_only:
             return self._finish
         self._after_data = self._finish
         if "Transfer-Encoding" in headers:  # it overrides Content-Length (RFC 9112 6.3)
@@ -462,7 +463,7 @@ class ResponseParser(_HeadParser):
             self._remaining = _parse_content_length(headers)
             return self._step_data
         self._remaining = None  # the body ends with the connection
-        return self._finish if self._head_only else self._step_data
+        return self._step_data
 
     def _take(self, limit: Optional[int]) -> int:
         """Move up to ``limit`` buffered bytes to the body, keeping ``max_body``; the count."""
