@@ -98,6 +98,8 @@ def test_parse_proxy_url(url: str, expected: ProxyURL) -> None:
         f"http://user:{SECRET}@h:1/path",
         f"http://user:{SECRET}@h:1?q",
         f"http://user:{SECRET}@[::1:1",
+        f"http://user:ab/{SECRET}@127.0.0.1:3128",  # an unencoded '/' in the password
+        f"socks5h://user:{SECRET}/x/y@127.0.0.1:1080",
         "",
     ],
 )
@@ -105,7 +107,10 @@ def test_parse_proxy_url_errors_hide_the_password(url: str) -> None:
     with pytest.raises(InvalidURI) as info:
         parse_proxy_url(url)
     assert isinstance(info.value, ValueError)
-    assert SECRET not in str(info.value)
+    exc: Optional[BaseException] = info.value
+    while exc is not None:  # Not in the chained exceptions either (a traceback shows them).
+        assert SECRET not in str(exc) and SECRET not in repr(exc)
+        exc = exc.__cause__ or exc.__context__
 
 
 def test_parse_proxy_url_rejects_non_strings() -> None:
@@ -311,6 +316,27 @@ def test_connect_request_credentials_and_headers() -> None:
         + b"X-Trace: 1\r\nX-Trace: 2\r\n\r\n"
     )
     assert b"\r\nAuthorization" not in request
+
+
+def test_an_empty_user_name_with_a_password_is_sent() -> None:
+    # RFC 7617 allows an empty user-id; dropping the password would hide it from the proxy.
+    url = parse_proxy_url(f"http://:{SECRET}@p:1")
+    assert (url.username, url.password) == ("", SECRET)
+    token = base64.b64encode(f":{SECRET}".encode()).decode()
+    assert f"Proxy-Authorization: Basic {token}\r\n".encode() in connect_request(url, "h", 80)
+    assert parse_proxy_url("http://@p:1").username is None
+    with pytest.raises(InvalidURI, match="needs a user name"):
+        parse_proxy_url(f"socks5h://:{SECRET}@p:1")  # RFC 1929: one byte at least
+
+
+@pytest.mark.parametrize("host", ["a" * 64 + ".example", "ä" * 60 + ".example", "a..b"])
+def test_proxy_host_names_are_checked_when_parsed(host: str) -> None:
+    with pytest.raises(InvalidURI):
+        parse_proxy_url(f"http://{host}:3128")
+
+
+def test_an_internationalized_proxy_host_is_encoded() -> None:
+    assert parse_proxy_url("http://bücher.example:3128").host == "xn--bcher-kva.example"
 
 
 def test_connect_request_headers_replace_ours() -> None:
@@ -934,6 +960,8 @@ def test_silent_proxy_times_out_in_open_tunnel(scripted_proxy) -> None:
         (b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n", False, "invalid"),
         (b"", True, "closed the connection"),
         (b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\n\r\nbad", False, "502"),
+        # The body never ends and the proxy stays open: the status is all that matters.
+        (b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 1000\r\n\r\nden", False, "407"),
     ],
 )
 def test_misbehaving_http_proxy(scripted_proxy, answer: bytes, close: bool, match: str) -> None:
@@ -975,6 +1003,34 @@ def test_connect_answer_has_the_handshake_limits(scripted_proxy, head: bytes) ->
     else:
         with pytest.raises(ProxyError, match="invalid answer"):
             transport.open_tunnel(proxy, "h", 80, deadline=time.monotonic() + TIMEOUT)
+
+
+def test_https_proxy_that_speaks_plain_http(scripted_proxy) -> None:
+    # An https:// URL for a plain HTTP proxy: it answers the TLS ClientHello with HTTP.
+    peer = scripted_proxy(b"HTTP/1.1 400 Bad Request\r\n\r\n", close=True)
+    proxy = parse_proxy_url(f"https://alice:{SECRET}@127.0.0.1:{peer.port}")
+    with pytest.raises(ProxyError, match="TLS with proxy https://alice:\\*\\*\\*@127.0.0.1") as info:
+        transport.open_tunnel(proxy, "127.0.0.1", 9, deadline=time.monotonic() + TIMEOUT)
+    assert isinstance(info.value.__cause__, ssl.SSLError)
+    check_secret_free(info.value)
+
+
+def test_https_url_for_a_real_plain_proxy(pproxy_open: RunningProxy, ws_target: EchoTarget) -> None:
+    with pytest.raises(ProxyError, match="TLS with proxy"):
+        wsclient.connect(ws_target.uri(), proxy=f"https://127.0.0.1:{pproxy_open.port}", timeout=TIMEOUT)
+
+
+def test_https_proxy_handshake_timeout_names_the_proxy(scripted_proxy) -> None:
+    silent = scripted_proxy()  # Accepts TCP, never answers the ClientHello.
+    with pytest.raises(TimeoutError, match="TLS handshake with proxy https://127.0.0.1"):
+        wsclient.connect("ws://127.0.0.1:9/", proxy=f"https://127.0.0.1:{silent.port}", timeout=0.5)
+
+
+def test_socks5h_refuses_host_names_pysocks_cannot_send(pproxy_open: RunningProxy) -> None:
+    # PySocks writes the length byte as UTF-8: 128 and more would reach the proxy garbled.
+    name = ".".join(["a" * 60, "b" * 60, "c" * 10])  # 132 bytes, a valid DNS name
+    with pytest.raises(ProxyError, match="132-byte host name"):
+        wsclient.connect(f"ws://{name}/", proxy=pproxy_open.url("socks5h"), timeout=TIMEOUT)
 
 
 def test_proxy_data_before_tls_is_refused(scripted_proxy) -> None:

@@ -46,7 +46,7 @@ from .exceptions import InvalidHTTP, InvalidURI, ProxyError
 from .headers import Headers, HeadersLike
 from .http11 import Request, ResponseParser
 from .sockio import remaining, send_all
-from .uri import _redact
+from .uri import _parse_host_name, _redact
 
 if TYPE_CHECKING:  # pragma: no cover
     from .uri import WebSocketURI
@@ -150,7 +150,9 @@ def parse_proxy_url(url: str) -> ProxyURL:
         parts = urllib.parse.urlsplit(text)
         host, port = parts.hostname, parts.port
     except ValueError:
-        raise InvalidURI(f"invalid host or port in proxy URL {shown!r}") from None
+        parts = None  # Raised below: urllib's message (its __context__) may hold the password.
+    if parts is None:
+        raise InvalidURI(f"invalid host or port in proxy URL {shown!r}")
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PROXY_PORTS:
         raise InvalidURI(
@@ -159,14 +161,18 @@ def parse_proxy_url(url: str) -> ProxyURL:
         )
     if not host or re.search(r"[\s/\\@]", host):
         raise InvalidURI(f"missing or invalid host in proxy URL {shown!r}")
+    if ":" not in host:  # A name or an IPv4 address (urllib has checked an IPv6 literal).
+        host = _parse_host_name(host, shown)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise InvalidURI(f"a proxy URL has no path, query or fragment: {shown!r}")
     if port == 0:
         raise InvalidURI(f"port 0 in proxy URL {shown!r}")
-    username = urllib.parse.unquote(parts.username) if parts.username else None
+    # An empty user name with a password (http://:secret@proxy) is sent as such: RFC 7617
+    # allows it, and curl does the same.
+    username = urllib.parse.unquote(parts.username) if parts.username is not None else None
     password = urllib.parse.unquote(parts.password) if parts.password is not None else None
-    if username is None:
-        password = None
+    if username is None or (not username and not password):
+        username = password = None
     elif scheme in ("socks5", "socks5h"):
         _check_socks5_credentials(username, password, shown)
     elif scheme in ("http", "https") and ":" in username:
@@ -179,6 +185,8 @@ def parse_proxy_url(url: str) -> ProxyURL:
 
 def _check_socks5_credentials(username: str, password: Optional[str], shown: str) -> None:
     """RFC 1929 section 2: a user name and a password of at least one byte each."""
+    if not username:
+        raise InvalidURI(f"SOCKS5 authentication (RFC 1929) needs a user name: {shown!r}")
     if not password:
         raise InvalidURI(
             f"SOCKS5 authentication (RFC 1929) needs a password with the user name: {shown!r}"

@@ -245,10 +245,21 @@ def _socks_failure(exc: BaseException, proxy: ProxyURL, target: str) -> BaseExce
     return ProxyError(f"SOCKS negotiation with proxy {proxy} for {target} failed: {cause}")
 
 
+#: The longest host name PySocks sends correctly in a SOCKS5 request: it writes the
+#: length byte as UTF-8, so 128-255 become two bytes and the proxy misreads the request.
+SOCKS5_MAX_HOST_NAME = 127
+
+
 def _check_socks_target(proxy: ProxyURL, host: str) -> None:
-    """SOCKS4 has no IPv6; socks4 and socks5 need an address (resolved by the caller)."""
+    """SOCKS4 has no IPv6; socks4 and socks5 need an address (resolved by the caller);
+    socks5h names are limited to :data:`SOCKS5_MAX_HOST_NAME` bytes."""
     if proxy.scheme.startswith("socks4") and ":" in host:
         raise ProxyError(f"SOCKS4 cannot reach the IPv6 address {host}; use socks5 or socks5h")
+    if proxy.scheme == "socks5h" and not _is_ip(host) and len(host) > SOCKS5_MAX_HOST_NAME:
+        raise ProxyError(
+            f"socks5h cannot send a {len(host)}-byte host name (at most {SOCKS5_MAX_HOST_NAME} "
+            "here); use socks5, which resolves it locally"
+        )
     if not proxy.remote_dns and not _is_ip(host):
         raise ValueError(f"{proxy.scheme} resolves locally: pass an address, not {host!r}")
 
@@ -341,7 +352,8 @@ def open_tunnel(
         proxy) and the bytes the proxy sent after its ``CONNECT`` answer (SOCKS: ``b""``).
 
     Raises:
-        ProxyError: the proxy cannot be resolved or reached, refused, or failed.
+        ProxyError: the proxy cannot be resolved or reached, refused, or failed (TLS with
+            an ``https://`` proxy included).
         ssl.SSLCertVerificationError: the ``https://`` proxy's certificate is not trusted.
         socket.gaierror: ``socks4``/``socks5`` and the target's name does not resolve.
         TimeoutError: the deadline passed.
@@ -366,7 +378,14 @@ def open_tunnel(
         raise ProxyError(f"cannot connect to proxy {proxy}: {exc}") from exc
     if proxy.scheme == "https":
         context = proxy_ssl_context or tls.client_context()
-        sock = start_tls(sock, context, proxy.host, deadline=deadline)
+        try:
+            sock = start_tls(sock, context, proxy.host, deadline=deadline)
+        except TimeoutError:
+            raise TimeoutError(f"TLS handshake with proxy {proxy} timed out") from None
+        except ssl.SSLCertVerificationError:
+            raise  # As for a wss:// server: documented, passed through.
+        except OSError as exc:  # A plain-HTTP proxy answering TLS, a reset, a TLS alert...
+            raise ProxyError(f"TLS with proxy {proxy} failed: {exc}") from exc
     try:
         leftover = http_connect(sock, proxy, host, port, deadline=deadline, headers=proxy_headers)
     except BaseException:
