@@ -99,6 +99,14 @@ def test_invalid_uri_raises_before_any_traffic():
             wsclient.connect(uri, proxy=None)
 
 
+@pytest.mark.parametrize("option", ["ssl_context", "proxy_ssl_context"])
+def test_a_tls_context_of_another_type_is_refused_before_any_traffic(option, pki):
+    # A CA file path where a context belongs: a TypeError that says so, no AttributeError
+    # after a connection. (The dead port would give ConnectionRefusedError if it got that far.)
+    with pytest.raises(TypeError, match=f"{option} must be an ssl.SSLContext"):
+        wsclient.connect("wss://127.0.0.1:9/", proxy="https://127.0.0.1:9", **{option: pki.ca_file})
+
+
 def test_refused_connection_passes_through():
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

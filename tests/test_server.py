@@ -52,6 +52,11 @@ def test_websockets_asyncio_client(echo_server):
     assert asyncio.run(talk()) == "asyncio"
 
 
+def test_a_tls_context_of_another_type_is_refused(pki):
+    with pytest.raises(TypeError, match="ssl_context must be an ssl.SSLContext"):
+        wsclient.serve(lambda ws: None, "127.0.0.1", 0, ssl_context=pki.ca_file)
+
+
 def test_port_zero_and_server_address(run_server):
     server = run_server().server
     assert server.port > 0

@@ -105,7 +105,8 @@ def connect(
     """
     parsed = parse_uri(uri)
     options = compression_options(compression)
-    _check_options(max_size=max_size, max_queue=max_queue, max_redirects=max_redirects)
+    _check_options(max_size=max_size, max_queue=max_queue, max_redirects=max_redirects,
+                   ssl_context=ssl_context, proxy_ssl_context=proxy_ssl_context)
     deadline = None if timeout is None else time.monotonic() + timeout
     extra = Headers(headers)
     settings = _Settings(
@@ -128,12 +129,18 @@ def connect(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _check_options(*, max_size: Optional[int], max_queue: Optional[int], max_redirects: int) -> None:
+def _check_options(
+    *, max_size: Optional[int], max_queue: Optional[int], max_redirects: int,
+    ssl_context: Any, proxy_ssl_context: Any,
+) -> None:
     for name, value in (("max_size", max_size), ("max_queue", max_queue)):
         if value is not None and (not isinstance(value, int) or value <= 0):
             raise ValueError(f"{name} must be a positive int or None, not {value!r}")
     if not isinstance(max_redirects, int) or max_redirects < 0:
         raise ValueError(f"max_redirects must be an int >= 0, not {max_redirects!r}")
+    for name, context in (("ssl_context", ssl_context), ("proxy_ssl_context", proxy_ssl_context)):
+        if context is not None and not isinstance(context, ssl.SSLContext):
+            raise TypeError(f"{name} must be an ssl.SSLContext or None, not {type(context).__name__}")
 
 
 def _redirect(base: WebSocketURI, location: str, headers: Headers) -> tuple:

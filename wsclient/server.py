@@ -125,6 +125,8 @@ class WebSocketServer:
     ) -> None:
         if not callable(handler):
             raise TypeError("handler must be callable")
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise TypeError(f"ssl_context must be an ssl.SSLContext or None, not {type(ssl_context).__name__}")
         self.trusted_proxies = None if trusted_proxies is None else parse_trusted(trusted_proxies)
         self.handler = handler
         self.ssl_context = ssl_context
