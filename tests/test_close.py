@@ -150,3 +150,9 @@ def test_local_codes_are_never_valid_on_the_wire() -> None:
 def test_known_close_code_names_registered_codes_only() -> None:
     assert known_close_code(1009) is CloseCode.MESSAGE_TOO_BIG
     assert known_close_code(4000) == 4000 and type(known_close_code(4000)) is int
+
+
+@pytest.mark.parametrize("code, reason", [(1000, b"bye"), (1000, None), (3000.5, ""), (True, "")])
+def test_codes_and_reasons_of_other_types(code: object, reason: object) -> None:
+    with pytest.raises(TypeError):
+        serialize_close(code, reason)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ sockets speaking bytes).
 
 from __future__ import annotations
 
+import array
 import base64
 import fcntl
 import hashlib
@@ -265,8 +266,21 @@ def test_ping_returns_an_event_set_by_the_pong(peer_echo_server):
     with wsclient.connect(peer_echo_server.uri) as ws:
         assert ws.ping(b"one").wait(5)
         assert ws.ping("two").wait(5)
+        assert ws.ping(array.array("B", b"three")).wait(5)
         with pytest.raises(ValueError):
             ws.ping(b"x" * 126)
+        for bad in (5, None, [1, 2]):  # bytes(5) would have sent five NUL bytes
+            with pytest.raises(TypeError):
+                ws.ping(bad)
+            with pytest.raises(TypeError):
+                ws.pong(bad)
+
+
+def test_pings_with_the_same_payload_each_get_their_pong(peer_echo_server):
+    with wsclient.connect(peer_echo_server.uri, ping_interval=None) as ws:
+        first, second = ws.ping(), ws.ping()  # Both b"", the default.
+        assert second.wait(5)
+        assert first.is_set()
 
 
 def test_eight_threads_sending_on_one_connection(echo_server):
@@ -592,9 +606,62 @@ def _result_or_error(call, *args, **kwargs):
 
 def test_send_rejects_other_types(echo_server):
     with wsclient.connect(echo_server.uri) as ws:
-        for bad in [{"a": 1}, 42, None]:
+        for bad in [{"a": 1}, 42, None, [1, 2], [None]]:
             with pytest.raises(TypeError):
                 ws.send(bad)
+        ws.send("still usable")  # Nothing of those went out.
+        assert ws.recv(timeout=5) == "still usable"
+
+
+def test_any_bytes_like_object_is_one_binary_message(echo_server):
+    # array.array is iterable too: it must not be taken for a list of fragments.
+    with wsclient.connect(echo_server.uri) as ws:
+        ws.send(array.array("i", [1, 2]))
+        assert ws.recv(timeout=5) == array.array("i", [1, 2]).tobytes()
+        ws.send(memoryview(bytes(range(8))).cast("B", (2, 4)))  # 2-D: its bytes, in order
+        assert ws.recv(timeout=5) == bytes(range(8))
+
+
+def test_a_fragmented_send_whose_pieces_change_type_fails_the_connection(echo_server):
+    # The first piece is on the wire: the message cannot be finished, and an unfinished
+    # message would block every later send.
+    with wsclient.connect(echo_server.uri) as ws:
+        with pytest.raises(TypeError):
+            ws.send(["text", b"bytes"])
+        with pytest.raises(wsclient.ConnectionClosedError) as info:
+            ws.send("next")
+        assert info.value.code == 1011
+
+
+def test_close_rejects_codes_and_reasons_of_other_types(echo_server):
+    with wsclient.connect(echo_server.uri) as ws:
+        for code, reason in ((1000, b"bye"), (1000, None), (3000.5, "")):
+            with pytest.raises(TypeError):
+                ws.close(code, reason)
+        ws.send("still open")
+        assert ws.recv(timeout=5) == "still open"
+
+
+def test_wait_takes_connections_only(echo_server):
+    with wsclient.connect(echo_server.uri) as ws:
+        for bad in ([ws, 5], "ab"):
+            with pytest.raises(TypeError):
+                wsclient.wait(bad, timeout=0.1)
+
+
+@pytest.mark.parametrize("option, value, error", [
+    ("ping_interval", -1, ValueError),  # Was accepted, and pinged in a busy loop.
+    ("ping_interval", 0, ValueError),
+    ("ping_timeout", "x", TypeError),  # Was accepted, and failed later in the watcher.
+    ("ping_timeout", -1, ValueError),
+    ("close_timeout", float("inf"), ValueError),
+    ("close_timeout", float("nan"), ValueError),
+    ("max_queue", 0, ValueError),
+    ("sock", "x", TypeError),
+])
+def test_connect_checks_its_options_before_any_traffic(option, value, error):
+    with pytest.raises(error, match=option):
+        wsclient.connect("ws://127.0.0.1:9/", proxy=None, **{option: value})
 
 
 def test_recv_helpers_for_harnesses(echo_server):

@@ -57,6 +57,35 @@ def test_a_tls_context_of_another_type_is_refused(pki):
         wsclient.serve(lambda ws: None, "127.0.0.1", 0, ssl_context=pki.ca_file)
 
 
+@pytest.mark.parametrize("option, value, error", [
+    # Each was accepted before, and failed at the first client (or stopped serve_forever).
+    ("max_size", 0, ValueError),
+    ("max_size", "x", ValueError),
+    ("ping_interval", "x", TypeError),
+    ("handshake_timeout", "x", TypeError),
+    ("handshake_timeout", 0, ValueError),
+    ("max_connections", "x", ValueError),
+    ("process_request", 5, TypeError),
+    ("select_subprotocol", "chat", TypeError),
+    ("origins", "http://a", TypeError),  # Would have been a list of characters.
+    ("subprotocols", "chat", TypeError),
+])
+def test_serve_checks_its_options_at_once(option, value, error):
+    with pytest.raises(error, match=option):
+        wsclient.serve(lambda ws: None, "127.0.0.1", 0, **{option: value})
+
+
+@pytest.mark.parametrize("port", [-1, 65536])
+def test_a_port_out_of_range_is_a_value_error(port):
+    with pytest.raises(ValueError, match="0-65535"):
+        wsclient.serve(lambda ws: None, "127.0.0.1", port)
+
+
+def test_broadcast_takes_connections_only():
+    with pytest.raises(TypeError):
+        wsclient.broadcast(["ws://127.0.0.1/"], "x")
+
+
 def test_port_zero_and_server_address(run_server):
     server = run_server().server
     assert server.port > 0

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 from . import transport
-from .connection import DEFAULT_MAX_QUEUE, WebSocket
+from .connection import DEFAULT_MAX_QUEUE, WebSocket, check_options
 from .deflate import DeflateOptions, PerMessageDeflate, compression_options
 from .exceptions import InvalidHandshake, InvalidStatus
 from .extensions import client_accept, client_offer
@@ -105,8 +106,10 @@ def connect(
     """
     parsed = parse_uri(uri)
     options = compression_options(compression)
-    _check_options(max_size=max_size, max_queue=max_queue, max_redirects=max_redirects,
-                   ssl_context=ssl_context, proxy_ssl_context=proxy_ssl_context)
+    check_options(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
+                  ping_timeout=ping_timeout, close_timeout=close_timeout)
+    _check_options(max_redirects=max_redirects, ssl_context=ssl_context,
+                   proxy_ssl_context=proxy_ssl_context, sock=sock)
     deadline = None if timeout is None else time.monotonic() + timeout
     extra = Headers(headers)
     settings = _Settings(
@@ -129,18 +132,14 @@ def connect(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _check_options(
-    *, max_size: Optional[int], max_queue: Optional[int], max_redirects: int,
-    ssl_context: Any, proxy_ssl_context: Any,
-) -> None:
-    for name, value in (("max_size", max_size), ("max_queue", max_queue)):
-        if value is not None and (not isinstance(value, int) or value <= 0):
-            raise ValueError(f"{name} must be a positive int or None, not {value!r}")
+def _check_options(*, max_redirects: int, ssl_context: Any, proxy_ssl_context: Any, sock: Any) -> None:
     if not isinstance(max_redirects, int) or max_redirects < 0:
         raise ValueError(f"max_redirects must be an int >= 0, not {max_redirects!r}")
     for name, context in (("ssl_context", ssl_context), ("proxy_ssl_context", proxy_ssl_context)):
         if context is not None and not isinstance(context, ssl.SSLContext):
             raise TypeError(f"{name} must be an ssl.SSLContext or None, not {type(context).__name__}")
+    if sock is not None and not isinstance(sock, socket.socket):
+        raise TypeError(f"sock must be a connected socket.socket or None, not {type(sock).__name__}")
 
 
 def _redirect(base: WebSocketURI, location: str, headers: Headers) -> tuple:

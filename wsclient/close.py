@@ -107,8 +107,13 @@ def serialize_close(code: int, reason: str = "") -> bytes:
         The payload bytes.
 
     Raises:
+        TypeError: a code that is not an int, or a reason that is not a str.
         ValueError: an invalid code, or a reason that is too long.
     """
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"a close code is an int, not {type(code).__name__}")
+    if not isinstance(reason, str):
+        raise TypeError(f"a close reason is a str, not {type(reason).__name__}")
     if code == CloseCode.NO_STATUS_RCVD and not reason:
         return b""
     if not is_valid_close_code(code):

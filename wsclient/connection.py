@@ -29,10 +29,11 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Set, Union
+from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Set, Tuple, Union
 
 from .channel import DEFAULT_READ_SIZE, Channel
 from .close import CloseCode, known_close_code, serialize_close
@@ -120,7 +121,8 @@ class WebSocket:
         self._ctrl_pending: List[bytes] = []
         self._closed = False  # The transport is closed (or closing down).
         self._abort_cause: Optional[BaseException] = None
-        self._pings: Dict[bytes, threading.Event] = {}
+        # Pings awaiting their pong, oldest first (payloads may repeat: ping() twice).
+        self._pings: List[Tuple[bytes, threading.Event]] = []
         self._pong_deadline: Optional[float] = None
         self._next_ping: Optional[float] = None
         self._close_deadline: Optional[float] = None
@@ -288,9 +290,10 @@ class WebSocket:
         """Send a message.
 
         Args:
-            message: ``str`` sends a text message, a bytes-like object a binary one; an
-                iterable of ``str`` or of bytes-like objects sends one fragmented message,
-                each item a frame (control frames may go out between them).
+            message: ``str`` sends a text message, a bytes-like object (``array.array``
+                and numpy arrays included) a binary one; any other iterable of ``str`` or of
+                bytes-like objects sends one fragmented message, each item a frame (control
+                frames may go out between them).
             timeout: seconds to wait for other senders and for a peer that stops reading.
                 If it expires before any byte of the message was written, nothing was
                 sent; if it expires part-way, the connection is aborted (the stream cannot
@@ -301,22 +304,21 @@ class WebSocket:
         Raises:
             TimeoutError: as above.
             ConnectionClosed: the connection is closed or closing.
-            TypeError: a message of another type (a mapping, an int...).
+            TypeError: a message of another type (a mapping, an int...); for an
+                iterable, a piece unlike the first also fails the connection (1011) if the
+                message had begun.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        if message.__class__ is not str and message.__class__ is not bytes:
-            if isinstance(message, memoryview) and (message.format != "B" or message.ndim != 1):
-                message = message.cast("B")
-            if not isinstance(message, (str, bytes, bytearray, memoryview)):
-                if not isinstance(message, Mapping) and isinstance(message, Iterable):
+        if not isinstance(message, (str, bytes, bytearray, memoryview)):
+            try:  # Any other bytes-like object (array.array, a numpy array) is one message.
+                message = memoryview(message)  # type: ignore[arg-type]
+            except TypeError:
+                if isinstance(message, Iterable) and not isinstance(message, Mapping):
                     self._send_fragments(iter(message), deadline, compress)
                     return
-                try:
-                    message = memoryview(message).cast("B")  # type: ignore[arg-type]
-                except TypeError:
-                    raise TypeError(
-                        f"a message is str, bytes-like or an iterable of them, not {type(message).__name__}"
-                    ) from None
+                raise TypeError(
+                    f"a message is str, bytes-like or an iterable of them, not {type(message).__name__}"
+                ) from None
         if not self._message_lock.acquire(timeout=_remaining(deadline, -1)):
             raise TimeoutError("another thread kept sending past the timeout")
         try:
@@ -328,20 +330,22 @@ class WebSocket:
         """Send a ping.
 
         Args:
-            data: up to 125 bytes of payload (``str`` is encoded as UTF-8).
+            data: up to 125 bytes of payload (``str`` is encoded as UTF-8), or any
+                bytes-like object.
 
         Returns:
             An event set when the matching pong arrives (a pong also acknowledges every
             earlier ping).
 
         Raises:
+            TypeError: a payload that is neither ``str`` nor bytes-like.
             ValueError: a payload over 125 bytes.
             ConnectionClosed: the connection is closed or closing.
         """
-        payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        payload = _control_payload(data)
         event = threading.Event()
         with self._state_lock:
-            self._pings[payload] = event
+            self._pings.append((payload, event))
         self._write_frame(None, self._proto.send_ping, payload)
         self._watcher.resume(self)  # Read the pong now, even if the watcher backed off.
         return event
@@ -350,11 +354,11 @@ class WebSocket:
         """Send an unsolicited pong (a one-way heartbeat).
 
         Raises:
+            TypeError: a payload that is neither ``str`` nor bytes-like.
             ValueError: a payload over 125 bytes.
             ConnectionClosed: the connection is closed or closing.
         """
-        payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        self._write_frame(None, self._proto.send_pong, payload)
+        self._write_frame(None, self._proto.send_pong, _control_payload(data))
 
     def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection: the closing handshake, bounded by ``close_timeout``.
@@ -369,6 +373,7 @@ class WebSocket:
             reason: a reason of at most 123 bytes of UTF-8.
 
         Raises:
+            TypeError: a code that is not an int, or a reason that is not a str.
             ValueError: an invalid close code or a reason that is too long.
         """
         serialize_close(code, reason)  # Validate first, even when already closed.
@@ -569,11 +574,11 @@ class WebSocket:
 
     def _ack_pings(self, data: bytes) -> None:
         """A pong acknowledges its ping and every earlier one (hold ``_state_lock``)."""
-        if data not in self._pings:
-            return
-        for payload in list(self._pings):
-            self._pings.pop(payload).set()
+        for index, (payload, _) in enumerate(self._pings):
             if payload == data:
+                acked, self._pings = self._pings[: index + 1], self._pings[index + 1 :]
+                for _, event in acked:
+                    event.set()
                 break
         if not self._pings:
             self._pong_deadline = None
@@ -710,7 +715,7 @@ class WebSocket:
         with self._state_lock:
             if self._proto.close_sent is not None:
                 return
-            self._pings[payload] = threading.Event()
+            self._pings.append((payload, threading.Event()))
             self._ctrl_pending += self._proto.send_ping(payload)
             if self.ping_timeout is not None and self._pong_deadline is None:
                 self._pong_deadline = now + self.ping_timeout
@@ -768,7 +773,12 @@ class WebSocket:
             empty = "" if isinstance(first, str) else b""
             piece = first
             while piece is not _NOTHING:
-                self._write_frame(deadline, self._proto.send_fragment, piece, fin=False, compress=compress)
+                try:
+                    self._write_frame(deadline, self._proto.send_fragment, piece, fin=False, compress=compress)
+                except TypeError as exc:
+                    if piece is not first:  # The message has begun and cannot be finished.
+                        self._fail(CloseCode.INTERNAL_ERROR, "", wait=1.0, cause=exc)
+                    raise
                 try:
                     piece = next(fragments, _NOTHING)
                 except Exception as exc:
@@ -898,6 +908,54 @@ class WebSocket:
         return error
 
 
+def _control_payload(data: Any) -> bytes:
+    """A ping or pong payload as bytes: ``str`` as UTF-8, or any bytes-like object."""
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    try:
+        return memoryview(data).tobytes()
+    except TypeError:
+        raise TypeError(f"a ping or pong payload is str or bytes-like, not {type(data).__name__}") from None
+
+
+def check_options(
+    *,
+    max_size: Optional[int],
+    max_queue: Optional[int],
+    ping_interval: Optional[float],
+    ping_timeout: Optional[float],
+    close_timeout: Optional[float],
+) -> None:
+    """Check a connection's options where the caller passes them (``connect()``,
+    ``serve()``), not when a background thread first uses them.
+
+    Raises:
+        TypeError: a number of seconds that is not an int or a float.
+        ValueError: a size that is not a positive int, a ``ping_interval`` that is not
+            positive, or a negative or infinite number of seconds. ``None`` passes.
+    """
+    for name, size in (("max_size", max_size), ("max_queue", max_queue)):
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+            raise ValueError(f"{name} must be a positive int or None, not {size!r}")
+    check_seconds("ping_interval", ping_interval, positive=True)
+    check_seconds("ping_timeout", ping_timeout)
+    check_seconds("close_timeout", close_timeout)
+
+
+def check_seconds(name: str, value: Optional[float], *, positive: bool = False) -> None:
+    """Check a number of seconds: finite, at least 0 (above 0 with ``positive``), or None.
+
+    Raises:
+        TypeError, ValueError: as :func:`check_options`.
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be {'above' if positive else 'at least'} 0 and finite, or None, not {value!r}")
+
+
 def _remaining(deadline: Optional[float], default: Any) -> Any:
     """Seconds left until ``deadline`` (never negative), or ``default`` without one."""
     if deadline is None:
@@ -928,6 +986,9 @@ def wait(connections: Iterable[WebSocket], timeout: Optional[float] = None) -> L
         The ready connections, in the order given.
     """
     conns = list(connections)
+    for conn in conns:
+        if not isinstance(conn, WebSocket):
+            raise TypeError(f"wait() takes WebSocket connections, not {type(conn).__name__}")
     event = threading.Event()
     for conn in conns:
         with conn._state_lock:

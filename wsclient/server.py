@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
-from .connection import DEFAULT_MAX_QUEUE, WebSocket
+from .connection import DEFAULT_MAX_QUEUE, WebSocket, check_options, check_seconds
 from .deflate import DeflateOptions, PerMessageDeflate, compression_options
 from .exceptions import ConnectionClosed, InvalidHandshake
 from .extensions import server_accept
@@ -125,8 +125,14 @@ class WebSocketServer:
     ) -> None:
         if not callable(handler):
             raise TypeError("handler must be callable")
-        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-            raise TypeError(f"ssl_context must be an ssl.SSLContext or None, not {type(ssl_context).__name__}")
+        _check_server_options(
+            ssl_context=ssl_context, subprotocols=subprotocols, origins=origins,
+            select_subprotocol=select_subprotocol, process_request=process_request,
+            max_connections=max_connections,
+        )
+        check_options(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
+                      ping_timeout=ping_timeout, close_timeout=close_timeout)
+        check_seconds("handshake_timeout", handshake_timeout, positive=True)
         self.trusted_proxies = None if trusted_proxies is None else parse_trusted(trusted_proxies)
         self.handler = handler
         self.ssl_context = ssl_context
@@ -491,6 +497,25 @@ def set_reuse_port(sock: socket.socket) -> None:
         raise ValueError(f"reuse_port=True: this system refuses SO_REUSEPORT ({exc})") from exc
 
 
+def _check_server_options(
+    *, ssl_context: Any, subprotocols: Any, origins: Any, select_subprotocol: Any,
+    process_request: Any, max_connections: Any,
+) -> None:
+    """Misuse of :class:`WebSocketServer`'s options raises at once, not at the first client."""
+    if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+        raise TypeError(f"ssl_context must be an ssl.SSLContext or None, not {type(ssl_context).__name__}")
+    for name, value in (("subprotocols", subprotocols), ("origins", origins)):
+        if isinstance(value, (str, bytes)):
+            raise TypeError(f"{name} must be a sequence of str, not a single {type(value).__name__}")
+    for name, hook in (("select_subprotocol", select_subprotocol), ("process_request", process_request)):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"{name} must be callable or None, not {type(hook).__name__}")
+    if max_connections is not None and (
+        isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections <= 0
+    ):
+        raise ValueError(f"max_connections must be a positive int or None, not {max_connections!r}")
+
+
 def _bind(address: ServerAddress, *, reuse_port: bool, backlog: int) -> socket.socket:
     """Create, bind and listen: IPv4, IPv6 or unix, with SO_REUSEADDR."""
     if isinstance(address, str):
@@ -507,6 +532,9 @@ def _bind(address: ServerAddress, *, reuse_port: bool, backlog: int) -> socket.s
         sock.bind(address)
         sock.listen(backlog)
         sock.setblocking(False)
+    except OverflowError as exc:  # A port outside 0-65535.
+        sock.close()
+        raise ValueError(str(exc)) from None
     except BaseException:
         sock.close()
         raise
@@ -546,4 +574,8 @@ def broadcast(connections: Iterable[WebSocket], message: Union[str, bytes]) -> L
     Returns:
         The connections that were skipped, so the caller can close or retry them.
     """
+    connections = list(connections)
+    for ws in connections:
+        if not isinstance(ws, WebSocket):
+            raise TypeError(f"broadcast() takes WebSocket connections, not {type(ws).__name__}")
     return [ws for ws in connections if not ws._send_nowait(message)]
