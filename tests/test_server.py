@@ -259,6 +259,153 @@ def test_shutdown_with_100_connections(run_server):
     assert threading.active_count() < threads_before
 
 
+def _serving(handler, **options):
+    """A server running serve_forever() in a thread: (server, thread)."""
+    server = wsclient.serve(handler, "127.0.0.1", 0, **options)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    return server, thread
+
+
+def _answer(port, head):
+    """Send a request head from a raw socket; the status line of the answer, or b''."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.split(b"\r\n")[0]
+
+
+def test_shutdown_cuts_a_handshake_short():
+    # A client still sending its request (a slow link, or a slowloris) held shutdown()
+    # until handshake_timeout, and a thread outlived server_close().
+    server, thread = _serving(lambda ws: ws.recv(), handshake_timeout=30)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as half_open:
+        half_open.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        ws = wsclient.connect(server.uri)
+        time.sleep(0.2)
+        start = time.monotonic()
+        server.shutdown()
+        assert time.monotonic() - start < 2
+        assert half_open.recv(100) == b""  # The end of the stream, at once.
+        with pytest.raises(wsclient.ConnectionClosedOK):
+            ws.recv(timeout=5)
+        assert ws.close_code == 1001
+        server.server_close()
+        thread.join(5)
+        assert not server._threads
+        ws.close()
+
+
+def test_shutdown_from_a_handler_thread():
+    stopped, servers = [], []
+
+    def stop_the_server(ws):
+        if ws.recv(timeout=10) == "stop":
+            servers[0].shutdown(timeout=5)  # Joined every thread, this one included: RuntimeError.
+            stopped.append(True)
+
+    server, thread = _serving(stop_the_server)
+    servers.append(server)
+    other = wsclient.connect(server.uri)
+    stopper = wsclient.connect(server.uri)
+    stopper.send("stop")
+    with pytest.raises(wsclient.ConnectionClosedOK):
+        other.recv(timeout=10)
+    assert other.close_code == 1001
+    thread.join(10)
+    assert stopped == [True], "shutdown() from a handler returned normally"
+    server.server_close()
+    stopper.close()
+    other.close()
+
+
+def test_stops_share_one_deadline():
+    # Ctrl-C in serve_forever() closed connections with a bound of its own, and the
+    # shutdown() of a ``with serve(...)`` block waited the whole bound again.
+    release = threading.Event()
+
+    def lingering(ws):
+        try:
+            ws.recv()
+        finally:
+            release.wait(10)  # Goes on after its connection closed.
+
+    server, thread = _serving(lingering)
+    ws = wsclient.connect(server.uri)
+    start = time.monotonic()
+    server.shutdown(timeout=1)
+    first = time.monotonic() - start
+    server.shutdown(timeout=5)
+    both = time.monotonic() - start
+    release.set()
+    thread.join(5)
+    server.server_close()
+    ws.close()
+    assert 0.9 < first < 2
+    assert both < first + 0.5, f"the second stop waited {both - first:.1f} s more"
+
+
+def test_a_slow_process_request_still_sends_its_answer():
+    def slow_gate(request):
+        time.sleep(1.5)  # Longer than handshake_timeout, which is for the client's request.
+        return None if request.path == "/" else (401, [], "no")
+
+    server, thread = _serving(lambda ws: None, handshake_timeout=1, process_request=slow_gate)
+    try:
+        with pytest.raises(wsclient.InvalidStatus) as info:
+            wsclient.connect(server.uri + "denied", timeout=10)
+        assert info.value.response.status == 401
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_process_request_cannot_answer_with_an_interim_status(caplog):
+    server, thread = _serving(lambda ws: None, process_request=lambda request: (101, [], ""))
+    try:
+        with pytest.raises(wsclient.InvalidStatus) as info:
+            wsclient.connect(server.uri, timeout=10)
+        assert info.value.response.status == 500
+        assert "a final status is 200 or more" in caplog.text
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_serve_forever_again_after_shutdown():
+    server, thread = _serving(lambda ws: ws.send(ws.recv()))
+    server.shutdown()
+    thread.join(5)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        with wsclient.connect(server.uri, timeout=5) as ws:
+            ws.send("again")
+            assert ws.recv(timeout=5) == "again"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("target, status", [
+    (b"*", b"400"), (b"127.0.0.1:80", b"400"), (b"chat", b"400"),
+    (b"/chat", b"101"), (b"http://127.0.0.1/chat", b"101"),  # RFC 6455 4.2.1 allows both.
+])
+def test_request_target_forms(run_server, target, status):
+    server = run_server(lambda ws: None)
+    head = (b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    assert _answer(server.port, head).split(b" ")[1] == status
+
+
 def test_no_thread_or_fd_left_after_server_close():
     threads_before = threading.active_count()
     fds_before = len(os.listdir("/proc/self/fd"))

@@ -291,6 +291,10 @@ def _require_token(headers: Headers, name: str, token: str, status: int = 400) -
         raise InvalidHeader(name, f"{problem} {name} header: expected {token!r}", status)
 
 
+# The absolute-form RFC 6455 section 4.2.1 allows besides a path ("GET http://h/chat").
+_ABSOLUTE_TARGET_RE = re.compile(r"(?i)(https?|wss?)://")
+
+
 def check_request(request: Request) -> str:
     """Check a client's opening handshake (RFC 6455 section 4.2.1).
 
@@ -301,8 +305,10 @@ def check_request(request: Request) -> str:
         The client's ``Sec-WebSocket-Key``.
 
     Raises:
-        InvalidHTTP: the method is not ``GET`` (status 405) or the version is not HTTP/1.1
-            or a later HTTP/1 minor version (505).
+        InvalidHTTP: the method is not ``GET`` (status 405), the version is not HTTP/1.1
+            or a later HTTP/1 minor version (505), or the request target is neither a path
+            nor an absolute ``http``/``https``/``ws``/``wss`` URI (400: ``*``, a bare
+            authority or a relative name; RFC 6455 section 4.2.1).
         InvalidHeader: a missing or repeated ``Host`` (400); no ``Upgrade: websocket``
             (426: "this is a WebSocket endpoint"); no ``upgrade`` in ``Connection`` (400);
             a ``Sec-WebSocket-Version`` other than ``13`` (426); a missing, repeated or
@@ -313,6 +319,8 @@ def check_request(request: Request) -> str:
         raise InvalidHTTP(message, 405)
     if not _is_http1x_from_11(request.version):
         raise InvalidHTTP(f"{request.version} is not supported; WebSocket needs HTTP/1.1", 505)
+    if not request.path.startswith("/") and not _ABSOLUTE_TARGET_RE.match(request.path):
+        raise InvalidHTTP("the request target must be a path (/...) or an absolute URI", 400)
     headers = request.headers
     if len(headers.get_all("Host") or []) != 1:
         problem = "missing" if "Host" not in headers else "repeated"

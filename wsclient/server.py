@@ -160,6 +160,9 @@ class WebSocketServer:
         self._stopped = threading.Event()
         self._stopped.set()
         self._shutdown_requested = False
+        self._shutdown_done = False  # shutdown() returned: serve_forever() may run again.
+        self._stop_deadline: Optional[float] = None  # One bound for every stop, in all.
+        self._handshaking: Set[socket.socket] = set()  # Sockets still in the opening.
         self._closed = False
         self.socket = _bind(server_address, reuse_port=reuse_port, backlog=backlog)
         self.server_address = self.socket.getsockname()
@@ -208,6 +211,10 @@ class WebSocketServer:
         """
         if self._closed:
             raise RuntimeError("the server is closed")
+        with self._lock:
+            if self._shutdown_done:  # Served, shut down, and now started again.
+                self._shutdown_requested = self._shutdown_done = False
+                self._stop_deadline = None
         self._stopped.clear()
         try:
             with selectors.DefaultSelector() as selector:
@@ -240,6 +247,8 @@ class WebSocketServer:
         deadline = time.monotonic() + timeout
         self._stopped.wait(timeout)
         self._close_connections(deadline)
+        with self._lock:
+            self._shutdown_done = True
 
     def server_close(self) -> None:
         """Release the listening socket (and the unix socket's path)."""
@@ -352,21 +361,32 @@ class WebSocketServer:
 
     def _open(self, sock: socket.socket, address: Any) -> Optional[WebSocket]:
         """TLS and opening handshakes; the open connection, or None (already answered)."""
-        deadline = None if self.handshake_timeout is None else time.monotonic() + self.handshake_timeout
+        deadline = self._handshake_deadline()
         if sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        opening = sock
+        with self._lock:
+            self._handshaking.add(opening)  # shutdown() cuts it short.
         try:
             if self.ssl_context is not None:
                 sock.settimeout(remaining(deadline))
-                sock = self.ssl_context.wrap_socket(sock, server_side=True)
+                sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                with self._lock:  # The plain socket is detached now: watch the TLS one.
+                    self._handshaking.discard(opening)
+                    self._handshaking.add(sock)
+                opening = sock
+                sock.do_handshake()
             parser = RequestParser()
             request = read_head(sock, parser, deadline)
             response, subprotocol, deflate = self._upgrade(request)
+            # The answer gets time of its own: a slow process_request must not make the
+            # server drop the response it chose (the deadline is for the client's request).
+            deadline = self._handshake_deadline()
             if response.status != 101:
                 send_all(sock, response.serialize(), deadline)
         except InvalidHandshake as exc:  # Malformed or refused: answer 4xx, say why.
             logger.info("rejected a handshake from %s: %s", address, exc)
-            _try_send(sock, error_response(exc).serialize(), deadline)
+            _try_send(sock, error_response(exc).serialize(), self._handshake_deadline())
             sock.close()
             return None
         except OSError as exc:  # TLS failures and timeouts included.
@@ -375,9 +395,12 @@ class WebSocketServer:
             return None
         except Exception:  # A bug in process_request or select_subprotocol: say so.
             logger.exception("answering the handshake from %s failed", address)
-            _try_send(sock, reject_response(500, "internal server error").serialize(), deadline)
+            _try_send(sock, reject_response(500, "internal server error").serialize(), self._handshake_deadline())
             sock.close()
             return None
+        finally:
+            with self._lock:
+                self._handshaking.discard(opening)
         if response.status != 101:
             sock.close()
             return None
@@ -400,13 +423,19 @@ class WebSocketServer:
             ws.close(1001)
         return ws
 
+    def _handshake_deadline(self) -> Optional[float]:
+        return None if self.handshake_timeout is None else time.monotonic() + self.handshake_timeout
+
     def _upgrade(self, request: Request) -> Tuple[Response, Optional[str], Optional[PerMessageDeflate]]:
         """Decide the answer to a request: the response, and with a 101 the negotiated
         subprotocol and permessage-deflate codec."""
         if self.process_request is not None:
             answer = self.process_request(request)
             if answer is not None:
-                return Response.coerce(answer), None, None
+                response = Response.coerce(answer)
+                if response.status < 200:  # 101 is ours to send, after checking the request.
+                    raise ValueError(f"process_request answered {int(response.status)}: a final status is 200 or more")
+                return response, None, None
         check_request(request)
         if self.origins is not None and request.headers.get("Origin") not in self.origins:
             return reject_response(403, "origin not allowed"), None, None
@@ -441,9 +470,23 @@ class WebSocketServer:
     # -- shutting down ---------------------------------------------------------------
 
     def _close_connections(self, deadline: Optional[float] = None) -> None:
-        """Send 1001 to every connection, wait for the handshakes, then for the threads."""
-        if deadline is None:
-            deadline = time.monotonic() + DEFAULT_SHUTDOWN_TIMEOUT
+        """Send 1001 to every connection, wait for the handshakes, then for the threads.
+
+        Every stop shares the first one's deadline: Ctrl-C in ``serve_forever()`` and the
+        ``shutdown()`` that follows (``with serve(...)``) wait at most the bound in all.
+        """
+        with self._lock:
+            if deadline is None:
+                deadline = time.monotonic() + DEFAULT_SHUTDOWN_TIMEOUT
+            if self._stop_deadline is not None:
+                deadline = min(deadline, self._stop_deadline)
+            self._stop_deadline = deadline
+            opening = list(self._handshaking)
+        for sock in opening:  # A client still sending its request gets the end of the stream.
+            try:  # The plain socket's shutdown(), also for TLS: it leaves the TLS state alone.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
         for ws in self.connections:
             ws._start_close(1001, "server shutting down", deadline)
         for ws in self.connections:
@@ -454,7 +497,8 @@ class WebSocketServer:
         with self._lock:
             threads = list(self._threads)
         for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread is not threading.current_thread():  # shutdown() from a handler
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _try_send(sock: Any, data: bytes, deadline: Optional[float]) -> None:
