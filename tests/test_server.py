@@ -302,12 +302,12 @@ def test_shutdown_cuts_a_handshake_short():
 
 
 def test_shutdown_from_a_handler_thread():
-    stopped, servers = [], []
+    stopped, servers = threading.Event(), []
 
     def stop_the_server(ws):
         if ws.recv(timeout=10) == "stop":
             servers[0].shutdown(timeout=5)  # Joined every thread, this one included: RuntimeError.
-            stopped.append(True)
+            stopped.set()
 
     server, thread = _serving(stop_the_server)
     servers.append(server)
@@ -318,7 +318,7 @@ def test_shutdown_from_a_handler_thread():
         other.recv(timeout=10)
     assert other.close_code == 1001
     thread.join(10)
-    assert stopped == [True], "shutdown() from a handler returned normally"
+    assert stopped.wait(10), "shutdown() from a handler did not return normally"
     server.server_close()
     stopper.close()
     other.close()
