@@ -406,6 +406,19 @@ def test_request_target_forms(run_server, target, status):
     assert _answer(server.port, head).split(b" ")[1] == status
 
 
+@pytest.mark.parametrize("body_header, status", [
+    (b"Content-Length: 5\r\n", b"400"), (b"Transfer-Encoding: chunked\r\n", b"400"),
+    (b"Content-Length: 0\r\n", b"101"),
+])
+def test_a_handshake_with_a_body_is_refused(run_server, body_header, status):
+    # The bytes after the head are frames: a body would be read as frames (then 1002).
+    server = run_server(lambda ws: None)
+    head = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            + body_header + b"\r\nhello")
+    assert _answer(server.port, head).split(b" ")[1] == status
+
+
 def test_no_thread_or_fd_left_after_server_close():
     threads_before = threading.active_count()
     fds_before = len(os.listdir("/proc/self/fd"))

@@ -308,7 +308,8 @@ def check_request(request: Request) -> str:
         InvalidHTTP: the method is not ``GET`` (status 405), the version is not HTTP/1.1
             or a later HTTP/1 minor version (505), or the request target is neither a path
             nor an absolute ``http``/``https``/``ws``/``wss`` URI (400: ``*``, a bare
-            authority or a relative name; RFC 6455 section 4.2.1).
+            authority or a relative name; RFC 6455 section 4.2.1), or the request has a
+            body (``Transfer-Encoding``, or a ``Content-Length`` other than 0: 400).
         InvalidHeader: a missing or repeated ``Host`` (400); no ``Upgrade: websocket``
             (426: "this is a WebSocket endpoint"); no ``upgrade`` in ``Connection`` (400);
             a ``Sec-WebSocket-Version`` other than ``13`` (426); a missing, repeated or
@@ -322,6 +323,9 @@ def check_request(request: Request) -> str:
     if not request.path.startswith("/") and not _ABSOLUTE_TARGET_RE.match(request.path):
         raise InvalidHTTP("the request target must be a path (/...) or an absolute URI", 400)
     headers = request.headers
+    if "Transfer-Encoding" in headers or headers.get("Content-Length", "0").strip() != "0":
+        # What follows the head is WebSocket frames: a body would be read as frames.
+        raise InvalidHTTP("a WebSocket handshake has no request body", 400)
     if len(headers.get_all("Host") or []) != 1:
         problem = "missing" if "Host" not in headers else "repeated"
         raise InvalidHeader("Host", f"{problem} Host header (RFC 9112 section 3.2)")
