@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -417,6 +419,39 @@ def test_a_handshake_with_a_body_is_refused(run_server, body_header, status):
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
             + body_header + b"\r\nhello")
     assert _answer(server.port, head).split(b" ")[1] == status
+
+
+_LOW_FD_SERVER = """
+import resource, wsclient
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+server = wsclient.serve(lambda ws: ws.recv(), "127.0.0.1", 0)
+print(server.port, flush=True)
+server.serve_forever()
+"""
+
+
+def test_out_of_file_descriptors_a_client_gets_503_not_silence():
+    # With fewer descriptors than max_connections, clients past the limit waited in the
+    # backlog unanswered while the server logged an error 20 times a second.
+    proc = subprocess.Popen([sys.executable, "-c", _LOW_FD_SERVER], stdout=subprocess.PIPE, text=True)
+    socks = []
+    try:
+        port = int(proc.stdout.readline())
+        head = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        statuses = []
+        for _ in range(80):  # More than the server's 64 descriptors.
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            socks.append(sock)
+            sock.sendall(head)
+            statuses.append(sock.recv(12)[9:12])  # "HTTP/1.1 101": a timeout fails the test
+        assert statuses[0] == b"101" and statuses[-1] == b"503"
+        assert set(statuses) == {b"101", b"503"}
+    finally:
+        for sock in socks:
+            sock.close()
+        proc.kill()
+        proc.wait(10)
 
 
 def test_no_thread_or_fd_left_after_server_close():

@@ -11,7 +11,9 @@ threads plus two: the accept loop and the watcher.
 
 from __future__ import annotations
 
+import errno
 import logging
+import math
 import os
 import queue
 import selectors
@@ -48,6 +50,9 @@ DEFAULT_MAX_CONNECTIONS = 2048
 
 #: Seconds ``shutdown()`` waits for closing handshakes and handler threads.
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+#: At most one "accept failed" line per this many seconds (out of descriptors, every
+#: client in the backlog fails alike).
+_ACCEPT_ERROR_LOG_INTERVAL = 5.0
 
 #: Seconds a connection's thread waits, once its connection is over, to serve the next
 #: one instead of a new thread. Starting a thread (and waiting for it to run) took a
@@ -156,6 +161,9 @@ class WebSocketServer:
         self._handoff: "queue.SimpleQueue[Optional[Tuple[socket.socket, Any]]]" = queue.SimpleQueue()
         self._connections: Set[WebSocket] = set()
         self._stop_r, self._stop_w = socket.socketpair()
+        # Out of file descriptors, this one is given up to accept a client and answer 503.
+        self._spare_fd: Optional[int] = os.open(os.devnull, os.O_RDONLY)
+        self._fd_errors_logged_at = -math.inf
         self._serving = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
@@ -259,6 +267,9 @@ class WebSocketServer:
         self.socket.close()
         self._stop_r.close()
         self._stop_w.close()
+        if self._spare_fd is not None:
+            os.close(self._spare_fd)
+            self._spare_fd = None
         if self._unix_path is not None:
             try:
                 os.unlink(self._unix_path)
@@ -273,8 +284,7 @@ class WebSocketServer:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:  # EMFILE and friends: log, keep serving.
-            logger.error("accept failed: %s", exc)
-            time.sleep(0.05)
+            self._accept_failed(exc)
             return
         with self._lock:
             busy = self.max_connections is not None and self._active >= self.max_connections
@@ -292,6 +302,31 @@ class WebSocketServer:
                 thread.start()
                 return
         self._refuse(sock, 503, "the server is at its connection limit" if busy else "shutting down")
+
+    def _accept_failed(self, exc: OSError) -> None:
+        """accept() failed. Out of file descriptors, give up the spare one to accept the
+        client and answer 503: otherwise it would wait in the backlog, unanswered, and
+        the listening socket would stay readable (a busy loop)."""
+        now = time.monotonic()
+        if now - self._fd_errors_logged_at >= _ACCEPT_ERROR_LOG_INTERVAL:
+            self._fd_errors_logged_at = now  # One line per burst, not one per client.
+            logger.error("accept failed: %s", exc)
+        if exc.errno in (errno.EMFILE, errno.ENFILE) and self._spare_fd is not None:
+            os.close(self._spare_fd)
+            self._spare_fd = None
+            try:
+                sock, _ = self.socket.accept()
+            except OSError:
+                pass
+            else:
+                self._refuse(sock, 503, "the server is out of file descriptors")
+        if self._spare_fd is None:
+            try:
+                self._spare_fd = os.open(os.devnull, os.O_RDONLY)
+                return
+            except OSError:  # Still none free (another thread took it).
+                pass
+        time.sleep(0.05)  # Rather than spin on a listening socket that stays readable.
 
     def _refuse(self, sock: socket.socket, status: int, message: str) -> None:
         """Answer at once without a thread (never blocks: a fresh socket's buffer is empty)."""
