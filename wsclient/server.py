@@ -161,9 +161,6 @@ class WebSocketServer:
         self._handoff: "queue.SimpleQueue[Optional[Tuple[socket.socket, Any]]]" = queue.SimpleQueue()
         self._connections: Set[WebSocket] = set()
         self._stop_r, self._stop_w = socket.socketpair()
-        # Out of file descriptors, this one is given up to accept a client and answer 503.
-        self._spare_fd: Optional[int] = os.open(os.devnull, os.O_RDONLY)
-        self._fd_errors_logged_at = -math.inf
         self._serving = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
@@ -173,6 +170,9 @@ class WebSocketServer:
         self._handshaking: Set[socket.socket] = set()  # Sockets still in the opening.
         self._closed = False
         self.socket = _bind(server_address, reuse_port=reuse_port, backlog=backlog)
+        # Out of file descriptors, this one is given up to accept a client and answer 503.
+        self._spare_fd: Optional[int] = os.open(os.devnull, os.O_RDONLY)
+        self._fd_errors_logged_at = -math.inf
         self.server_address = self.socket.getsockname()
         self._unix_path = server_address if isinstance(server_address, str) else None
 
