@@ -17,7 +17,7 @@ from wsclient import server as server_module
 from wsclient.close import serialize_close
 from wsclient.frames import FrameParser, Opcode, serialize_frame
 
-from .reliability.rawpeer import MASK, raw_client
+from .reliability.rawpeer import MASK, handshake_head, raw_client, status_of
 
 
 def test_echo_with_our_client_and_websockets_and_websocket_client(echo_server):
@@ -269,19 +269,6 @@ def _serving(handler, **options):
     return server, thread
 
 
-def _answer(port, head):
-    """Send a request head from a raw socket; the status line of the answer, or b''."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(head)
-        data = b""
-        while b"\r\n" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        return data.split(b"\r\n")[0]
-
-
 def test_shutdown_cuts_a_handshake_short():
     # A client still sending its request (a slow link, or a slowloris) held shutdown()
     # until handshake_timeout, and a thread outlived server_close().
@@ -398,27 +385,21 @@ def test_serve_forever_again_after_shutdown():
 
 
 @pytest.mark.parametrize("target, status", [
-    (b"*", b"400"), (b"127.0.0.1:80", b"400"), (b"chat", b"400"),
-    (b"/chat", b"101"), (b"http://127.0.0.1/chat", b"101"),  # RFC 6455 4.2.1 allows both.
+    ("*", 400), ("127.0.0.1:80", 400), ("chat", 400),
+    ("/chat", 101), ("http://127.0.0.1/chat", 101),  # RFC 6455 4.2.1 allows both.
 ])
 def test_request_target_forms(run_server, target, status):
     server = run_server(lambda ws: None)
-    head = (b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-    assert _answer(server.port, head).split(b" ")[1] == status
+    assert status_of(server.port, handshake_head(target)) == status
 
 
 @pytest.mark.parametrize("body_header, status", [
-    (b"Content-Length: 5\r\n", b"400"), (b"Transfer-Encoding: chunked\r\n", b"400"),
-    (b"Content-Length: 0\r\n", b"101"),
+    ("Content-Length: 5", 400), ("Transfer-Encoding: chunked", 400), ("Content-Length: 0", 101),
 ])
 def test_a_handshake_with_a_body_is_refused(run_server, body_header, status):
     # The bytes after the head are frames: a body would be read as frames (then 1002).
     server = run_server(lambda ws: None)
-    head = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-            + body_header + b"\r\nhello")
-    assert _answer(server.port, head).split(b" ")[1] == status
+    assert status_of(server.port, handshake_head(headers=(body_header,)) + b"hello") == status
 
 
 _LOW_FD_SERVER = """
@@ -437,8 +418,7 @@ def test_out_of_file_descriptors_a_client_gets_503_not_silence():
     socks = []
     try:
         port = int(proc.stdout.readline())
-        head = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        head = handshake_head()
         statuses = []
         for _ in range(80):  # More than the server's 64 descriptors.
             sock = socket.create_connection(("127.0.0.1", port), timeout=5)

@@ -18,13 +18,35 @@ from wsclient.handshake import ClientHandshake, accept_response, check_request
 from wsclient.http11 import Request, RequestParser, Response, ResponseParser
 from wsclient.uri import parse_uri
 
-__all__ = ["RawServer", "raw_client", "reset", "read_frames", "MASK"]
+__all__ = ["RawServer", "raw_client", "reset", "read_frames", "handshake_head", "status_of", "MASK"]
 
 #: The masking key of the frames raw clients write.
 MASK = b"\x11\x22\x33\x44"
 
 #: Seconds any raw read waits.
 TIMEOUT = 10.0
+
+
+def handshake_head(target: str = "/", *, extra: int = 0, size: int = 10, headers: Tuple[str, ...] = ()) -> bytes:
+    """A valid handshake request head for ``target``, with ``headers`` (``"Name: value"``)
+    and ``extra`` more header fields of ``size``-byte values."""
+    lines = [f"GET {target} HTTP/1.1", "Host: h", "Upgrade: websocket", "Connection: Upgrade",
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13", *headers]
+    lines += [f"X-{i}: {'v' * size}" for i in range(extra)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def status_of(port: int, request: bytes) -> int:
+    """Send ``request`` to 127.0.0.1:``port`` from a fresh socket; the answer's status."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(request)
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
 
 
 def reset(sock: socket.socket) -> None:

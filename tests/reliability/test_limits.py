@@ -31,7 +31,7 @@ from wsclient.handshake import accept_response
 from wsclient.protocol import DEFAULT_MAX_SIZE
 from wsclient.server import DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_TIMEOUT, WebSocketServer
 
-from .rawpeer import MASK, RawServer, raw_client, read_frames
+from .rawpeer import MASK, RawServer, handshake_head, raw_client, read_frames, status_of
 
 pytestmark = pytest.mark.slow
 
@@ -88,40 +88,20 @@ def test_defaults_are_the_constants_they_name() -> None:
 # -- heads of the opening handshake --------------------------------------------------------
 
 
-def _request(path: str = "/", extra: int = 0, size: int = 10) -> bytes:
-    """A valid handshake with ``extra`` more header fields of ``size``-byte values."""
-    lines = [f"GET {path} HTTP/1.1", "Host: h", "Upgrade: websocket", "Connection: Upgrade",
-             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"]
-    lines += [f"X-{i}: {'v' * size}" for i in range(extra)]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def _status(port: int, request: bytes) -> int:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(request)
-        answer = b""
-        while b"\r\n" not in answer:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
-    return int(answer.split(b" ", 2)[1])
-
-
 def test_server_head_limits_at_their_defaults(run_server) -> None:
     server = run_server(compression=None)
     port = server.port
     # 5 handshake fields + 123 = 128 fields: accepted; one more: 431.
-    assert _status(port, _request(extra=123)) == 101
-    assert _status(port, _request(extra=124)) == 431
+    assert status_of(port, handshake_head(extra=123)) == 101
+    assert status_of(port, handshake_head(extra=124)) == 431
     # A request line of exactly 8,192 bytes is accepted; one byte more is 414.
     path = "/" + "a" * (8192 - len("GET / HTTP/1.1"))
     assert len(f"GET {path} HTTP/1.1") == 8192
-    assert _status(port, _request(path=path)) == 101
-    assert _status(port, _request(path=path + "a")) == 414
+    assert status_of(port, handshake_head(path)) == 101
+    assert status_of(port, handshake_head(path + "a")) == 414
     # A header line over 8,192 bytes; a head over 64 KiB made of legal lines: 431.
-    assert _status(port, _request(extra=1, size=8192)) == 431
-    assert _status(port, _request(extra=100, size=700)) == 431
+    assert status_of(port, handshake_head(extra=1, size=8192)) == 431
+    assert status_of(port, handshake_head(extra=100, size=700)) == 431
     deadline = time.monotonic() + 5
     while server.server._threads and time.monotonic() < deadline:
         time.sleep(0.01)
