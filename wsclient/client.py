@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
-from . import transport
+from . import tls, transport
 from .connection import DEFAULT_MAX_QUEUE, WebSocket, check_options
 from .deflate import DeflateOptions, PerMessageDeflate, compression_options
 from .exceptions import InvalidHandshake, InvalidStatus
@@ -135,9 +135,8 @@ def connect(
 def _check_options(*, max_redirects: int, ssl_context: Any, proxy_ssl_context: Any, sock: Any) -> None:
     if not isinstance(max_redirects, int) or max_redirects < 0:
         raise ValueError(f"max_redirects must be an int >= 0, not {max_redirects!r}")
-    for name, context in (("ssl_context", ssl_context), ("proxy_ssl_context", proxy_ssl_context)):
-        if context is not None and not isinstance(context, ssl.SSLContext):
-            raise TypeError(f"{name} must be an ssl.SSLContext or None, not {type(context).__name__}")
+    tls.check_context("ssl_context", ssl_context)
+    tls.check_context("proxy_ssl_context", proxy_ssl_context)
     if sock is not None and not isinstance(sock, socket.socket):
         raise TypeError(f"sock must be a connected socket.socket or None, not {type(sock).__name__}")
 

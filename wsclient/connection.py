@@ -647,15 +647,13 @@ class WebSocket:
             True if it stopped at the byte limit with the connection open.
         """
         total = 0
-        limit = _WATCHER_READ_LIMIT if bounded else _READ_AFTER_RESET_LIMIT
+        limit, max_queue = (_WATCHER_READ_LIMIT, self.max_queue) if bounded else (_READ_AFTER_RESET_LIMIT, None)
         while not self._closed and total < limit:
-            if bounded and self.max_queue is not None and self._queued >= self.max_queue:
+            if max_queue is not None and self._queued >= max_queue:
                 self._paused = True
                 self._watcher.pause(self)
                 return False
-            room = DEFAULT_READ_SIZE
-            if bounded and self.max_queue is not None:
-                room = max(4096, min(room, self.max_queue - self._queued))
+            room = DEFAULT_READ_SIZE if max_queue is None else max(4096, min(DEFAULT_READ_SIZE, max_queue - self._queued))
             data = self._channel.recv_nowait(room)
             if data is None:
                 return False
@@ -934,12 +932,21 @@ def check_options(
         ValueError: a size that is not a positive int, a ``ping_interval`` that is not
             positive, or a negative or infinite number of seconds. ``None`` passes.
     """
-    for name, size in (("max_size", max_size), ("max_queue", max_queue)):
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
-            raise ValueError(f"{name} must be a positive int or None, not {size!r}")
+    check_count("max_size", max_size)
+    check_count("max_queue", max_queue)
     check_seconds("ping_interval", ping_interval, positive=True)
     check_seconds("ping_timeout", ping_timeout)
     check_seconds("close_timeout", close_timeout)
+
+
+def check_count(name: str, value: Optional[int]) -> None:
+    """Check a size or a count: a positive int, or None.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ValueError(f"{name} must be a positive int or None, not {value!r}")
 
 
 def check_seconds(name: str, value: Optional[float], *, positive: bool = False) -> None:
@@ -954,6 +961,19 @@ def check_seconds(name: str, value: Optional[float], *, positive: bool = False) 
         raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         raise ValueError(f"{name} must be {'above' if positive else 'at least'} 0 and finite, or None, not {value!r}")
+
+
+def connections_only(connections: Iterable[Any], caller: str) -> List[WebSocket]:
+    """``connections`` as a list, checked to hold only :class:`WebSocket` objects.
+
+    Raises:
+        TypeError: something else in it (a URI, a socket...).
+    """
+    conns = list(connections)
+    for conn in conns:
+        if not isinstance(conn, WebSocket):
+            raise TypeError(f"{caller} takes WebSocket connections, not {type(conn).__name__}")
+    return conns
 
 
 def _remaining(deadline: Optional[float], default: Any) -> Any:
@@ -985,10 +1005,7 @@ def wait(connections: Iterable[WebSocket], timeout: Optional[float] = None) -> L
     Returns:
         The ready connections, in the order given.
     """
-    conns = list(connections)
-    for conn in conns:
-        if not isinstance(conn, WebSocket):
-            raise TypeError(f"wait() takes WebSocket connections, not {type(conn).__name__}")
+    conns = connections_only(connections, "wait()")
     event = threading.Event()
     for conn in conns:
         with conn._state_lock:

@@ -23,7 +23,8 @@ import threading
 import time
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
-from .connection import DEFAULT_MAX_QUEUE, WebSocket, check_options, check_seconds
+from . import tls
+from .connection import DEFAULT_MAX_QUEUE, WebSocket, check_count, check_options, check_seconds, connections_only
 from .deflate import DeflateOptions, PerMessageDeflate, compression_options
 from .exceptions import ConnectionClosed, InvalidHandshake
 from .extensions import server_accept
@@ -581,18 +582,14 @@ def _check_server_options(
     process_request: Any, max_connections: Any,
 ) -> None:
     """Misuse of :class:`WebSocketServer`'s options raises at once, not at the first client."""
-    if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-        raise TypeError(f"ssl_context must be an ssl.SSLContext or None, not {type(ssl_context).__name__}")
+    tls.check_context("ssl_context", ssl_context)
     for name, value in (("subprotocols", subprotocols), ("origins", origins)):
         if isinstance(value, (str, bytes)):
             raise TypeError(f"{name} must be a sequence of str, not a single {type(value).__name__}")
     for name, hook in (("select_subprotocol", select_subprotocol), ("process_request", process_request)):
         if hook is not None and not callable(hook):
             raise TypeError(f"{name} must be callable or None, not {type(hook).__name__}")
-    if max_connections is not None and (
-        isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections <= 0
-    ):
-        raise ValueError(f"max_connections must be a positive int or None, not {max_connections!r}")
+    check_count("max_connections", max_connections)
 
 
 def _bind(address: ServerAddress, *, reuse_port: bool, backlog: int) -> socket.socket:
@@ -653,8 +650,4 @@ def broadcast(connections: Iterable[WebSocket], message: Union[str, bytes]) -> L
     Returns:
         The connections that were skipped, so the caller can close or retry them.
     """
-    connections = list(connections)
-    for ws in connections:
-        if not isinstance(ws, WebSocket):
-            raise TypeError(f"broadcast() takes WebSocket connections, not {type(ws).__name__}")
-    return [ws for ws in connections if not ws._send_nowait(message)]
+    return [ws for ws in connections_only(connections, "broadcast()") if not ws._send_nowait(message)]

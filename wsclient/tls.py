@@ -36,6 +36,16 @@ KEYLOG_VARIABLE = "SSLKEYLOGFILE"
 Buffer = Union[bytes, bytearray, memoryview]
 
 
+def check_context(name: str, context: Any) -> None:
+    """Check an option that takes a TLS context: an :class:`ssl.SSLContext`, or None.
+
+    Raises:
+        TypeError: anything else (a CA file path, say), before any connection.
+    """
+    if context is not None and not isinstance(context, ssl.SSLContext):
+        raise TypeError(f"{name} must be an ssl.SSLContext or None, not {type(context).__name__}")
+
+
 def _finish_context(context: ssl.SSLContext) -> ssl.SSLContext:
     """Apply the minimum version and ``SSLKEYLOGFILE`` to a context this module made."""
     if context.minimum_version < DEFAULT_MINIMUM_VERSION:  # MINIMUM_SUPPORTED is -2

@@ -208,10 +208,11 @@ def _parse_host_name(host: str, shown: str) -> str:
         except UnicodeError:
             raise InvalidURI(f"host {host!r} is not a valid internationalized name") from None
     host = host.lower()
-    labels = host.rstrip(".").split(".")
+    name = host.rstrip(".")
+    labels = name.split(".")
     if not _HOST_RE.fullmatch(host) or "" in labels:
         raise InvalidURI(f"invalid host {host!r} in {shown!r}")
-    if len(host.rstrip(".")) > 253 or max(map(len, labels)) > 63:  # RFC 1035 section 2.3.4
+    if len(name) > 253 or max(map(len, labels)) > 63:  # RFC 1035 section 2.3.4
         raise InvalidURI(f"host name too long (labels up to 63 bytes, 253 in all) in {shown!r}")
     if re.fullmatch(r"[0-9.]+", host):
         try:
