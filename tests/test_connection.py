@@ -11,16 +11,21 @@ import base64
 import fcntl
 import hashlib
 import os
+import random
 import socket
 import struct
 import termios
 import threading
 import time
+import zlib
 
 import pytest
 
 import wsclient
 from wsclient.frames import Frame, Opcode, parse_frames
+from wsclient.protocol import COMPRESSED_SLICE
+
+from .reliability.rawpeer import RawServer, read_frames as read_raw_frames
 
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -337,6 +342,82 @@ def test_control_frames_go_between_fragments():
     ws.close()
     assert [f.opcode for f in frames] == [Opcode.TEXT, Opcode.PING, Opcode.CONT, Opcode.CONT]
     assert [f.fin for f in frames] == [False, True, False, True]
+
+
+def _compressible(size, seed):
+    """JSON-like text that zlib turns out bit by bit (not all held back to the end)."""
+    rng = random.Random(seed)
+    return ", ".join(f'{{"id": {i}, "v": {rng.randrange(10**6)}}}' for i in range(size // 20))[:size]
+
+
+def test_a_large_compressed_message_goes_out_a_slice_per_frame():
+    message = _compressible(COMPRESSED_SLICE * 3, seed=1)
+    frames = []
+
+    def collect(sock):
+        frames.extend(read_raw_frames(sock, expect_masked=True, until=lambda got: bool(got) and got[-1].fin))
+
+    peer = RawServer(collect, extensions="permessage-deflate")
+    with wsclient.connect(peer.uri, ping_interval=None) as ws:
+        ws.send(message)
+        peer.join()
+    assert [(f.opcode, f.rsv1) for f in frames[:2]] == [(Opcode.TEXT, True), (Opcode.CONT, False)]
+    assert 3 <= len(frames) <= 4 and [f.fin for f in frames].count(True) == 1
+    inflated = zlib.decompressobj(-15).decompress(b"".join(f.payload for f in frames) + b"\x00\x00\xff\xff")
+    assert inflated.decode() == message
+
+
+class _TakenAfterNextRelease:
+    """A lock that, once armed, is taken by another thread at its next release (as a
+    writer of control frames might take the socket) and held until ``free`` is set."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.armed = False
+        self.taken, self.free = threading.Event(), threading.Event()
+
+    def acquire(self, blocking=True, timeout=-1):
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self):
+        self._lock.release()
+        if self.armed:
+            self.armed = False
+            threading.Thread(target=self._hold).start()
+            assert self.taken.wait(5)
+
+    def _hold(self):
+        with self._lock:
+            self.taken.set()
+            self.free.wait(10)
+
+    def locked(self):
+        return self._lock.locked()
+
+    def __enter__(self):
+        self.acquire()
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+
+def test_a_sliced_send_that_times_out_between_frames_aborts_the_connection(echo_server):
+    ws = wsclient.connect(echo_server.uri, ping_interval=None)
+    ws._write_lock = lock = _TakenAfterNextRelease()
+    first_frame = ws._proto.send_message
+
+    def send_message(*args, **kwargs):
+        lock.armed = True  # the lock goes to another thread once this frame is written
+        return first_frame(*args, **kwargs)
+
+    ws._proto.send_message = send_message
+    with pytest.raises(TimeoutError):
+        ws.send(_compressible(COMPRESSED_SLICE * 2, seed=2), timeout=0.5)
+    lock.free.set()
+    # Half a message went out: the connection cannot go on, and says so.
+    with pytest.raises(wsclient.ConnectionClosedError):
+        ws.send("next")
+    assert ws.closed
 
 
 def test_wait_returns_connections_with_messages(echo_server):

@@ -220,6 +220,17 @@ def test_fragmented_message_round_trips_frame_by_frame() -> None:
     assert receive(server, client.compress(pieces[0])) == pieces[0]
 
 
+def test_unflushed_fragments_compress_as_the_whole_message() -> None:
+    client, server = codecs()
+    reference, _ = codecs()
+    pieces = [words_text(20_000, seed=s) for s in range(4)]
+    frames = [client.compress_fragment(p, i == 3, flush=False) for i, p in enumerate(pieces)]
+    assert not any(f.endswith(TAIL) for f in frames)  # no flush marker between them
+    assert b"".join(frames) == reference.compress(b"".join(pieces))
+    assert receive(server, *frames) == b"".join(pieces)
+    assert receive(server, client.compress(pieces[0])) == pieces[0]  # the window goes on
+
+
 def test_fragmented_message_without_context_takeover_resets_at_the_end() -> None:
     client, server = codecs(DeflateParams(client_no_context_takeover=True))
     message = words_text(3000, seed=5)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import array
 from dataclasses import dataclass
 import random
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple, Union
 
 import pytest
 
@@ -1121,6 +1121,106 @@ def test_deflate_rsv1_on_the_first_frame_only(side: Side) -> None:
     outcome = feed_all_ways(side, whole + data, deflate=True)
     assert outcome.events == [message, message]
     assert_ok(outcome)
+
+
+def _sliced(peer: Protocol, message: Union[str, bytes], slice_size: int, **options: Any) -> List[bytes]:
+    """Every frame of ``message`` as ``send_message(slice_size=...)`` and ``send_rest()`` give them."""
+    frames = [b"".join(peer.send_message(message, slice_size=slice_size, **options))]
+    for _ in range(len(message)):  # bounded: at least one byte of input per frame
+        if not peer.message_pending:
+            break
+        frames.append(b"".join(peer.send_rest()))
+    assert not peer.message_pending
+    return frames
+
+
+def _varied(size: int, seed: int) -> str:
+    """Text that compresses to about a third: zlib emits output as the input goes in."""
+    rng = random.Random(seed)
+    words = ["alpha", "beta", "gamma", "delta", "épsilon", "zeta", "eta", "θ", "iota"]
+    return " ".join(f"{rng.choice(words)}{rng.randrange(10_000)}" for _ in range(size // 10))
+
+
+@SIDES
+@pytest.mark.parametrize("kind", ["text", "binary"])
+def test_deflate_large_message_sliced_into_frames(side: Side, kind: str) -> None:
+    text = _varied(200_000, seed=7)
+    message: Union[str, bytes] = text if kind == "text" else text.encode()
+    peer = peer_of(side)
+    frames = _sliced(peer, message, 16384)
+    parsed = [parse_frames(f, expect_masked=side is SERVER)[0] for f in frames]
+    opcode = Opcode.TEXT if isinstance(message, str) else Opcode.BINARY
+    assert len(parsed) > 1
+    assert [(f.opcode, f.rsv1, f.fin) for f in parsed] == (
+        [(opcode, True, False)] + [(Opcode.CONT, False, False)] * (len(parsed) - 2) + [(Opcode.CONT, False, True)]
+    )
+    assert all(f.payload for f in parsed)  # zlib's held-back output never makes an empty frame
+    # zlib is not flushed between slices: the same bytes as the message compressed whole.
+    whole = parse_frames(b"".join(peer_of(side).send_message(message)), expect_masked=side is SERVER)[0]
+    assert b"".join(f.payload for f in parsed) == whole.payload
+    # The context goes on: the next message (sliced or not) still decodes.
+    data = b"".join(frames + _sliced(peer, message, 16384) + peer.send_message(message[:100]))
+    outcome = feed_all_ways(side, data, deflate=True)
+    assert outcome.events == [message, message, message[:100]]
+    assert_ok(outcome)
+
+
+@SIDES
+def test_deflate_slicing_only_for_large_compressed_messages(side: Side) -> None:
+    peer = peer_of(side)
+    small = parse_frames(b"".join(peer.send_message(b"a" * 100, slice_size=100)), expect_masked=side is SERVER)
+    assert [(f.fin, f.rsv1) for f in small] == [(True, True)]
+    plain = b"".join(peer.send_message(b"a" * 5000, slice_size=100, compress=False))
+    assert [(f.fin, f.rsv1) for f in parse_frames(plain, expect_masked=side is SERVER)] == [(True, False)]
+    assert not peer.message_pending
+    uncompressed = make(SERVER if side is CLIENT else CLIENT)
+    data = b"".join(uncompressed.send_message(b"a" * 5000, slice_size=100))
+    assert [(f.fin, len(f.payload)) for f in parse_frames(data, expect_masked=side is SERVER)] == [(True, 5000)]
+    assert not uncompressed.message_pending
+
+
+@SIDES
+def test_deflate_slices_zlib_holds_back_share_a_frame(side: Side) -> None:
+    peer = peer_of(side)
+    frames = _sliced(peer, bytes(300_000), 1000)  # zeros: zlib emits almost nothing until the end
+    parsed = [parse_frames(f, expect_masked=side is SERVER)[0] for f in frames]
+    assert len(parsed) < 300 and all(f.payload for f in parsed)
+    assert feed_all_ways(side, b"".join(frames), deflate=True).events == [bytes(300_000)]
+
+
+def test_deflate_sliced_message_with_control_frames_between() -> None:
+    peer = peer_of(CLIENT)  # a server talking to the client under test
+    message = _varied(100_000, seed=8)
+    data = b"".join(peer.send_message(message, slice_size=16384))
+    assert peer.message_pending
+    data += b"".join(peer.send_ping(b"mid") + peer.send_rest())
+    while peer.message_pending:
+        data += b"".join(peer.send_rest())
+    outcome = feed_all_ways(CLIENT, data, deflate=True)
+    assert outcome.events == [Ping(b"mid"), message]
+    assert_ok(outcome)
+
+
+def test_deflate_sliced_message_blocks_other_messages_until_done() -> None:
+    peer = make(SERVER, deflate=True)
+    message = _varied(100_000, seed=9).encode()
+    peer.send_message(message, slice_size=16384)
+    assert peer.message_pending
+    with pytest.raises(RuntimeError, match="fragmented message"):
+        peer.send_message(b"other")
+    with pytest.raises(RuntimeError, match="sliced message"):
+        peer.send_fragment(b"other", fin=True)
+    while peer.message_pending:
+        peer.send_rest()
+    with pytest.raises(RuntimeError, match="no sliced message"):
+        peer.send_rest()
+    with pytest.raises(ValueError, match="slice_size"):
+        peer.send_message(b"x", slice_size=0)
+    # A close may go out mid-message (RFC 6455 section 5.4); nothing more of it after that.
+    peer.send_message(message, slice_size=16384)
+    peer.send_close(1000)
+    with pytest.raises(RuntimeError, match="closing"):
+        peer.send_rest()
 
 
 @SIDES

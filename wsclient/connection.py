@@ -38,7 +38,7 @@ from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Set
 from .channel import DEFAULT_READ_SIZE, Channel
 from .close import CloseCode, known_close_code, serialize_close
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
-from .protocol import OK_CLOSE_CODES, Close, Pong, Protocol, Side
+from .protocol import COMPRESSED_SLICE, OK_CLOSE_CODES, Close, Pong, Protocol, Side
 from .watcher import BACKOFF, Watcher
 
 __all__ = ["WebSocket", "DEFAULT_MAX_QUEUE", "Message"]
@@ -299,7 +299,9 @@ class WebSocket:
                 sent; if it expires part-way, the connection is aborted (the stream cannot
                 be resumed mid-frame) and later calls raise ``ConnectionClosedError``.
             compress: with permessage-deflate negotiated, True or False forces compression
-                on or off for this message; None compresses unless it is tiny.
+                on or off for this message; None compresses unless it is tiny. A large
+                compressed message goes out in several frames (see
+                :data:`~wsclient.protocol.COMPRESSED_SLICE`).
 
         Raises:
             TimeoutError: as above.
@@ -322,7 +324,14 @@ class WebSocket:
         if not self._message_lock.acquire(timeout=_remaining(deadline, -1)):
             raise TimeoutError("another thread kept sending past the timeout")
         try:
-            self._write_frame(deadline, self._proto.send_message, message, compress=compress)
+            proto = self._proto
+            self._write_frame(deadline, proto.send_message, message, compress=compress, slice_size=COMPRESSED_SLICE)
+            while proto.message_pending:  # A large compressed message, a slice per frame.
+                try:
+                    self._write_frame(deadline, proto.send_rest)
+                except TimeoutError as exc:  # Part of the message is out: it cannot resume.
+                    self._abort(exc)
+                    raise
         finally:
             self._message_lock.release()
 

@@ -269,7 +269,7 @@ class PerMessageDeflate:
             return override
         return size >= self.options.threshold
 
-    def _compress(self, data: bytes, final: bool) -> bytes:
+    def _compress(self, data: bytes, final: bool, flush: bool = True) -> bytes:
         if self._compressor is None:
             self._compressor = zlib.compressobj(
                 self.options.level,
@@ -278,7 +278,10 @@ class PerMessageDeflate:
                 self._mem_level,
                 self._strategy,
             )
-        output = self._compressor.compress(data) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
+        output = self._compressor.compress(data)
+        if not (flush or final):
+            return output  # zlib keeps what it has not emitted yet for the next call.
+        output += self._compressor.flush(zlib.Z_SYNC_FLUSH)
         if final:
             output = output[: -len(_TAIL)]  # section 7.2.1
             if self._own_reset:
@@ -301,7 +304,7 @@ class PerMessageDeflate:
             raise RuntimeError("compress() during a fragmented message")
         return self._compress(data, True)
 
-    def compress_fragment(self, data: bytes, final: bool) -> bytes:
+    def compress_fragment(self, data: bytes, final: bool, *, flush: bool = True) -> bytes:
         """Compress one fragment of a message, flushed so it can be sent at once.
 
         Only the final fragment has the trailing ``00 00 ff ff`` removed (section 7.2.1).
@@ -309,12 +312,16 @@ class PerMessageDeflate:
         Args:
             data: the fragment's uncompressed bytes.
             final: whether this fragment ends the message.
+            flush: False when the next fragment follows at once: zlib may then keep the
+                last bytes of this one (possibly all of them) to emit with the next, and
+                the message compresses exactly as it would in one piece. The final
+                fragment is always flushed.
 
         Returns:
-            The fragment's payload.
+            The fragment's payload (it may be empty when ``flush`` is False).
         """
         self._fragmenting = not final
-        return self._compress(data, final)
+        return self._compress(data, final, flush)
 
     def _inflate(self, data: bytes, max_length: Optional[int]) -> bytes:
         if max_length is not None and max_length < 0:
