@@ -1219,8 +1219,22 @@ def test_deflate_sliced_message_blocks_other_messages_until_done() -> None:
     # A close may go out mid-message (RFC 6455 section 5.4); nothing more of it after that.
     peer.send_message(message, slice_size=16384)
     peer.send_close(1000)
+    assert not peer.message_pending
     with pytest.raises(RuntimeError, match="closing"):
         peer.send_rest()
+
+
+def test_deflate_sliced_message_leaves_the_callers_buffer_free() -> None:
+    peer = make(SERVER, deflate=True)
+    original = _varied(100_000, seed=10).encode()
+    buffer = bytearray(original)
+    frames = [b"".join(peer.send_message(buffer, slice_size=16384))]
+    assert peer.message_pending
+    buffer.extend(b"more")  # not pinned by the rest of the message, which is a copy
+    buffer[:] = bytes(len(buffer))
+    while peer.message_pending and len(frames) < 100:
+        frames.append(b"".join(peer.send_rest()))
+    assert feed_all_ways(CLIENT, b"".join(frames), deflate=True).events == [original]
 
 
 @SIDES

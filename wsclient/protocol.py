@@ -324,11 +324,7 @@ class Protocol:
         reason = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
         payload = serialize_close(code, reason)  # an invalid code raises before any change
         self.failed = True
-        if self.close_sent is not None or self.state is State.CLOSED:
-            return []
-        self.state = State.CLOSING
-        self.close_sent = (code, reason)
-        return [self._frame(Opcode.CLOSE, payload)]
+        return self._close_frame(code, reason, payload)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -389,7 +385,9 @@ class Protocol:
         if self.deflate is not None and self.deflate.should_compress(len(data), compress):
             if slice_size is not None and len(data) > slice_size:
                 self._send_opcode, self._send_compressed = opcode, True
-                self._send_rest, self._slice_size = memoryview(data), slice_size
+                # A copy: a view would pin a caller's bytearray (no resizing) while kept.
+                self._send_rest = memoryview(data if isinstance(data, bytes) else bytes(data))
+                self._slice_size = slice_size
                 return self._send_slice(opcode)
             data = self.deflate.compress(data)
             rsv1 = True
@@ -509,11 +507,14 @@ class Protocol:
         Raises:
             ValueError: an invalid code or a reason that is too long.
         """
-        payload = serialize_close(code, reason)
+        return self._close_frame(code, reason, serialize_close(code, reason))
+
+    def _close_frame(self, code: int, reason: str, payload: bytes) -> List[bytes]:
         if self.close_sent is not None or self.state is State.CLOSED:
             return []
-        self.close_sent = (code, reason)
         self.state = State.CLOSING
+        self.close_sent = (code, reason)
+        self._send_rest = None  # A message cut short by the close is never finished.
         return [self._frame(Opcode.CLOSE, payload)]
 
     # -- the end -----------------------------------------------------------------------
