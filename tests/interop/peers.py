@@ -30,10 +30,11 @@ PEER_TIMEOUT = 20.0
 class Peer:
     """A subprocess whose stdout lines are collected by a reader thread."""
 
-    def __init__(self, argv: Sequence[str], *, cwd: Optional[str] = None) -> None:
+    def __init__(self, argv: Sequence[str], *, cwd: Optional[str] = None,
+                 env: Optional[Dict[str, str]] = None) -> None:
         self.argv = list(argv)
         self.process = subprocess.Popen(
-            self.argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            self.argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True,
         )
         self.lines: "queue.Queue[Optional[str]]" = queue.Queue()

@@ -107,7 +107,8 @@ def test_chromium_page(run_server, pki, tmp_path, scheme) -> None:
     if scheme == "https":
         argv.append(f"--ignore-certificate-errors-spki-list={_spki_hash(pki.cert_file)}")
     argv.append(url)
-    browser = Peer(argv)
+    # Its shared-memory files go to TMPDIR, and a killed browser leaves them: keep them here.
+    browser = Peer(argv, env=dict(os.environ, TMPDIR=str(tmp_path)))
     try:
         assert site.got_result.wait(BROWSER_TIMEOUT), f"no RESULT from Chromium; {browser.describe()}"
         assert site.closed.wait(10), "Chromium did not close with 4001"
