@@ -25,7 +25,7 @@ import wsclient
 from wsclient.frames import Frame, Opcode, parse_frames
 from wsclient.protocol import COMPRESSED_SLICE
 
-from .reliability.rawpeer import RawServer, read_frames as read_raw_frames
+from .reliability.rawpeer import RawServer, read_frames as read_raw_frames, reset
 
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -506,12 +506,6 @@ def _read_upload(sock, count, *, slow_for=0.0):
     return got
 
 
-def _reset(sock):
-    """Close with a TCP reset (what a peer that closes with data unread sends)."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
-
-
 def test_recv_waits_quietly_while_another_thread_finishes_a_send_after_the_peer_half_closed():
     """Mid-way through a large upload that another thread is sending, the peer sends a
     message and ends its stream (FIN, no close frame) but goes on reading the upload,
@@ -576,13 +570,13 @@ def test_a_reset_after_the_peer_half_closed_ends_a_waiting_send_at_once():
     for a read that cannot bring anything more."""
     reset_at = []
 
-    def half_close_then_reset(sock):
+    def half_close_thenreset(sock):
         assert _read_upload(sock, 1 << 20) == 1 << 20
         sock.sendall(Frame(Opcode.TEXT, b"bye").serialize())
         sock.shutdown(socket.SHUT_WR)
         time.sleep(0.3)  # The client's recv() is waiting for the close by now.
         reset_at.append(time.monotonic())
-        _reset(sock)
+        reset(sock)
 
     peer = ScriptedPeer(half_close_then_reset)
     ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=5)
@@ -613,11 +607,11 @@ def test_a_reset_mid_send_ends_the_send_and_a_blocked_recv_at_once():
     for _ in range(5):
         reset_at = []
 
-        def refuse_then_reset(sock):
+        def refuse_thenreset(sock):
             assert _read_upload(sock, 1 << 20) == 1 << 20
             sock.sendall(Frame(Opcode.CLOSE, b"\x03\xf0").serialize())  # 1008
             reset_at.append(time.monotonic())
-            _reset(sock)
+            reset(sock)
 
         peer = ScriptedPeer(refuse_then_reset)
         ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=5)
@@ -641,7 +635,7 @@ def test_a_reset_mid_send_loses_nothing_the_peer_sent_before_it():
     The peer then resets under a large send. Every message is still returned, then 1009."""
     count, size = 40, 16 << 10
 
-    def flood_then_reset(sock):
+    def flood_thenreset(sock):
         for i in range(count):
             sock.sendall(Frame(Opcode.BINARY, bytes([i]) * size).serialize())
         sock.sendall(Frame(Opcode.TEXT, b"last").serialize() + Frame(Opcode.CLOSE, b"\x03\xf1").serialize())
@@ -650,7 +644,7 @@ def test_a_reset_mid_send_loses_nothing_the_peer_sent_before_it():
             time.sleep(0.005)
         assert _unsent(sock) == 0
         _read_upload(sock, 1 << 20)
-        _reset(sock)
+        reset(sock)
 
     peer = ScriptedPeer(flood_then_reset)
     host, port = peer.listener.getsockname()

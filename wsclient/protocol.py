@@ -384,7 +384,7 @@ class Protocol:
         rsv1 = False
         if self.deflate is not None and self.deflate.should_compress(len(data), compress):
             if slice_size is not None and len(data) > slice_size:
-                self._send_opcode, self._send_compressed = opcode, True
+                self._send_opcode = opcode
                 # A copy: a view would pin a caller's bytearray (no resizing) while kept.
                 self._send_rest = memoryview(data if isinstance(data, bytes) else bytes(data))
                 self._slice_size = slice_size
@@ -426,7 +426,6 @@ class Protocol:
         fin = self._send_rest is None
         if fin:
             self._send_opcode = None
-            self._send_compressed = False
         return self._frame_buffers(opcode, payload, fin=fin, rsv1=opcode != Opcode.CONT)
 
     def send_fragment(
