@@ -570,7 +570,7 @@ def test_a_reset_after_the_peer_half_closed_ends_a_waiting_send_at_once():
     for a read that cannot bring anything more."""
     reset_at = []
 
-    def half_close_thenreset(sock):
+    def half_close_then_reset(sock):
         assert _read_upload(sock, 1 << 20) == 1 << 20
         sock.sendall(Frame(Opcode.TEXT, b"bye").serialize())
         sock.shutdown(socket.SHUT_WR)
@@ -607,7 +607,7 @@ def test_a_reset_mid_send_ends_the_send_and_a_blocked_recv_at_once():
     for _ in range(5):
         reset_at = []
 
-        def refuse_thenreset(sock):
+        def refuse_then_reset(sock):
             assert _read_upload(sock, 1 << 20) == 1 << 20
             sock.sendall(Frame(Opcode.CLOSE, b"\x03\xf0").serialize())  # 1008
             reset_at.append(time.monotonic())
@@ -635,7 +635,7 @@ def test_a_reset_mid_send_loses_nothing_the_peer_sent_before_it():
     The peer then resets under a large send. Every message is still returned, then 1009."""
     count, size = 40, 16 << 10
 
-    def flood_thenreset(sock):
+    def flood_then_reset(sock):
         for i in range(count):
             sock.sendall(Frame(Opcode.BINARY, bytes([i]) * size).serialize())
         sock.sendall(Frame(Opcode.TEXT, b"last").serialize() + Frame(Opcode.CLOSE, b"\x03\xf1").serialize())
