@@ -420,6 +420,24 @@ def test_a_sliced_send_that_times_out_between_frames_aborts_the_connection(echo_
     assert ws.closed
 
 
+def test_a_fragmented_send_that_times_out_between_frames_aborts_the_connection(echo_server):
+    ws = wsclient.connect(echo_server.uri, ping_interval=None)
+    ws._write_lock = lock = _TakenAfterNextRelease()
+    fragment = ws._proto.send_fragment
+
+    def send_fragment(*args, **kwargs):
+        lock.armed = True  # the lock goes to another thread once this frame is written
+        return fragment(*args, **kwargs)
+
+    ws._proto.send_fragment = send_fragment
+    with pytest.raises(TimeoutError):
+        ws.send(["first ", "second"], timeout=0.5)
+    lock.free.set()
+    with pytest.raises(wsclient.ConnectionClosedError):
+        ws.send("next")
+    assert ws.closed
+
+
 def test_wait_returns_connections_with_messages(echo_server):
     with wsclient.connect(echo_server.uri) as a, wsclient.connect(echo_server.uri) as b:
         assert wsclient.wait([a, b], timeout=0.1) == []

@@ -327,11 +327,7 @@ class WebSocket:
             proto = self._proto
             self._write_frame(deadline, proto.send_message, message, compress=compress, slice_size=COMPRESSED_SLICE)
             while proto.message_pending:  # A large compressed message, a slice per frame.
-                try:
-                    self._write_frame(deadline, proto.send_rest)
-                except TimeoutError as exc:  # Part of the message is out: it cannot resume.
-                    self._abort(exc)
-                    raise
+                self._write_more(deadline, proto.send_rest)
         finally:
             self._message_lock.release()
 
@@ -662,7 +658,9 @@ class WebSocket:
                 self._paused = True
                 self._watcher.pause(self)
                 return False
-            room = DEFAULT_READ_SIZE if max_queue is None else max(4096, min(DEFAULT_READ_SIZE, max_queue - self._queued))
+            room = DEFAULT_READ_SIZE
+            if max_queue is not None:
+                room = max(4096, min(DEFAULT_READ_SIZE, max_queue - self._queued))
             data = self._channel.recv_nowait(room)
             if data is None:
                 return False
@@ -780,8 +778,9 @@ class WebSocket:
             empty = "" if isinstance(first, str) else b""
             piece = first
             while piece is not _NOTHING:
+                write = self._write_frame if piece is first else self._write_more
                 try:
-                    self._write_frame(deadline, self._proto.send_fragment, piece, fin=False, compress=compress)
+                    write(deadline, self._proto.send_fragment, piece, fin=False, compress=compress)
                 except TypeError as exc:
                     if piece is not first:  # The message has begun and cannot be finished.
                         self._fail(CloseCode.INTERNAL_ERROR, "", wait=1.0, cause=exc)
@@ -792,9 +791,20 @@ class WebSocket:
                     # The message cannot be finished: fail the connection (1011).
                     self._fail(CloseCode.INTERNAL_ERROR, "", wait=1.0, cause=exc)
                     raise
-            self._write_frame(deadline, self._proto.send_fragment, empty, fin=True, compress=compress)
+            self._write_more(deadline, self._proto.send_fragment, empty, fin=True, compress=compress)
         finally:
             self._message_lock.release()
+
+    def _write_more(
+        self, deadline: Optional[float], build: Callable[..., List[bytes]], *args: Any, **options: Any
+    ) -> None:
+        """:meth:`_write_frame` for a frame that continues a message already on the wire: a
+        timeout then aborts the connection, since the message can never be finished."""
+        try:
+            self._write_frame(deadline, build, *args, **options)
+        except TimeoutError as exc:
+            self._abort(exc)
+            raise
 
     def _write_or_abort(self, buffers: List[bytes], deadline: Optional[float]) -> None:
         try:
