@@ -328,7 +328,9 @@ class WebSocket:
             raise TimeoutError("another thread kept sending past the timeout")
         try:
             proto = self._proto
-            self._write_frame(deadline, lambda: proto.send_message(message, compress=compress, slice_size=COMPRESSED_SLICE))
+            self._write_frame(
+                deadline, lambda: proto.send_message(message, compress=compress, slice_size=COMPRESSED_SLICE)
+            )
             while proto.message_pending:  # A large compressed message, a slice per frame.
                 self._write_more(deadline, proto.send_rest)
         finally:
