@@ -210,6 +210,22 @@ def test_a_deadline_already_past_still_reports_readiness(pair) -> None:
     assert channel.wait_writable(time.monotonic() - 1.0)
 
 
+def test_a_deadline_further_off_than_one_poll_can_wait_still_works(pair) -> None:
+    # poll() takes at most 2**31 - 1 ms (about 24.8 days); a 30-day deadline used to raise
+    # OverflowError from recv(timeout=) and send(timeout=).
+    ours, peer = pair
+    channel = Channel(ours)
+    far = time.monotonic() + 30 * 86400
+    assert channel.wait_writable(far)
+    sender = threading.Timer(0.1, peer.sendall, (b"x",))
+    sender.start()
+    try:
+        assert channel.wait_readable(far)
+    finally:
+        sender.join(DEADLINE)
+    assert channel.recv_nowait() == b"x"
+
+
 def test_shutdown_wakes_a_waiting_reader(pair) -> None:
     ours, _ = pair
     channel = Channel(ours)

@@ -119,6 +119,29 @@ def test_recv_timeout_zero_polls(echo_server):
             pytest.fail("message never became ready")
 
 
+def test_a_timeout_of_infinity_waits_without_limit(echo_server):
+    # It used to raise OverflowError: from connect(), and from send() and recv() before
+    # anything was sent or read.
+    forever = float("inf")
+    with wsclient.connect(echo_server.uri, timeout=forever) as ws:
+        ws.send("x", timeout=forever)
+        assert wsclient.wait([ws], timeout=forever) == [ws]
+        assert ws.recv(timeout=forever) == "x"
+        ws.send("y", timeout=1e300)
+        assert ws.recv_until(lambda m: m == "y", timeout=1e300) == "y"
+
+
+@pytest.mark.parametrize("timeout, error", [("5", TypeError), (True, TypeError), (float("nan"), ValueError)])
+def test_a_timeout_that_is_not_seconds_is_refused_and_the_connection_goes_on(echo_server, timeout, error):
+    with wsclient.connect(echo_server.uri) as ws:
+        with pytest.raises(error, match="timeout"):
+            ws.send("never sent", timeout=timeout)
+        with pytest.raises(error, match="timeout"):
+            ws.recv(timeout=timeout)
+        ws.send("next")
+        assert ws.recv(timeout=5) == "next"
+
+
 def test_close_from_another_thread_wakes_recv(echo_server):
     ws = wsclient.connect(echo_server.uri)
     errors = []
@@ -751,6 +774,8 @@ def test_wait_takes_connections_only(echo_server):
     ("close_timeout", float("nan"), ValueError),
     ("max_queue", 0, ValueError),
     ("sock", "x", TypeError),
+    ("timeout", "5", TypeError),  # Was accepted, and failed adding a str to a float.
+    ("timeout", float("nan"), ValueError),
 ])
 def test_connect_checks_its_options_before_any_traffic(option, value, error):
     with pytest.raises(error, match=option):

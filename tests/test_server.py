@@ -290,6 +290,19 @@ def test_shutdown_cuts_a_handshake_short():
         ws.close()
 
 
+def test_shutdown_with_no_time_limit():
+    # shutdown(timeout=float("inf")) raised OverflowError before stopping anything.
+    server, thread = _serving(lambda ws: ws.recv())
+    ws = wsclient.connect(server.uri)
+    server.shutdown(timeout=float("inf"))
+    with pytest.raises(wsclient.ConnectionClosedOK):
+        ws.recv(timeout=5)
+    assert ws.close_code == 1001
+    server.server_close()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
 def test_shutdown_from_a_handler_thread():
     stopped, servers = threading.Event(), []
 

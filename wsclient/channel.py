@@ -36,6 +36,8 @@ import threading
 import time
 from typing import Any, List, Optional, Sequence, Union
 
+from .sockio import POLL_MAX_MS
+
 __all__ = ["Channel", "Buffer", "DEFAULT_READ_SIZE"]
 
 #: Bytes asked of the socket by one :meth:`Channel.recv_nowait` (64 KiB; 256 KiB made
@@ -265,15 +267,17 @@ class Channel:
 
     def _poll(self, poller: Any, deadline: Optional[float]) -> bool:
         """``poller.poll()`` until ``deadline``; True when ready (or the socket errs)."""
-        if deadline is None:
-            timeout = None
-        else:
-            timeout = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
-        try:
-            ready = poller.poll(timeout)
-        except OSError:
-            return True
-        return bool(ready)
+        while True:
+            if deadline is None:
+                timeout = None
+            else:
+                timeout = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
+            try:
+                ready = poller.poll(None if timeout is None else min(timeout, POLL_MAX_MS))
+            except OSError:
+                return True
+            if ready or timeout is None or timeout <= POLL_MAX_MS:
+                return bool(ready)
 
 
 def _advance(buffers: List[Buffer], sent: int) -> List[Buffer]:

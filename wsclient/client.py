@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
@@ -19,7 +18,7 @@ from .headers import Headers, HeadersLike
 from .http11 import ResponseParser
 from .protocol import DEFAULT_MAX_SIZE, Protocol, Side
 from .proxy import select_proxy
-from .sockio import read_head, send_all
+from .sockio import deadline_after, read_head, send_all
 from .uri import WebSocketURI, parse_uri, resolve_redirect
 from .watcher import client_watcher
 
@@ -110,7 +109,7 @@ def connect(
                   ping_timeout=ping_timeout, close_timeout=close_timeout)
     _check_options(max_redirects=max_redirects, ssl_context=ssl_context,
                    proxy_ssl_context=proxy_ssl_context, sock=sock)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = deadline_after(timeout)
     extra = Headers(headers)
     settings = _Settings(
         subprotocols=subprotocols, origin=origin, proxy=proxy, ssl_context=ssl_context,

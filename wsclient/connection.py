@@ -42,6 +42,7 @@ from .channel import DEFAULT_READ_SIZE, Channel
 from .close import CloseCode, known_close_code, serialize_close
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from .protocol import COMPRESSED_SLICE, OK_CLOSE_CODES, Close, Pong, Protocol, Side
+from .sockio import deadline_after
 from .watcher import BACKOFF, Watcher
 
 __all__ = ["WebSocket", "DEFAULT_MAX_QUEUE", "Message"]
@@ -211,7 +212,7 @@ class WebSocket:
             ConnectionClosedError: it closed abnormally; ``__cause__`` is the
                 :class:`~wsclient.ProtocolError` if the peer broke the protocol.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else deadline_after(timeout)
         while True:
             if self._read_lock.acquire(False):
                 try:
@@ -263,7 +264,7 @@ class WebSocket:
             TimeoutError: nothing matched in time (``skipped`` holds what came instead).
             ConnectionClosed: as :meth:`recv`.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         while True:
             message = self.recv(_remaining(deadline, None))
             if predicate(message):
@@ -313,7 +314,7 @@ class WebSocket:
                 iterable, a piece unlike the first also fails the connection (1011) if the
                 message had begun.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else deadline_after(timeout)
         if not isinstance(message, (str, bytes, bytearray, memoryview)):
             try:  # Any other bytes-like object (array.array, a numpy array) is one message.
                 message = memoryview(message)  # type: ignore[arg-type]
@@ -1032,7 +1033,7 @@ def wait(connections: Iterable[WebSocket], timeout: Optional[float] = None) -> L
         with conn._state_lock:
             conn._ready.add(event)
     try:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         while True:
             ready = [c for c in conns if c._queue or c._closed]
             if ready:

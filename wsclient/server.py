@@ -39,7 +39,7 @@ from .handshake import (
 )
 from .http11 import Request, RequestParser, Response
 from .protocol import DEFAULT_MAX_SIZE, Protocol, Side
-from .sockio import read_head, remaining, send_all
+from .sockio import deadline_after, read_head, remaining, send_all
 from .watcher import Watcher
 
 __all__ = ["WebSocketServer", "serve", "broadcast", "reuse_port_option", "DEFAULT_MAX_CONNECTIONS"]
@@ -253,8 +253,8 @@ class WebSocketServer:
             self._stop_w.send(b"\0")
         except OSError:
             pass
-        deadline = time.monotonic() + timeout
-        self._stopped.wait(timeout)
+        deadline = deadline_after(timeout)
+        self._stopped.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         self._close_connections(deadline)
         with self._lock:
             self._shutdown_done = True

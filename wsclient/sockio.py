@@ -3,22 +3,58 @@
 The opening handshakes (client and server) and the proxy's CONNECT exchange all send a
 head and read one back before the connection switches to its non-blocking frame I/O. Each
 step here is bounded by a ``time.monotonic()`` deadline shared by the whole opening.
+Every public call that takes a ``timeout`` turns it into such a deadline with
+:func:`deadline_after`, which also decides what an odd timeout means.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from typing import Any, Optional, Protocol, TypeVar
 
-__all__ = ["remaining", "send_all", "read_head"]
+__all__ = ["deadline_after", "remaining", "send_all", "read_head", "POLL_MAX_MS"]
 
 T = TypeVar("T")
 
 _READ_SIZE = 65536
 
+#: The longest wait ``select.poll()`` takes, in milliseconds (a C int: about 24.8 days);
+#: a longer one waits in several polls.
+POLL_MAX_MS = 2**31 - 1
+
 
 class _Parser(Protocol[T]):  # pragma: no cover - a typing aid
     def feed(self, data: bytes) -> Optional[T]: ...
+
+
+def deadline_after(timeout: Optional[float], name: str = "timeout") -> Optional[float]:
+    """The ``time.monotonic()`` deadline ``timeout`` seconds from now.
+
+    Args:
+        timeout: seconds; None, infinity or anything past what a lock can wait
+            (``threading.TIMEOUT_MAX``, about 292 years) waits without limit; 0 or less
+            means "only what is ready now" (a timeout computed as ``end - now`` may dip
+            below zero).
+        name: the argument's name, for the error message.
+
+    Returns:
+        The deadline, or None for no limit.
+
+    Raises:
+        TypeError: not an int or a float (``True`` included).
+        ValueError: NaN.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
+    if math.isnan(timeout):
+        raise ValueError(f"{name} must be a number of seconds or None, not nan")
+    if timeout >= threading.TIMEOUT_MAX:
+        return None
+    return time.monotonic() + max(timeout, 0.0)
 
 
 def remaining(deadline: Optional[float], what: str = "during the opening handshake") -> Optional[float]:

@@ -24,6 +24,8 @@ from typing import Any, Optional, Tuple, Union
 
 import certifi
 
+from .sockio import POLL_MAX_MS
+
 __all__ = ["DEFAULT_MINIMUM_VERSION", "client_context", "server_context", "TLSInTLS"]
 
 #: The oldest protocol version the default contexts accept.
@@ -351,7 +353,8 @@ class TLSInTLS:
                 self._wait(select.POLLOUT, deadline)
 
     def _wait(self, events: int, deadline: Optional[float]) -> None:
-        """Wait until the outer socket is ready, or raise :class:`TimeoutError`."""
+        """Wait until the outer socket is ready, or raise :class:`TimeoutError`; a wait
+        longer than one poll can take returns early (the caller's step then tries again)."""
         timeout = None if deadline is None else deadline - time.monotonic()
         if timeout is not None and timeout <= 0:
             raise TimeoutError("The operation timed out")
@@ -359,12 +362,12 @@ class TLSInTLS:
         if hasattr(select, "poll"):
             poller = select.poll()
             poller.register(fd, events)
-            ready = poller.poll(None if timeout is None else timeout * 1000)
+            ready = poller.poll(None if timeout is None else min(timeout * 1000, POLL_MAX_MS))
         else:  # pragma: no cover - Windows
             reading = [fd] if events & select.POLLIN else []
             writing = [fd] if events & select.POLLOUT else []
             ready = sum(select.select(reading, writing, [], timeout)[:2], [])
-        if not ready:
+        if not ready and timeout is not None and timeout * 1000 <= POLL_MAX_MS:
             raise TimeoutError("The operation timed out")
 
     def _handshake_step(self) -> None:
