@@ -223,6 +223,8 @@ def test_type_error_for_non_str() -> None:
         ("ws://exa<mple.com/", ["host"]),
         ("ws://a..b/", ["host"]),
         ("ws://./", ["host"]),
+        ("ws://localhost../", ["host"]),  # Was accepted; wss:// then failed with a bare UnicodeError.
+        ("wss://a.../", ["host"]),
         ("ws://\u00e9..x/", ["internationalized"]),
         ("ws://" + "a" * 64 + ".example/", ["too long"]),  # RFC 1035: labels up to 63
         ("ws://" + "abcdefgh." * 28 + "com/", ["too long"]),  # 255 in all

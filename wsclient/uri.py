@@ -208,7 +208,7 @@ def _parse_host_name(host: str, shown: str) -> str:
         except UnicodeError:
             raise InvalidURI(f"host {host!r} is not a valid internationalized name") from None
     host = host.lower()
-    name = host.rstrip(".")
+    name = host[:-1] if host.endswith(".") else host  # One final dot: the root (fully qualified).
     labels = name.split(".")
     if not _HOST_RE.fullmatch(host) or "" in labels:
         raise InvalidURI(f"invalid host {host!r} in {shown!r}")
