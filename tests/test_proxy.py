@@ -73,6 +73,8 @@ UNRESOLVABLE = "target.invalid-example.test"
         ("socks4://10.0.0.1", ProxyURL("socks4", "10.0.0.1", 1080)),
         ("socks4a://h:1", ProxyURL("socks4a", "h", 1)),
         ("socks5://[::1]:9050", ProxyURL("socks5", "::1", 9050)),
+        # The zone was kept encoded (fe80::1%25eth0), which no resolver knows (RFC 6874).
+        ("http://[FE80::1%25eth0]:3128", ProxyURL("http", "fe80::1%eth0", 3128)),
         ("SOCKS5H://Proxy.Example:1080/", ProxyURL("socks5h", "proxy.example", 1080)),
         ("proxy.example:8080", ProxyURL("http", "proxy.example", 8080)),
         ("  http://proxy.example:8080  ", ProxyURL("http", "proxy.example", 8080)),
@@ -84,6 +86,12 @@ UNRESOLVABLE = "target.invalid-example.test"
 )
 def test_parse_proxy_url(url: str, expected: ProxyURL) -> None:
     assert parse_proxy_url(url) == expected
+
+
+def test_a_proxy_with_an_ipv6_zone_reads_back_as_written() -> None:
+    url = parse_proxy_url("socks5h://[fe80::1%25eth0]:1080")
+    assert str(url) == "socks5h://[fe80::1%25eth0]:1080"
+    assert parse_proxy_url(str(url)) == url
 
 
 @pytest.mark.parametrize(

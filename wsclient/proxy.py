@@ -46,7 +46,7 @@ from .exceptions import InvalidHTTP, InvalidURI, ProxyError
 from .headers import Headers, HeadersLike
 from .http11 import Request, ResponseParser
 from .sockio import remaining, send_all
-from .uri import _parse_host_name, _redact
+from .uri import _parse_host_name, _parse_ipv6, _redact
 
 if TYPE_CHECKING:  # pragma: no cover
     from .uri import WebSocketURI
@@ -107,7 +107,7 @@ class ProxyURL:
         if self.username is not None:
             userinfo = urllib.parse.quote(self.username, safe="")
             userinfo += ":***@" if self.password is not None else "@"
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = f"[{self.host.replace('%', '%25')}]" if ":" in self.host else self.host
         return f"{self.scheme}://{userinfo}{host}:{self.port}"
 
     def __repr__(self) -> str:
@@ -161,7 +161,9 @@ def parse_proxy_url(url: str) -> ProxyURL:
         )
     if not host or re.search(r"[\s/\\@]", host):
         raise InvalidURI(f"missing or invalid host in proxy URL {shown!r}")
-    if ":" not in host:  # A name or an IPv4 address (urllib has checked an IPv6 literal).
+    if ":" in host:  # urllib has checked the brackets; the zone (%25eth0) is still encoded.
+        host = _parse_ipv6(host, shown)
+    else:
         host = _parse_host_name(host, shown)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise InvalidURI(f"a proxy URL has no path, query or fragment: {shown!r}")
