@@ -87,6 +87,22 @@ def test_userinfo_becomes_basic_auth(run_peer):
     assert seen["auth"] == "Basic " + base64.b64encode(b"al@ice:s:cret").decode()
 
 
+@pytest.mark.parametrize("uri, options", [
+    ("ws://us%3Aer:pw@127.0.0.1:{port}/", {}),  # Basic auth cannot carry ':' in a user name.
+    ("ws://127.0.0.1:{port}/", {"origin": "http://x\r\nEvil: 1"}),
+])
+def test_a_request_that_cannot_be_sent_is_refused_before_connecting(uri, options):
+    # It used to be refused only after the TCP connection (or proxy tunnel) was open.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with pytest.raises((wsclient.InvalidURI, ValueError)):
+            wsclient.connect(uri.format(port=listener.getsockname()[1]), proxy=None, **options)
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # Nobody connected.
+
+
 def test_subprotocol_negotiation(run_peer):
     server = run_peer(peer_echo, subprotocols=["chat", "superchat"])
     with wsclient.connect(server.uri, proxy=None, subprotocols=["superchat", "other"]) as ws:

@@ -430,6 +430,16 @@ def test_check_response_extensions_not_offered() -> None:
     response = good_response(**{"Sec-WebSocket-Extensions": "permessage-deflate"})
     with pytest.raises(NegotiationError):
         client().check_response(response)
+    response.headers.add("Sec-WebSocket-Extensions", "")
+    with pytest.raises(NegotiationError):
+        client().check_response(response)
+
+
+@pytest.mark.parametrize("value", ["", " ", " , ,"])
+def test_an_empty_extensions_header_accepts_nothing(value: str) -> None:
+    # It failed the handshake ("extensions that were not offered") when none were offered.
+    response = good_response(**{"Sec-WebSocket-Extensions": value})
+    assert client().check_response(response).subprotocol is None
 
 
 def test_handshake_result_is_frozen() -> None:

@@ -176,6 +176,17 @@ class _Settings:
 
 def _open(parsed: WebSocketURI, headers: Headers, settings: _Settings, deadline: Optional[float]) -> WebSocket:
     """One attempt: connect, handshake, and build the connection."""
+    options = settings.deflate
+    # The request first: what it refuses (a user name with ':' for Basic auth, a bad
+    # header) is refused before any network traffic.
+    handshake = ClientHandshake(
+        parsed,
+        origin=settings.origin,
+        subprotocols=settings.subprotocols,
+        extensions=client_offer(options) if options is not None else None,
+        headers=headers,
+        user_agent=settings.user_agent,
+    )
     proxy_url = None
     if settings.sock is None and settings.unix_path is None:
         proxy_url = select_proxy(parsed, settings.proxy)
@@ -189,16 +200,7 @@ def _open(parsed: WebSocketURI, headers: Headers, settings: _Settings, deadline:
         sock=settings.sock,
         unix_path=settings.unix_path,
     )
-    options = settings.deflate
     try:
-        handshake = ClientHandshake(
-            parsed,
-            origin=settings.origin,
-            subprotocols=settings.subprotocols,
-            extensions=client_offer(options) if options is not None else None,
-            headers=headers,
-            user_agent=settings.user_agent,
-        )
         send_all(sock, handshake.request.serialize(), deadline)
         parser = ResponseParser()
         response = parser.feed(leftover) if leftover else None

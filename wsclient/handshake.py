@@ -262,7 +262,8 @@ class ClientHandshake:
         if accepts[0] != accept_key(self.key):
             raise InvalidHeader("Sec-WebSocket-Accept", "wrong Sec-WebSocket-Accept value")
         extensions = headers.get_all("Sec-WebSocket-Extensions") or []
-        if extensions and self.extensions is None:
+        # A value of only spaces and commas lists nothing (RFC 7230 section 7).
+        if self.extensions is None and any(value.strip(" \t,") for value in extensions):
             raise NegotiationError("the server accepted extensions that were not offered")
         return HandshakeResult(self._selected_subprotocol(headers), extensions)
 
