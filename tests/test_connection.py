@@ -443,7 +443,10 @@ def test_a_sliced_send_that_times_out_between_frames_aborts_the_connection(echo_
     assert ws.closed
 
 
-def test_a_fragmented_send_that_times_out_between_frames_aborts_the_connection(echo_server):
+@pytest.mark.parametrize("pieces", [["first ", "second"], ["same", "same"]])
+def test_a_fragmented_send_that_times_out_between_frames_aborts_the_connection(echo_server, pieces):
+    # ["same", "same"]: the second piece, the same object as the first, was taken for the
+    # first, and its timeout left the message open.
     ws = wsclient.connect(echo_server.uri, ping_interval=None)
     ws._write_lock = lock = _TakenAfterNextRelease()
     fragment = ws._proto.send_fragment
@@ -454,7 +457,7 @@ def test_a_fragmented_send_that_times_out_between_frames_aborts_the_connection(e
 
     ws._proto.send_fragment = send_fragment
     with pytest.raises(TimeoutError):
-        ws.send(["first ", "second"], timeout=0.5)
+        ws.send(pieces, timeout=0.5)
     lock.free.set()
     with pytest.raises(wsclient.ConnectionClosedError):
         ws.send("next")
@@ -746,6 +749,17 @@ def test_a_fragmented_send_whose_pieces_change_type_fails_the_connection(echo_se
             ws.send(["text", b"bytes"])
         with pytest.raises(wsclient.ConnectionClosedError) as info:
             ws.send("next")
+        assert info.value.code == 1011
+
+
+def test_a_fragmented_send_with_a_piece_utf8_cannot_carry_fails_the_connection(echo_server):
+    # A lone surrogate after the first piece left the message open: later sends raised a
+    # bare RuntimeError, and a later fragmented text send was glued onto the broken one.
+    with wsclient.connect(echo_server.uri) as ws:
+        with pytest.raises(UnicodeEncodeError):
+            ws.send(iter(["hello ", "\ud800 world"]))
+        with pytest.raises(wsclient.ConnectionClosedError) as info:
+            ws.send(["later ", "message"], timeout=5)
         assert info.value.code == 1011
 
 

@@ -310,9 +310,11 @@ class WebSocket:
         Raises:
             TimeoutError: as above.
             ConnectionClosed: the connection is closed or closing.
-            TypeError: a message of another type (a mapping, an int...); for an
-                iterable, a piece unlike the first also fails the connection (1011) if the
-                message had begun.
+            TypeError: a message of another type (a mapping, an int...).
+            UnicodeEncodeError: a ``str`` that UTF-8 cannot carry (a lone surrogate).
+            For an iterable, either error (and any error the iterable raises) on a piece
+            after the first also fails the connection (1011): the message has begun and
+            can never be finished.
         """
         deadline = None if timeout is None else deadline_after(timeout)
         if not isinstance(message, (str, bytes, bytearray, memoryview)):
@@ -781,19 +783,16 @@ class WebSocket:
             if first is _NOTHING:
                 return
             empty = "" if isinstance(first, str) else b""
+            # Until the first frame is out, a failure leaves nothing sent; after it, the
+            # message can never be finished, and _write_more fails the connection.
+            write = self._write_frame
             piece = first
             while piece is not _NOTHING:
-                write = self._write_frame if piece is first else self._write_more
-                try:
-                    write(deadline, lambda: self._proto.send_fragment(piece, fin=False, compress=compress))
-                except TypeError as exc:
-                    if piece is not first:  # The message has begun and cannot be finished.
-                        self._fail(CloseCode.INTERNAL_ERROR, "", wait=1.0, cause=exc)
-                    raise
+                write(deadline, lambda: self._proto.send_fragment(piece, fin=False, compress=compress))
+                write = self._write_more
                 try:
                     piece = next(fragments, _NOTHING)
                 except Exception as exc:
-                    # The message cannot be finished: fail the connection (1011).
                     self._fail(CloseCode.INTERNAL_ERROR, "", wait=1.0, cause=exc)
                     raise
             self._write_more(deadline, lambda: self._proto.send_fragment(empty, fin=True, compress=compress))
@@ -801,12 +800,21 @@ class WebSocket:
             self._message_lock.release()
 
     def _write_more(self, deadline: Optional[float], build: Callable[[], List[bytes]]) -> None:
-        """:meth:`_write_frame` for a frame that continues a message already on the wire: a
-        timeout then aborts the connection, since the message can never be finished."""
+        """:meth:`_write_frame` for a frame that continues a message already on the wire.
+
+        The message can never be finished if this fails: a timeout aborts the connection
+        (a frame may be half written), and a piece that cannot be framed (a ``str`` with a
+        lone surrogate, a type unlike the first piece's) fails it with 1011.
+        """
         try:
             self._write_frame(deadline, build)
         except TimeoutError as exc:
             self._abort(exc)
+            raise
+        except OSError:
+            raise  # The connection has closed already.
+        except Exception as exc:
+            self._fail(CloseCode.INTERNAL_ERROR, "", wait=1.0, cause=exc)
             raise
 
     def _write_or_abort(self, buffers: List[bytes], deadline: Optional[float]) -> None:
