@@ -290,6 +290,26 @@ def test_shutdown_cuts_a_handshake_short():
         ws.close()
 
 
+def test_a_handler_ended_by_another_connections_close_closes_its_own():
+    # A relay whose upstream went away: the upstream's ConnectionClosed escaped the
+    # handler, and this client's connection was left open (and out of shutdown()'s list).
+    def relay(ws):
+        ws.recv()
+        raise wsclient.ConnectionClosedOK(1000, "the upstream closed")
+
+    server, thread = _serving(relay)
+    try:
+        with wsclient.connect(server.uri) as ws:
+            ws.send("hello")
+            with pytest.raises(wsclient.ConnectionClosedError):
+                ws.recv(timeout=5)
+            assert ws.close_code == 1011
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
 def test_shutdown_with_no_time_limit():
     # shutdown(timeout=float("inf")) raised OverflowError before stopping anything.
     server, thread = _serving(lambda ws: ws.recv())

@@ -24,6 +24,7 @@ import time
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from . import tls
+from .close import CloseCode
 from .connection import DEFAULT_MAX_QUEUE, WebSocket, check_count, check_options, check_seconds, connections_only
 from .deflate import DeflateOptions, PerMessageDeflate, compression_options
 from .exceptions import ConnectionClosed, InvalidHandshake
@@ -456,7 +457,7 @@ class WebSocketServer:
             self._connections.add(ws)
         ws._flush_control()
         if self._shutdown_requested:
-            ws.close(1001)
+            ws.close(CloseCode.GOING_AWAY)
         return ws
 
     def _handshake_deadline(self) -> Optional[float]:
@@ -496,12 +497,15 @@ class WebSocketServer:
         try:
             self.handler(ws)
         except ConnectionClosed:
-            pass  # The client went away while the handler was talking to it: normal.
+            # Normally this client went away while the handler talked to it (closing it
+            # again sends nothing). But the close may be another connection's, a relay's
+            # upstream say, and then this one is still open: close it as for an error.
+            ws.close(CloseCode.INTERNAL_ERROR)
         except Exception:
             logger.exception("handler failed for %s", ws.remote_address)
-            ws.close(1011)
+            ws.close(CloseCode.INTERNAL_ERROR)
         else:
-            ws.close(1000)
+            ws.close(CloseCode.NORMAL_CLOSURE)
 
     # -- shutting down ---------------------------------------------------------------
 
@@ -524,7 +528,7 @@ class WebSocketServer:
             except OSError:
                 pass
         for ws in self.connections:
-            ws._start_close(1001, "server shutting down", deadline)
+            ws._start_close(CloseCode.GOING_AWAY, "server shutting down", deadline)
         for ws in self.connections:
             ws._wait_closed(deadline)
         for ws in self.connections:
