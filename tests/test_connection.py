@@ -510,6 +510,44 @@ def test_send_timeout_on_a_peer_that_stops_reading():
     ws.close()
 
 
+def test_a_close_that_never_got_past_a_stalled_send_reports_1006():
+    # The close frame waited behind a send to a peer that stopped reading, and never went
+    # out; the connection reported a normal 1000 close all the same (ConnectionClosedOK).
+    stop = threading.Event()
+
+    def never_read(sock):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stop.wait(10)
+
+    peer = ScriptedPeer(never_read)
+    ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=1)
+    outcome = []
+
+    def send_until_it_fails():
+        try:
+            for _ in range(1000):
+                ws.send(b"x" * (1 << 20))
+        except Exception as exc:
+            outcome.append(exc)
+
+    sender = threading.Thread(target=send_until_it_fails)
+    sender.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not ws._write_lock.locked() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # The peer's 4 KiB buffer is long full: the sender is stuck mid-write.
+        ws.close()
+        sender.join(5)
+        assert ws.close_code == 1006 and ws.close_reason == ""
+        assert isinstance(outcome[0], wsclient.ConnectionClosedError), outcome
+        with pytest.raises(wsclient.ConnectionClosedError):
+            ws.recv(timeout=1)
+    finally:
+        stop.set()
+        peer.join()
+
+
 def test_a_peer_that_refuses_a_message_mid_send_reports_its_close_code():
     """The peer reads the header of a message it will not take, says why (a message, then
     close 1009) and closes with our bytes unread, which resets TCP under the send. What it

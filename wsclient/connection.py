@@ -131,6 +131,7 @@ class WebSocket:
         self._next_ping: Optional[float] = None
         self._close_deadline: Optional[float] = None
         self._close_after_write = False  # Close the transport once queued frames are out.
+        self._close_unsent = False  # The transport closed before our close frame was out.
         self._timer_at: Optional[float] = None
         self._ready: Set[threading.Event] = set()
         self._debug = logger.isEnabledFor(logging.DEBUG)
@@ -164,12 +165,12 @@ class WebSocket:
     @property
     def close_code(self) -> Optional[int]:
         """The close code once closed (the peer's; else this end's; 1006 if none), else None."""
-        return self._proto.close_code if self._closed else None
+        return self._close_status()[0] if self._closed else None
 
     @property
     def close_reason(self) -> Optional[str]:
         """The close reason that goes with :attr:`close_code`, once closed; else None."""
-        return self._proto.close_reason if self._closed else None
+        return self._close_status()[1] if self._closed else None
 
     def fileno(self) -> int:
         """The socket's file descriptor (-1 once closed). Prefer :func:`wsclient.wait`."""
@@ -664,9 +665,13 @@ class WebSocket:
         limit, max_queue = (_WATCHER_READ_LIMIT, self.max_queue) if bounded else (_READ_AFTER_RESET_LIMIT, None)
         while not self._closed and total < limit:
             if max_queue is not None and self._queued >= max_queue:
-                self._paused = True
-                self._watcher.pause(self)
-                return False
+                # Under the lock _pop() resumes under, checked again: a recv() taking
+                # messages meanwhile would otherwise find nothing paused to resume.
+                with self._state_lock:
+                    if self._queued >= max_queue:
+                        self._paused = True
+                        self._watcher.pause(self)
+                        return False
             room = DEFAULT_READ_SIZE
             if max_queue is not None:
                 room = max(4096, min(DEFAULT_READ_SIZE, max_queue - self._queued))
@@ -901,6 +906,11 @@ class WebSocket:
                 self._closed = True
                 if cause is not None and self._abort_cause is None:
                     self._abort_cause = cause
+                # The close frame is the last one written: if anything is still waiting
+                # to go out, it has not (a pong after it, rarely, counts it unsent too).
+                self._close_unsent = self._proto.close_sent is not None and bool(
+                    self._ctrl_pending or self._channel.unsent
+                )
                 if not self._proto.eof_received:
                     self._proto.receive_eof()
                 self._notify_locked()
@@ -928,8 +938,17 @@ class WebSocket:
         finally:
             self._read_lock.release()
 
+    def _close_status(self) -> Tuple[int, str]:
+        """The close code and reason: the protocol's, unless this end's close frame never
+        left (the transport was cut while it waited behind a stalled write) and none came
+        back: then no close frame went either way, 1006 (RFC 6455 section 7.1.5)."""
+        proto = self._proto
+        if self._close_unsent and proto.close_rcvd is None and not proto.failed:
+            return CloseCode.ABNORMAL_CLOSURE, ""
+        return proto.close_code, proto.close_reason
+
     def _closed_error(self) -> ConnectionClosed:
-        code, reason = self._proto.close_code, self._proto.close_reason
+        code, reason = self._close_status()
         cls = ConnectionClosedOK if code in OK_CLOSE_CODES and not self._proto.failed else ConnectionClosedError
         error = cls(known_close_code(code), reason)
         error.__cause__ = self._proto.error or self._abort_cause
