@@ -491,14 +491,19 @@ def test_max_queue_pushes_back_and_loses_nothing(run_peer):
         ws.send("done")
 
 
-def test_send_timeout_on_a_peer_that_stops_reading():
+def _peer_that_never_reads():
+    """(peer, stop): a peer with a 4 KiB receive buffer that reads nothing until ``stop``."""
     stop = threading.Event()
 
     def never_read(sock):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stop.wait(10)
 
-    peer = ScriptedPeer(never_read)
+    return ScriptedPeer(never_read), stop
+
+
+def test_send_timeout_on_a_peer_that_stops_reading():
+    peer, stop = _peer_that_never_reads()
     ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=1)
     start = time.monotonic()
     with pytest.raises(TimeoutError):
@@ -513,13 +518,7 @@ def test_send_timeout_on_a_peer_that_stops_reading():
 def test_a_close_that_never_got_past_a_stalled_send_reports_1006():
     # The close frame waited behind a send to a peer that stopped reading, and never went
     # out; the connection reported a normal 1000 close all the same (ConnectionClosedOK).
-    stop = threading.Event()
-
-    def never_read(sock):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stop.wait(10)
-
-    peer = ScriptedPeer(never_read)
+    peer, stop = _peer_that_never_reads()
     ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=1)
     outcome = []
 
