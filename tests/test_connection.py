@@ -424,16 +424,23 @@ class _TakenAfterNextRelease:
         self.release()
 
 
+def _line_taken_after(ws, method):
+    """Make the write lock go to another thread once the frame ``ws._proto.<method>``
+    builds is written; returns the lock (set ``lock.free`` to give it back)."""
+    ws._write_lock = lock = _TakenAfterNextRelease()
+    build = getattr(ws._proto, method)
+
+    def armed(*args, **kwargs):
+        lock.armed = True
+        return build(*args, **kwargs)
+
+    setattr(ws._proto, method, armed)
+    return lock
+
+
 def test_a_sliced_send_that_times_out_between_frames_aborts_the_connection(echo_server):
     ws = wsclient.connect(echo_server.uri, ping_interval=None)
-    ws._write_lock = lock = _TakenAfterNextRelease()
-    first_frame = ws._proto.send_message
-
-    def send_message(*args, **kwargs):
-        lock.armed = True  # the lock goes to another thread once this frame is written
-        return first_frame(*args, **kwargs)
-
-    ws._proto.send_message = send_message
+    lock = _line_taken_after(ws, "send_message")
     with pytest.raises(TimeoutError):
         ws.send(_compressible(COMPRESSED_SLICE * 2, seed=2), timeout=0.5)
     lock.free.set()
@@ -448,14 +455,7 @@ def test_a_fragmented_send_that_times_out_between_frames_aborts_the_connection(e
     # ["same", "same"]: the second piece, the same object as the first, was taken for the
     # first, and its timeout left the message open.
     ws = wsclient.connect(echo_server.uri, ping_interval=None)
-    ws._write_lock = lock = _TakenAfterNextRelease()
-    fragment = ws._proto.send_fragment
-
-    def send_fragment(*args, **kwargs):
-        lock.armed = True  # the lock goes to another thread once this frame is written
-        return fragment(*args, **kwargs)
-
-    ws._proto.send_fragment = send_fragment
+    lock = _line_taken_after(ws, "send_fragment")
     with pytest.raises(TimeoutError):
         ws.send(pieces, timeout=0.5)
     lock.free.set()
