@@ -42,7 +42,7 @@ from .channel import DEFAULT_READ_SIZE, Channel
 from .close import CloseCode, known_close_code, serialize_close
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from .protocol import COMPRESSED_SLICE, OK_CLOSE_CODES, Close, Pong, Protocol, Side
-from .sockio import deadline_after
+from .sockio import check_number, deadline_after
 from .watcher import BACKOFF, Watcher
 
 __all__ = ["WebSocket", "DEFAULT_MAX_QUEUE", "Message"]
@@ -213,7 +213,7 @@ class WebSocket:
             ConnectionClosedError: it closed abnormally; ``__cause__`` is the
                 :class:`~wsclient.ProtocolError` if the peer broke the protocol.
         """
-        deadline = None if timeout is None else deadline_after(timeout)
+        deadline = None if timeout is None else deadline_after(timeout)  # No call: the hot path.
         while True:
             if self._read_lock.acquire(False):
                 try:
@@ -1006,8 +1006,7 @@ def check_seconds(name: str, value: Optional[float], *, positive: bool = False) 
     """
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    check_number(name, value)
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         raise ValueError(f"{name} must be {'above' if positive else 'at least'} 0 and finite, or None, not {value!r}")
 

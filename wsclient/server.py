@@ -461,7 +461,7 @@ class WebSocketServer:
         return ws
 
     def _handshake_deadline(self) -> Optional[float]:
-        return None if self.handshake_timeout is None else time.monotonic() + self.handshake_timeout
+        return deadline_after(self.handshake_timeout)
 
     def _upgrade(self, request: Request) -> Tuple[Response, Optional[str], Optional[PerMessageDeflate]]:
         """Decide the answer to a request: the response, and with a 101 the negotiated

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any, Optional, Protocol, TypeVar
 
-__all__ = ["deadline_after", "remaining", "send_all", "read_head", "POLL_MAX_MS"]
+__all__ = ["check_number", "deadline_after", "remaining", "send_all", "read_head", "POLL_MAX_MS"]
 
 T = TypeVar("T")
 
@@ -27,6 +27,16 @@ POLL_MAX_MS = 2**31 - 1
 
 class _Parser(Protocol[T]):  # pragma: no cover - a typing aid
     def feed(self, data: bytes) -> Optional[T]: ...
+
+
+def check_number(name: str, value: Any) -> None:
+    """Check that ``value`` is a number of seconds: an int or a float, not ``True``.
+
+    Raises:
+        TypeError: anything else.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
 
 
 def deadline_after(timeout: Optional[float], name: str = "timeout") -> Optional[float]:
@@ -48,8 +58,7 @@ def deadline_after(timeout: Optional[float], name: str = "timeout") -> Optional[
     """
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
+    check_number(name, timeout)
     if math.isnan(timeout):
         raise ValueError(f"{name} must be a number of seconds or None, not nan")
     if timeout >= threading.TIMEOUT_MAX:
