@@ -479,17 +479,18 @@ class WebSocket:
         _NOTHING at the deadline or the close.
         """
         while True:
-            with self._state_lock:
-                if want and self._queue:
-                    return self._pop()
-                if self._closed:
-                    return _NOTHING
-                if self._proto.eof_received:
-                    # The stream ended while a sender holds the socket: the transport
-                    # closes when it lets go (or at close_timeout). Wait for that rather
-                    # than read the end again.
-                    self._cond.wait(_remaining(deadline, None))
-                    return _NOTHING
+            if (want and self._queue) or self._closed or self._proto.eof_received:
+                with self._state_lock:
+                    if want and self._queue:
+                        return self._pop()
+                    if self._closed:
+                        return _NOTHING
+                    if self._proto.eof_received:
+                        # The stream ended while a sender holds the socket: the transport
+                        # closes when it lets go (or at close_timeout). Wait for that
+                        # rather than read the end again.
+                        self._cond.wait(_remaining(deadline, None))
+                        return _NOTHING
             data = self._channel.recv(deadline)
             if data is None:
                 return _NOTHING
