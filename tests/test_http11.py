@@ -312,6 +312,79 @@ def test_request_parser_rejects(head: bytes, status: int, mode: str) -> None:
     assert isinstance(info.value, InvalidHandshake)
 
 
+# Bytes that cannot begin a request line fail at once, with no line end needed: a TLS
+# ClientHello on a plain port (its record header: handshake 0x16, version 0x03 0x01), or
+# binary junk, held the connection until the handshake timed out.
+@pytest.mark.parametrize(
+    "start",
+    [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        b"\x16",
+        b"\x00\x01\x02\x03",
+        b"G\xc3",
+        b"GET\t",
+        b" GET",
+        b"GET  ",
+        b"GET /\x00",
+        b"GET / X",
+        b"GET / HTTP/1.1 ",
+        b"GET / HTTP/1.12",
+        b"GET / HTTP/1.1\rX",
+        b"\r\n\r\r",
+    ],
+)
+def test_request_parser_refuses_an_impossible_start_at_once(start: bytes) -> None:
+    with pytest.raises(InvalidHTTP) as info:
+        RequestParser().feed(start)
+    assert info.value.status == 400
+
+
+def test_request_parser_keeps_the_first_bytes_after_an_error() -> None:
+    # How a server tells a TLS client on its plain port from other junk.
+    parser = RequestParser()
+    assert parser.first_bytes == b""
+    with pytest.raises(InvalidHTTP):
+        for byte in b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc":
+            parser.feed(bytes([byte]))
+    assert parser.first_bytes == b"\x16"  # It failed with its first byte.
+    parser = RequestParser()
+    with pytest.raises(InvalidHTTP):
+        parser.feed(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    assert parser.first_bytes == b"\x16\x03\x01\x02\x00\x01\x00\x01"
+    parser = RequestParser()
+    parser.feed(b"GE")
+    parser.feed(b"T / HTTP/1.1\r\n")
+    assert parser.first_bytes == b"GET / HT"
+
+
+def test_request_parser_refuses_a_bad_request_line_before_its_headers() -> None:
+    parser = RequestParser()
+    with pytest.raises(InvalidHTTP) as info:
+        parser.feed(b"GET / HTTP/1.0\r\nHost: h\r\n")
+    assert info.value.status == 505
+    with pytest.raises(InvalidHTTP) as info:
+        RequestParser().feed(b"GET / HTTP/1.0\r")  # Complete but for its LF.
+    assert info.value.status == 505
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        HANDSHAKE,
+        b"\r\n\nOPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"CONNECT example.com:443 HTTP/1.1\nHost: example.com:443\n\n",
+        b"M-SEARCH http://h/a?b=%20c#d HTTP/1.9\r\n\r\n",
+        b"~!#$%&'*+-.^_`|09azAZ /~ HTTP/1.1\r\n\r\n",
+    ],
+)
+def test_request_parser_waits_for_a_request_that_trickles_in(head: bytes) -> None:
+    # Every prefix of a valid request may arrive alone (a slow link): none is refused.
+    parser = RequestParser()
+    for index in range(len(head) - 1):
+        assert parser.feed(head[index : index + 1]) is None
+    assert isinstance(parser.feed(head[-1:]), Request)
+
+
 @pytest.mark.parametrize(
     "line", [b"X: 1\r\n folded: 2", b"X: 1\r\n\tfolded", b"X: 1\r\n  more text"]
 )

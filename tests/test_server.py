@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -227,6 +228,63 @@ def test_handshake_timeout_drops_a_stalling_client(run_server):
     while time.monotonic() < deadline and server.server._active:
         time.sleep(0.02)
     assert not server.server._active  # Its thread is free again (idle, or gone).
+
+
+def _client_hello() -> bytes:
+    """The first bytes a real TLS client (ssl's default context) sends: its ClientHello."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def test_a_tls_client_on_a_plain_port_is_closed_at_once(run_server, caplog):
+    # A wss:// client on a ws:// port got an HTTP 400 it could not read as TLS (and a
+    # ClientHello without an LF byte would have waited out handshake_timeout).
+    server = run_server(handshake_timeout=10)
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.server.port), timeout=10) as raw:
+        with pytest.raises(OSError):  # ssl.SSLError, or a reset
+            ssl.create_default_context().wrap_socket(raw, server_hostname="localhost")
+    assert time.monotonic() - start < 3
+    with socket.create_connection(("127.0.0.1", server.server.port), timeout=10) as raw:
+        raw.sendall(_client_hello())
+        try:
+            answer = raw.recv(4096)
+        except ConnectionResetError:
+            answer = b""
+    assert answer == b"", "an HTTP answer to a TLS client"
+    assert time.monotonic() - start < 3
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "TLS handshake" in r.getMessage()]
+    assert len(warnings) == 2, [r.getMessage() for r in caplog.records]
+    assert "plain ws:// port" in warnings[0].getMessage()
+
+
+def test_bytes_that_cannot_start_a_request_get_400_at_once(run_server):
+    server = run_server(handshake_timeout=10)
+    for junk in [b"\x00\x01\x02\xff binary junk without a line end", b"GET /path with spaces"]:
+        with socket.create_connection(("127.0.0.1", server.server.port), timeout=10) as raw:
+            start = time.monotonic()
+            raw.sendall(junk)
+            answer = raw.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 400 "), answer
+            assert time.monotonic() - start < 3
+            assert raw.recv(4096) == b""  # And the connection is closed.
+
+
+def test_a_request_that_trickles_in_is_not_refused(run_server):
+    server = run_server(handshake_timeout=10)
+    head = handshake_head("/slow")
+    with socket.create_connection(("127.0.0.1", server.server.port), timeout=10) as raw:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sent = 0  # "GE", "T", " ", "/", "slow", " ", "HTTP/", ... "\r", "\n", ...
+        for end in [2, 3, 4, 5, 9, 10, 15, 18, 19, 20, 40, len(head)]:
+            raw.sendall(head[sent:end])
+            sent = end
+            time.sleep(0.05)  # Let each piece arrive (and be parsed) alone.
+        answer = raw.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 101 "), answer
 
 
 def test_pings_answered_while_the_handler_is_busy(run_server):

@@ -15,6 +15,9 @@ Decisions worth knowing:
 - Obsolete line folding (a header line starting with a space or tab) is an error, 400
   (RFC 9112 section 5.2).
 - Empty lines before the start line are ignored (RFC 9112 section 2.2).
+- A request line is checked as its bytes arrive: as soon as they cannot begin one (RFC 9112
+  section 3), it is a 400, without waiting for a line end that a TLS ClientHello or binary
+  junk may never send; a complete request line is checked before its header fields.
 - Status codes: a request line over ``max_line`` gives 414; a header line over ``max_line``,
   more than ``max_headers`` headers or a head over ``max_head`` bytes give 431; other
   malformed requests 400; a request older than HTTP/1.1 gives 505.
@@ -53,6 +56,14 @@ DEFAULT_MAX_HEAD = 65536
 DEFAULT_MAX_BODY = 1 << 20
 
 _TARGET_RE = re.compile(r"[\x21-\x7e]+")
+# What may begin ``method SP request-target SP HTTP-version`` (RFC 9112 section 3): a
+# token (RFC 9110 section 5.6.2), visible ASCII, then the beginning of ``HTTP/d.d``.
+_TCHAR = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_VERSION_PREFIX = r"(?:H(?:T(?:T(?:P(?:/(?:[0-9](?:\.[0-9]?)?)?)?)?)?)?)?"
+_REQUEST_LINE_PREFIX_RE = re.compile(
+    rf"{_TCHAR}*|{_TCHAR}+ [\x21-\x7e]*|{_TCHAR}+ [\x21-\x7e]+ {_VERSION_PREFIX}"
+)
+_FIRST_BYTES = 8  # RequestParser.first_bytes
 _VERSION_RE = re.compile(r"HTTP/([0-9])\.([0-9])")
 _STATUS_RE = re.compile(r"[0-9]{3}")
 
@@ -317,6 +328,15 @@ class RequestParser(_HeadParser):
         max_head: int = DEFAULT_MAX_HEAD,
     ) -> None:
         super().__init__(max_line=max_line, max_headers=max_headers, max_head=max_head)
+        self._start_checked = False
+        self._first_bytes = b""
+
+    @property
+    def first_bytes(self) -> bytes:
+        """The first bytes fed (at most 8), kept after an error: a server can tell from
+        them what a peer that does not speak HTTP sent instead (a TLS ClientHello begins
+        with the record header ``16 03``, RFC 8446 section 5.1)."""
+        return self._first_bytes
 
     def feed(self, data: bytes) -> Optional[Request]:
         """Take the next bytes; ``b""`` means the connection was closed.
@@ -326,20 +346,43 @@ class RequestParser(_HeadParser):
 
         Raises:
             InvalidHTTP: a malformed or oversized head, or end of input before its end
-                (``.status`` is the status to answer with).
+                (``.status`` is the status to answer with). A request line is refused as
+                soon as its bytes so far cannot begin one, without waiting for its end: a
+                TLS ClientHello or binary junk fails with its first bytes.
             RuntimeError: the request was already returned.
         """
         self._accept(data)
+        if len(self._first_bytes) < _FIRST_BYTES:
+            self._first_bytes += data[: _FIRST_BYTES - len(self._first_bytes)]
         if not data:
             what = "before the end of the request head" if self._received else "without a request"
             raise InvalidHTTP(f"connection closed {what}")
         if not self._read_head():
+            self._check_start()
             self._compact()
             return None
         self._done = True
         assert self._start_line is not None
         method, path, version = _parse_request_line(self._start_line)
         return Request(method, path, self._headers, version)
+
+    def _check_start(self) -> None:
+        """Refuse a request line as soon as it cannot be one (RFC 9112 section 3).
+
+        A peer that does not speak HTTP (a TLS client on a plain port, a scanner) may never
+        send a line end: waiting for one would hold the connection until a timeout.
+        """
+        if self._start_line is not None:
+            if not self._start_checked:  # Complete: check it before its header fields.
+                _parse_request_line(self._start_line)
+                self._start_checked = True
+            return
+        pending = bytes(self._buffer[self._pos :]).decode("latin-1")
+        if pending.endswith("\r"):  # Only an LF may follow: the line must be complete.
+            if len(pending) > 1:
+                _parse_request_line(pending[:-1])
+        elif not _REQUEST_LINE_PREFIX_RE.fullmatch(pending):
+            raise InvalidHTTP("not the start of an HTTP request line (RFC 9112 section 3)")
 
 
 def _parse_request_line(line: str) -> Tuple[str, str, str]:

@@ -61,6 +61,10 @@ _ACCEPT_ERROR_LOG_INTERVAL = 5.0
 #: third of the accept loop's time per connection.
 IDLE_THREAD_TIMEOUT = 5.0
 
+#: How a TLS connection starts: a handshake record (content type 22), record version
+#: 3.x (RFC 8446 section 5.1). The ClientHello of a wss:// client on a plain port.
+_TLS_HANDSHAKE_RECORD = b"\x16\x03"
+
 Handler = Callable[[WebSocket], Any]
 ServerAddress = Union[Tuple[str, int], Tuple[str, int, int, int], str]
 
@@ -402,6 +406,7 @@ class WebSocketServer:
         if sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         opening = sock
+        parser = RequestParser()
         with self._lock:
             self._handshaking.add(opening)  # shutdown() cuts it short.
         try:
@@ -413,7 +418,6 @@ class WebSocketServer:
                     self._handshaking.add(sock)
                 opening = sock
                 sock.do_handshake()
-            parser = RequestParser()
             request = read_head(sock, parser, deadline)
             response, subprotocol, deflate = self._upgrade(request)
             # The answer gets time of its own: a slow process_request must not make the
@@ -422,6 +426,12 @@ class WebSocketServer:
             if response.status != 101:
                 send_all(sock, response.serialize(), deadline)
         except InvalidHandshake as exc:  # Malformed or refused: answer 4xx, say why.
+            if self.ssl_context is None and parser.first_bytes.startswith(_TLS_HANDSHAKE_RECORD):
+                # An HTTP answer means nothing to a TLS client: just close.
+                logger.warning("a TLS handshake from %s arrived on a plain ws:// port "
+                               "(a wss:// client?): closed", address)
+                sock.close()
+                return None
             logger.info("rejected a handshake from %s: %s", address, exc)
             _try_send(sock, error_response(exc).serialize(), self._handshake_deadline())
             sock.close()
