@@ -13,12 +13,13 @@ import threading
 import time
 from typing import Callable, List, Optional, Tuple, Union
 
-from wsclient.frames import Frame, FrameParser
+from wsclient.frames import Frame, FrameParser, Opcode
 from wsclient.handshake import ClientHandshake, accept_response, check_request
 from wsclient.http11 import Request, RequestParser, Response, ResponseParser
 from wsclient.uri import parse_uri
 
-__all__ = ["RawServer", "raw_client", "reset", "read_frames", "handshake_head", "status_of", "MASK"]
+__all__ = ["RawServer", "raw_client", "reset", "read_frames", "client_frames", "read_upload", "handshake_head",
+           "status_of", "MASK"]
 
 #: The masking key of the frames raw clients write.
 MASK = b"\x11\x22\x33\x44"
@@ -80,6 +81,33 @@ def read_frames(sock: socket.socket, *, expect_masked: bool, until: Callable[[Li
                 frames.append(Frame(h.opcode, b"".join(parts), h.fin, h.rsv1))
                 parts = []
     return frames
+
+
+def client_frames(sock: socket.socket, count: int = 0, *, until_close: bool = False,
+                  timeout: float = TIMEOUT) -> List[Frame]:
+    """Read ``count`` whole frames from a client (masked), or with ``until_close`` every
+    frame up to and including its close frame."""
+    if until_close:
+        return read_frames(sock, expect_masked=True, timeout=timeout,
+                           until=lambda frames: any(f.opcode == Opcode.CLOSE for f in frames))
+    return read_frames(sock, expect_masked=True, timeout=timeout, until=lambda frames: len(frames) >= count)
+
+
+def read_upload(sock: socket.socket, count: int, *, slow_for: float = 0.0) -> int:
+    """Read ``count`` bytes of the client's upload (fewer at its end) within :data:`TIMEOUT`;
+    for the first ``slow_for`` seconds, slowly (64 KiB every 20 ms). Returns the count read."""
+    got, start = 0, time.monotonic()
+    while got < count and time.monotonic() < start + TIMEOUT:
+        try:
+            chunk = sock.recv(min(1 << 16, count - got))
+        except OSError:
+            break
+        if not chunk:
+            break
+        got += len(chunk)
+        if time.monotonic() < start + slow_for:
+            time.sleep(0.02)
+    return got
 
 
 class RawServer:

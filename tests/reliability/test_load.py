@@ -9,7 +9,7 @@
   was sent, in order. The wall time and the server's peak resident memory are printed.
 - 8 threads send on one connection while another thread receives (mixed sizes up to 1 MiB,
   some messages fragmented): every message comes back whole, in each sender's order.
-  (``tests/test_connection.py`` does this in one process with short text messages.)
+  (``tests/test_duplex.py`` does this in one process with short text messages.)
 
 ``-s`` prints the figures.
 """
