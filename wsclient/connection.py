@@ -19,9 +19,8 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Union
 from .close import CloseCode, serialize_close
 from .duplex import _NOTHING, DEFAULT_MAX_QUEUE, Duplex, Message, _remaining
 from .exceptions import ConnectionClosed, ConnectionClosedOK
-from .protocol import COMPRESSED_SLICE, Protocol
+from .protocol import COMPRESSED_SLICE
 from .sockio import check_number, deadline_after
-from .watcher import Watcher
 
 __all__ = ["WebSocket", "DEFAULT_MAX_QUEUE", "Message", "wait"]
 
@@ -41,31 +40,6 @@ class WebSocket(Duplex):
             taken from ``X-Forwarded-For`` when the server trusts the proxy it came
             through (``trusted_proxies=``); None on a unix socket or on the client side.
     """
-
-    def __init__(
-        self,
-        sock: Any,
-        protocol: Protocol,
-        *,
-        request: Any,
-        response: Any,
-        subprotocol: Optional[str] = None,
-        watcher: Watcher,
-        ping_interval: Optional[float] = 20.0,
-        ping_timeout: Optional[float] = 20.0,
-        close_timeout: Optional[float] = 10.0,
-        max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
-        initial_data: bytes = b"",
-        preamble: bytes = b"",
-    ) -> None:
-        self.request = request
-        self.response = response
-        self.subprotocol = subprotocol
-        self.client_address: Optional[str] = None
-        super().__init__(
-            sock, protocol, watcher=watcher, ping_interval=ping_interval, ping_timeout=ping_timeout,
-            close_timeout=close_timeout, max_queue=max_queue, initial_data=initial_data, preamble=preamble,
-        )
 
     @property
     def local_address(self) -> Any:

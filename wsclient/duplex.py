@@ -70,6 +70,8 @@ class Duplex(Background):
     Args:
         sock: the connected socket (plain, TLS or TLS inside TLS), after the handshake.
         protocol: the connection's state machine.
+        request, response, subprotocol: the opening handshake's, kept for the application
+            (see :class:`~wsclient.connection.WebSocket`).
         watcher: the background reader that watches this connection.
         ping_interval, ping_timeout, close_timeout, max_queue: as :func:`wsclient.connect`.
         initial_data: bytes read past the handshake, processed first.
@@ -81,6 +83,9 @@ class Duplex(Background):
         sock: Any,
         protocol: Protocol,
         *,
+        request: Any,
+        response: Any,
+        subprotocol: Optional[str] = None,
         watcher: Watcher,
         ping_interval: Optional[float] = 20.0,
         ping_timeout: Optional[float] = 20.0,
@@ -89,6 +94,10 @@ class Duplex(Background):
         initial_data: bytes = b"",
         preamble: bytes = b"",
     ) -> None:
+        self.request = request
+        self.response = response
+        self.subprotocol = subprotocol
+        self.client_address: Optional[str] = None
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
