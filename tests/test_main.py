@@ -138,6 +138,16 @@ def test_refused_connection_exits_non_zero() -> None:
     assert "cannot connect" in result.stderr and "refused" in result.stderr.lower()
 
 
+def test_cannot_connect_message_masks_the_uri_password() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # Bound, not listening: connections are refused.
+        result = run(["connect", f"ws://bob:s3cret@127.0.0.1:{port}/", "--timeout", "5"])
+    assert result.returncode == 1
+    assert "s3cret" not in result.stderr
+    assert f"cannot connect to ws://bob:***@127.0.0.1:{port}/" in result.stderr
+
+
 def test_failed_handshake_exits_non_zero(run_server) -> None:
     server = run_server(lambda ws: None, process_request=lambda request: (403, [], b"no"))
     result = run(["connect", server.uri])

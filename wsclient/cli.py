@@ -25,6 +25,7 @@ from .connection import Message, WebSocket
 from .exceptions import ConnectionClosed, InvalidURI
 from .forwarded import parse_trusted
 from .server import WebSocketServer, broadcast, serve as ws_serve
+from .uri import _redact as redact_uri
 from .workers import run_workers
 
 __all__ = ["demo", "connect", "serve", "format_message", "parse_address", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
@@ -171,7 +172,7 @@ def connect(args: argparse.Namespace) -> int:
         print(f"wsclient: invalid URI: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (OSError, ValueError) as exc:  # WebSocketError and TimeoutError are OSErrors.
-        print(f"wsclient: cannot connect to {args.uri}: {exc}", file=sys.stderr)
+        print(f"wsclient: cannot connect to {redact_uri(args.uri)}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if sys.stdin.isatty() and args.recv is None:
         return _interactive(ws)
