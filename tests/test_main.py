@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
-from typing import Iterator, List
+import threading
+import time
+from typing import Iterator, List, Optional
 
 import pytest
 
 import wsclient
 from wsclient.__main__ import main
+from wsclient.close import parse_close
+from wsclient.frames import FrameParser, Opcode
+from wsclient.handshake import accept_response
+from wsclient.http11 import RequestParser
 
 TIMEOUT = 30
 
@@ -20,6 +27,144 @@ TIMEOUT = 30
 def run(args: List[str], stdin: str = "") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "wsclient", *args], input=stdin, capture_output=True,
                           text=True, timeout=TIMEOUT, env={**os.environ, "NO_PROXY": "*", "no_proxy": "*"})
+
+
+def start(args: List[str], stdin: int = subprocess.PIPE, **env: str) -> subprocess.Popen:
+    """``python -m wsclient ARGS`` with every pipe open (stdin too, so it never ends by itself)."""
+    return subprocess.Popen([sys.executable, "-m", "wsclient", *args], stdin=stdin,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "NO_PROXY": "*", "no_proxy": "*", **env})
+
+
+def finish(process: subprocess.Popen, timeout: float = TIMEOUT) -> tuple:
+    """Wait (bounded) for the process to exit: (status, stdout, stderr); killed if it does not."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate(timeout=TIMEOUT)
+        pytest.fail(f"still running after {timeout} s; stdout {out!r}, stderr {err!r}")
+    return process.returncode, out, err
+
+
+def wait_for_line(process: subprocess.Popen, text: str, timeout: float = TIMEOUT) -> None:
+    """Wait (bounded) until a line of the process's stdout contains ``text``."""
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if text in lines.get(timeout=max(0.0, deadline - time.monotonic())):
+                return
+        except queue.Empty:
+            pytest.fail(f"no line with {text!r} within {timeout} s")
+
+
+class SilentPeer:
+    """A TCP peer on 127.0.0.1 that accepts one client and then answers as little as asked:
+    nothing at all, or the opening handshake but never a close frame. It records the close
+    frame the client sends."""
+
+    def __init__(self, *, handshake: bool) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.uri = f"ws://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.handshake = handshake
+        self.request_read = threading.Event()
+        self.close_frame = threading.Event()
+        self.close_code: Optional[int] = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.listener.settimeout(TIMEOUT)
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.settimeout(TIMEOUT)
+            parser, request = RequestParser(), None
+            while request is None:
+                request = parser.feed(conn.recv(65536))
+            self.request_read.set()
+            if not self.handshake:
+                conn.recv(1)  # Until the client goes away (or the timeout).
+                return
+            conn.sendall(accept_response(request).serialize())
+            frames, data = FrameParser(expect_masked=True), parser.leftover
+            while True:
+                for piece in frames.feed(data):
+                    if piece.header.opcode == Opcode.CLOSE:
+                        self.close_code = parse_close(piece.data)[0] if piece.data else 1005
+                        self.close_frame.set()
+                data = conn.recv(65536)
+                if not data:
+                    return
+
+    def stop(self) -> None:
+        self.listener.close()
+        self.thread.join(TIMEOUT)
+
+
+@pytest.fixture
+def silent_peer() -> Iterator[type]:
+    peers: List[SilentPeer] = []
+
+    def make(**options: bool) -> SilentPeer:
+        peers.append(SilentPeer(**options))
+        return peers[-1]
+
+    yield make  # type: ignore[misc]
+    for peer in peers:
+        peer.stop()
+
+
+def assert_interrupted(status: int, err: str) -> None:
+    assert status == 130, err
+    assert "Traceback" not in err
+    assert err.strip() == "wsclient: interrupted"
+
+
+def test_ctrl_c_while_connecting_exits_130_without_a_traceback(silent_peer) -> None:
+    peer = silent_peer(handshake=False)
+    process = start(["connect", peer.uri, "--timeout", "60"])
+    assert peer.request_read.wait(TIMEOUT)  # The client waits for the handshake's answer.
+    process.send_signal(signal.SIGINT)
+    assert_interrupted(*finish(process)[::2])
+
+
+def test_ctrl_c_while_closing_exits_130_without_a_traceback(silent_peer) -> None:
+    peer = silent_peer(handshake=True)
+    # End of input at once: the client closes, and the peer never answers.
+    process = start(["connect", peer.uri, "--idle", "0"], stdin=subprocess.DEVNULL)
+    assert peer.close_frame.wait(TIMEOUT)
+    assert peer.close_code == 1000
+    process.send_signal(signal.SIGINT)
+    # Well before the close timeout (10 s) ran out on its own.
+    assert_interrupted(*finish(process, timeout=8)[::2])
+
+
+def test_ctrl_c_on_an_open_connection_closes_it_with_1001(run_server) -> None:
+    codes: "queue.Queue[Optional[int]]" = queue.Queue()
+
+    def recorder(ws: wsclient.WebSocket) -> None:
+        for message in ws:
+            ws.send(message)
+        codes.put(ws.close_code)
+
+    process = start(["connect", run_server(recorder).uri])
+    process.stdin.write("ready\n")
+    process.stdin.flush()
+    wait_for_line(process, "ready")
+    process.send_signal(signal.SIGINT)
+    status, _, err = finish(process)
+    assert_interrupted(status, err)
+    assert codes.get(timeout=TIMEOUT) == 1001
+
+
+def test_ctrl_c_in_demo_exits_130_without_a_traceback() -> None:
+    process = start(["demo", "--rounds", "100000000"], PYTHONUNBUFFERED="1")
+    wait_for_line(process, "client: connected")
+    process.send_signal(signal.SIGINT)
+    status, _, err = finish(process)
+    assert_interrupted(status, err)
 
 
 class ServeProcess:

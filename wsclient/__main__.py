@@ -37,7 +37,8 @@ for --idle seconds, the connection is closed normally; every message that arrive
 the peer's close frame is still printed.
 
 exit status: 0 after a normal close (1000 or 1001); 1 after an abnormal close, a failed
-connection or handshake, or a timeout (the reason on stderr); 2 for bad arguments.
+connection or handshake, or a timeout (the reason on stderr); 2 for bad arguments;
+130 after Ctrl-C (an open connection is then closed with 1001).
 
 examples:
   echo '{"op": "subscribe"}' | python -m wsclient connect wss://example.com/feed --recv 5
@@ -149,14 +150,17 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     Returns:
         The exit status: 0 on success, 1 on a failed or abnormally closed connection,
-        2 for bad arguments.
+        2 for bad arguments, 130 after Ctrl-C.
     """
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        return cli.demo(rounds=args.rounds)
-    if args.command == "connect":
-        return cli.connect(args)
-    return cli.serve(args)
+    try:
+        if args.command == "demo":
+            return cli.demo(rounds=args.rounds)
+        if args.command == "connect":
+            return cli.connect(args)
+        return cli.serve(args)
+    except KeyboardInterrupt:  # Ctrl-C anywhere the command itself does not handle it
+        return cli.interrupted()
 
 
 if __name__ == "__main__":

@@ -28,14 +28,42 @@ from .server import WebSocketServer, broadcast, serve as ws_serve
 from .uri import _redact as redact_uri
 from .workers import run_workers
 
-__all__ = ["demo", "connect", "serve", "format_message", "parse_address", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+__all__ = ["demo", "connect", "serve", "format_message", "parse_address", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE",
+           "EXIT_INTERRUPTED", "interrupted"]
 
 #: Exit statuses: a normal close; a failed or abnormally closed connection; bad arguments.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: Exit status after Ctrl-C (SIGINT), as shells report a process killed by it (128 + 2).
+EXIT_INTERRUPTED = 130
+
+#: Seconds an interrupted command still waits for the peer to answer its 1001 close frame.
+INTERRUPT_CLOSE_TIMEOUT = 2.0
 
 _OK_CODES = (1000, 1001)
+
+
+def interrupted(ws: Optional[WebSocket] = None) -> int:
+    """After Ctrl-C: one line on stderr, and an open connection closed with 1001 (going away).
+
+    The close waits at most :data:`INTERRUPT_CLOSE_TIMEOUT` seconds for the peer, and a
+    second Ctrl-C stops that wait.
+
+    Args:
+        ws: the connection, if one was opened.
+
+    Returns:
+        :data:`EXIT_INTERRUPTED`.
+    """
+    print("wsclient: interrupted", file=sys.stderr, flush=True)
+    if ws is not None and not ws.closed:
+        ws.close_timeout = min(ws.close_timeout or INTERRUPT_CLOSE_TIMEOUT, INTERRUPT_CLOSE_TIMEOUT)
+        try:
+            ws.close(1001)  # While closing already, this only waits (bounded) for the end.
+        except (KeyboardInterrupt, OSError):
+            pass
+    return EXIT_INTERRUPTED
 
 
 # -- demo ------------------------------------------------------------------------------
@@ -168,15 +196,20 @@ def connect(args: argparse.Namespace) -> int:
             compression=None if args.no_compression else "deflate",
             ping_interval=args.ping_interval or None,
         )
+    except KeyboardInterrupt:
+        return interrupted()
     except InvalidURI as exc:
         print(f"wsclient: invalid URI: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (OSError, ValueError) as exc:  # WebSocketError and TimeoutError are OSErrors.
         print(f"wsclient: cannot connect to {redact_uri(args.uri)}: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    if sys.stdin.isatty() and args.recv is None:
-        return _interactive(ws)
-    return _pipe(ws, recv=args.recv, timeout=args.timeout, idle=args.idle)
+    try:
+        if sys.stdin.isatty() and args.recv is None:
+            return _interactive(ws)
+        return _pipe(ws, recv=args.recv, timeout=args.timeout, idle=args.idle)
+    except KeyboardInterrupt:  # Ctrl-C while sending, waiting or closing
+        return interrupted(ws)
 
 
 class _Printer(threading.Thread):
@@ -252,9 +285,6 @@ def _pipe(ws: WebSocket, *, recv: Optional[int], timeout: Optional[float], idle:
             _quiet(printer, idle, timeout)
     except ConnectionClosed:
         pass  # Reported below from the close code.
-    except KeyboardInterrupt:
-        ws.close(1001)
-        return 130
     return _finish(ws, printer)
 
 
