@@ -201,6 +201,32 @@ def test_send_timeout_on_a_peer_that_stops_reading():
     ws.close()
 
 
+def test_a_send_that_times_out_before_any_byte_left_keeps_the_connection():
+    # A peer that stops reading fills the socket's buffers. A send() whose timeout expires
+    # before any byte of its message could go sent nothing: the connection stays open, and
+    # once the peer reads again it gets every message whose send() returned, then the next.
+    resume = threading.Event()
+    received = []
+
+    def slow_reader(sock):
+        resume.wait(20)
+        received.extend(client_frames(sock, until_close=True, timeout=20))
+
+    peer = RawServer(slow_reader)
+    ws = wsclient.connect(peer.uri, ping_interval=None, compression=None)
+    chunk, sent = b"x" * 16384, 0
+    with pytest.raises(TimeoutError):
+        for _ in range(10_000):
+            ws.send(chunk, timeout=0.2)
+            sent += 1
+    assert not ws.closed
+    resume.set()
+    ws.send("after", timeout=10)
+    ws.close()
+    peer.join()
+    assert [f.payload for f in received if f.opcode != Opcode.CLOSE] == [chunk] * sent + [b"after"]
+
+
 def test_a_close_that_never_got_past_a_stalled_send_reports_1006():
     # The close frame waited behind a send to a peer that stopped reading, and never went
     # out; the connection reported a normal 1000 close all the same (ConnectionClosedOK).

@@ -321,6 +321,8 @@ class Duplex(Background):
         if not self._write_lock.acquire(True, _remaining(deadline, -1)):
             raise TimeoutError("the connection was busy writing past the timeout")
         try:
+            if deadline is not None and not self._room_before(deadline):
+                raise TimeoutError("the peer did not read in time; nothing of the message was sent")
             with self._state_lock:
                 if self._closed or self._proto.close_sent is not None or self._proto.eof_received:
                     raise self._closed_error()
@@ -331,11 +333,24 @@ class Duplex(Background):
         finally:
             self._release_write()
 
-    def _write_or_abort(self, buffers: List[bytes], deadline: Optional[float]) -> None:
+    def _room_before(self, deadline: float) -> bool:
+        """Whether the socket takes bytes before ``deadline`` (hold ``_write_lock``), once
+        what earlier writes left unsent (whole frames) is out.
+
+        A frame is built only when some of it can go at once: a send whose timeout expires
+        while the peer does not read has then sent nothing (its message was never framed,
+        so the compression context did not advance either), and the connection goes on.
+        """
+        if self._channel.unsent:
+            self._write_or_abort([], deadline, abort_on_timeout=False)
+        return self._channel.wait_writable(deadline)
+
+    def _write_or_abort(self, buffers: List[bytes], deadline: Optional[float], *, abort_on_timeout: bool = True) -> None:
         try:
             self._channel.write(buffers, deadline)
         except TimeoutError as exc:
-            self._abort(exc)
+            if abort_on_timeout:
+                self._abort(exc)
             raise
         except OSError as exc:
             self._read_what_arrived()
