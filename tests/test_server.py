@@ -63,11 +63,11 @@ def test_a_tls_context_of_another_type_is_refused(pki):
 @pytest.mark.parametrize("option, value, error", [
     # Each was accepted before, and failed at the first client (or stopped serve_forever).
     ("max_size", 0, ValueError),
-    ("max_size", "x", ValueError),
+    ("max_size", "x", TypeError),
     ("ping_interval", "x", TypeError),
     ("handshake_timeout", "x", TypeError),
     ("handshake_timeout", 0, ValueError),
-    ("max_connections", "x", ValueError),
+    ("max_connections", "x", TypeError),
     ("process_request", 5, TypeError),
     ("select_subprotocol", "chat", TypeError),
     ("origins", "http://a", TypeError),  # Would have been a list of characters.
@@ -466,9 +466,115 @@ def test_serve_forever_again_after_shutdown():
     thread = threading.Thread(target=server.serve_forever)
     thread.start()
     try:
+        assert server._serving.wait(5)  # Listening again (refused until then).
         with wsclient.connect(server.uri, timeout=5) as ws:
             ws.send("again")
             assert ws.recv(timeout=5) == "again"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_a_client_connecting_during_shutdown_is_answered_at_once():
+    # serve_forever() had stopped accepting while shutdown() waited for a handler that
+    # ignores the close: a new client waited unanswered in the backlog until server_close().
+    release, closing = threading.Event(), threading.Event()
+
+    def stubborn(ws):
+        with pytest.raises(wsclient.ConnectionClosed):
+            ws.recv(timeout=10)
+        closing.set()
+        release.wait(10)  # Goes on for a while after its connection closed.
+
+    server, thread = _serving(stubborn)
+    stopper = threading.Thread(target=server.shutdown, kwargs={"timeout": 10})
+    try:
+        ws = wsclient.connect(server.uri, timeout=5)
+        stopper.start()
+        assert closing.wait(5)
+        thread.join(5)  # serve_forever() has returned: nothing accepts any more.
+        assert stopper.is_alive()  # shutdown() still waits for the handler.
+        for _ in range(2):
+            start = time.monotonic()
+            with pytest.raises(OSError) as info:
+                wsclient.connect(server.uri, timeout=5)
+            assert time.monotonic() - start < 2, f"answered only after {time.monotonic() - start:.1f} s"
+            refused = isinstance(info.value, ConnectionRefusedError)
+            assert refused or getattr(getattr(info.value, "response", None), "status", None) == 503
+        release.set()
+        stopper.join(10)
+        assert not stopper.is_alive()
+        with pytest.raises(ConnectionRefusedError):  # After shutdown(), before server_close().
+            socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+        ws.close()
+    finally:
+        release.set()
+        if stopper.ident is not None:
+            stopper.join(10)
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_clients_queued_when_shutdown_starts_are_answered(pki, tls):
+    # serve_forever() never ran: the clients in the backlog waited until server_close().
+    context = pki.server_context() if tls else None
+    server = wsclient.serve(lambda ws: None, "127.0.0.1", 0, ssl_context=context)
+    try:
+        queued = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(3)]
+        for sock in queued:
+            sock.sendall(handshake_head())
+        server.shutdown(timeout=5)
+        for sock in queued:
+            with sock:
+                try:
+                    answer = sock.recv(4096)
+                except ConnectionResetError:
+                    answer = b""
+                # Plain: 503. TLS: a 503 needs a TLS handshake first, so the end of the stream.
+                assert answer.startswith(b"HTTP/1.1 503 ") if not tls else answer == b""
+    finally:
+        server.server_close()
+
+
+def test_after_shutdown_the_other_reuse_port_server_gets_every_client():
+    # A worker shutting down took its share of new clients into a backlog nobody accepted.
+    first, first_thread = _serving(lambda ws: ws.send("first"), reuse_port=True)
+    second = wsclient.serve(lambda ws: ws.send("second"), "127.0.0.1", first.port, reuse_port=True)
+    second_thread = threading.Thread(target=second.serve_forever)
+    second_thread.start()
+    try:
+        first.shutdown()
+        for _ in range(20):
+            with wsclient.connect(first.uri, timeout=5) as ws:
+                assert ws.recv(timeout=5) == "second"
+    finally:
+        for server, thread in [(first, first_thread), (second, second_thread)]:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+
+
+def test_serve_forever_again_on_a_unix_socket_after_shutdown(tmp_path):
+    path = str(tmp_path / "ws.sock")
+    server = wsclient.serve(lambda ws: ws.send(ws.recv()), unix_path=path)
+    fileno = server.fileno()
+    thread = threading.Thread()
+    try:
+        for _ in range(2):
+            thread = threading.Thread(target=server.serve_forever)
+            thread.start()
+            assert server._serving.wait(5)  # Listening again (refused until then).
+            with wsclient.connect("ws://localhost/", unix_path=path, timeout=5) as ws:
+                ws.send("again")
+                assert ws.recv(timeout=5) == "again"
+            server.shutdown()
+            thread.join(5)
+            with socket.socket(socket.AF_UNIX) as late:
+                with pytest.raises(ConnectionRefusedError):
+                    late.connect(path)
+        assert server.fileno() == fileno
     finally:
         server.shutdown()
         server.server_close()

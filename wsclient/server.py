@@ -175,6 +175,8 @@ class WebSocketServer:
         self._stop_deadline: Optional[float] = None  # One bound for every stop, in all.
         self._handshaking: Set[socket.socket] = set()  # Sockets still in the opening.
         self._closed = False
+        self._backlog = backlog
+        self._listening = True  # False once shutdown() made the kernel refuse clients.
         self.socket = _bind(server_address, reuse_port=reuse_port, backlog=backlog)
         # Out of file descriptors, this one is given up to accept a client and answer 503.
         self._spare_fd: Optional[int] = os.open(os.devnull, os.O_RDONLY)
@@ -229,6 +231,8 @@ class WebSocketServer:
             if self._shutdown_done:  # Served, shut down, and now started again.
                 self._shutdown_requested = self._shutdown_done = False
                 self._stop_deadline = None
+                if not self._listening:
+                    self._listen_again()
         self._stopped.clear()
         try:
             with selectors.DefaultSelector() as selector:
@@ -241,6 +245,7 @@ class WebSocketServer:
                             self._accept()
         except KeyboardInterrupt:
             self._shutdown_requested = True
+            self._stop_listening()
             self._close_connections()
             raise
         finally:
@@ -251,7 +256,9 @@ class WebSocketServer:
         """Stop accepting, close every connection with 1001, wait for handler threads.
 
         Callable from any thread but the one running :meth:`serve_forever`. Each wait is
-        bounded by ``timeout`` seconds in all.
+        bounded by ``timeout`` seconds in all. The server stops listening until
+        :meth:`serve_forever` runs again: clients already queued get 503, and on Linux
+        later ones are refused at once, rather than waiting until :meth:`server_close`.
         """
         self._shutdown_requested = True
         try:
@@ -260,6 +267,7 @@ class WebSocketServer:
             pass
         deadline = deadline_after(timeout)
         self._stopped.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self._stop_listening()
         self._close_connections(deadline)
         with self._lock:
             self._shutdown_done = True
@@ -281,6 +289,69 @@ class WebSocketServer:
                 os.unlink(self._unix_path)
             except OSError:
                 pass
+
+    # -- listening -----------------------------------------------------------------
+
+    def _stop_listening(self) -> None:
+        """Stop listening until serve_forever() runs again, so that clients connecting
+        while shutdown() waits for handlers (or before server_close()) are answered at
+        once instead of waiting in the backlog: the queued ones get 503, as
+        :meth:`_accept` answers during a shutdown, and the kernel refuses the rest.
+
+        On Linux, ``shutdown(SHUT_RD)`` on a listening TCP socket stops it listening (new
+        clients get ECONNREFUSED; one that slips in after the 503s is reset) and takes it
+        out of its ``SO_REUSEPORT`` group, so new clients go to the other workers; a unix
+        listener refuses new clients and keeps its queue for accept(). Other systems refuse
+        ``shutdown()`` on a listener: there only the queued clients are answered.
+        """
+        with self._lock:
+            if not self._listening or self._closed:
+                return
+        self._refuse_backlog()
+        try:
+            self.socket.shutdown(socket.SHUT_RD)
+        except OSError:  # ENOTCONN outside Linux: still listening.
+            return
+        with self._lock:
+            self._listening = False
+        self._refuse_backlog()  # A unix listener keeps its queue.
+
+    def _refuse_backlog(self) -> None:
+        """Answer 503 to the clients already queued (at most a backlog's worth)."""
+        for _ in range(self._backlog + 1):
+            try:
+                sock, _ = self.socket.accept()
+            except OSError:  # Empty (BlockingIOError), or not listening.
+                return
+            self._refuse(sock, 503, "shutting down")
+
+    def _listen_again(self) -> None:
+        """Listen again after :meth:`_stop_listening`: same address, same descriptor.
+
+        Raises:
+            OSError: the address cannot be bound again (a port that ``port=0`` picked was
+                released by the stop, and something else took it since).
+        """
+        if self._unix_path is not None:
+            # A unix listener stays shut: a new one takes the path and the old descriptor
+            # (fileno() stays the same, for selectors).
+            try:
+                os.unlink(self._unix_path)
+            except FileNotFoundError:
+                pass
+            fresh = _bind(self._unix_path, reuse_port=False, backlog=self._backlog)
+            try:
+                os.dup2(fresh.fileno(), self.socket.fileno(), inheritable=False)
+            finally:
+                fresh.close()
+        else:
+            try:
+                self.socket.bind(self.server_address)  # A port bind() picked was released.
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:  # EINVAL: still bound (an explicit port).
+                    raise
+            self.socket.listen(self._backlog)
+        self._listening = True
 
     # -- accepting -----------------------------------------------------------------
 
