@@ -287,6 +287,11 @@ def test_wait_takes_connections_only(echo_server):
     ("close_timeout", float("inf"), ValueError),
     ("close_timeout", float("nan"), ValueError),
     ("max_queue", 0, ValueError),
+    ("max_queue", "1", TypeError),  # Was ValueError; README: the wrong type is TypeError.
+    ("max_size", 1.5, TypeError),
+    ("max_size", True, TypeError),
+    ("max_redirects", "3", TypeError),
+    ("max_redirects", -1, ValueError),
     ("sock", "x", TypeError),
     ("timeout", "5", TypeError),  # Was accepted, and failed adding a str to a float.
     ("timeout", float("nan"), ValueError),

@@ -132,7 +132,9 @@ def connect(
 
 
 def _check_options(*, max_redirects: int, ssl_context: Any, proxy_ssl_context: Any, sock: Any) -> None:
-    if not isinstance(max_redirects, int) or max_redirects < 0:
+    if isinstance(max_redirects, bool) or not isinstance(max_redirects, int):
+        raise TypeError(f"max_redirects must be an int >= 0, not {type(max_redirects).__name__} {max_redirects!r}")
+    if max_redirects < 0:
         raise ValueError(f"max_redirects must be an int >= 0, not {max_redirects!r}")
     tls.check_context("ssl_context", ssl_context)
     tls.check_context("proxy_ssl_context", proxy_ssl_context)

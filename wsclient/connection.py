@@ -102,8 +102,8 @@ class WebSocket(Duplex):
         Raises:
             TimeoutError: no message within ``timeout``; the connection stays usable and
                 the next ``recv()`` returns the message that arrives.
-            ConnectionClosedOK: the connection closed normally (1000, 1001) and every
-                message received before was returned.
+            ConnectionClosedOK: the connection closed normally (1000, 1001, or a close
+                frame without a code, 1005) and every message received before was returned.
             ConnectionClosedError: it closed abnormally; ``__cause__`` is the
                 :class:`~wsclient.ProtocolError` if the peer broke the protocol.
         """
@@ -278,12 +278,14 @@ class WebSocket(Duplex):
         another thread gives the line back).
 
         Args:
-            code: the close code (1000 by default).
+            code: the close code (1000 by default); 1005 (with no reason) sends a close
+                frame without a code (RFC 6455 section 5.5.1).
             reason: a reason of at most 123 bytes of UTF-8.
 
         Raises:
             TypeError: a code that is not an int, or a reason that is not a str.
-            ValueError: an invalid close code or a reason that is too long.
+            ValueError: an invalid close code (1005 with a reason included) or a reason
+                that is too long.
         """
         serialize_close(code, reason)  # Validate first, even when already closed.
         deadline = None if self.close_timeout is None else time.monotonic() + self.close_timeout
@@ -380,9 +382,10 @@ def check_options(
     ``serve()``), not when a background thread first uses them.
 
     Raises:
-        TypeError: a number of seconds that is not an int or a float.
-        ValueError: a size that is not a positive int, a ``ping_interval`` that is not
-            positive, or a negative or infinite number of seconds. ``None`` passes.
+        TypeError: a number of seconds that is not an int or a float, a size that is not
+            an int.
+        ValueError: a size below 1, a ``ping_interval`` that is not positive, or a
+            negative or infinite number of seconds. ``None`` passes.
     """
     check_count("max_size", max_size)
     check_count("max_queue", max_queue)
@@ -395,9 +398,14 @@ def check_count(name: str, value: Optional[int]) -> None:
     """Check a size or a count: a positive int, or None.
 
     Raises:
-        ValueError: anything else.
+        TypeError: not an int (a bool, a float, a str...).
+        ValueError: an int below 1.
     """
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int or None, not {type(value).__name__} {value!r}")
+    if value <= 0:
         raise ValueError(f"{name} must be a positive int or None, not {value!r}")
 
 
@@ -439,6 +447,11 @@ def wait(connections: Iterable[WebSocket], timeout: Optional[float] = None) -> L
 
     Returns:
         The ready connections, in the order given.
+
+    Raises:
+        TypeError: something other than a :class:`WebSocket` among ``connections``, or a
+            ``timeout`` that is not a number.
+        ValueError: a ``timeout`` that is NaN.
     """
     conns = connections_only(connections, "wait()")
     event = threading.Event()
