@@ -37,9 +37,11 @@ def start(args: List[str], stdin: int = subprocess.PIPE, **env: str) -> subproce
 
 
 def finish(process: subprocess.Popen, timeout: float = TIMEOUT) -> tuple:
-    """Wait (bounded) for the process to exit: (status, stdout, stderr); killed if it does not."""
+    """Wait (bounded) for the process to exit, its stdin left open: (status, stdout, stderr);
+    killed if it does not exit in time. (Its output is small: the pipes cannot fill.)"""
     try:
-        out, err = process.communicate(timeout=timeout)
+        process.wait(timeout)
+        out, err = process.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         process.kill()
         out, err = process.communicate(timeout=TIMEOUT)
@@ -165,6 +167,35 @@ def test_ctrl_c_in_demo_exits_130_without_a_traceback() -> None:
     process.send_signal(signal.SIGINT)
     status, _, err = finish(process)
     assert_interrupted(status, err)
+
+
+def test_recv_n_exits_after_n_messages_while_stdin_stays_open(echo_server) -> None:
+    process = start(["connect", echo_server.uri, "--recv", "1"])
+    process.stdin.write("only line\n")
+    process.stdin.flush()  # ... and stdin stays open.
+    status, out, err = finish(process)
+    assert status == 0, err
+    assert out == "only line\n"
+
+
+@pytest.mark.parametrize("code, status", [(1000, 0), (4000, 1)])
+def test_server_close_ends_pipe_mode_while_stdin_stays_open(run_server, code: int, status: int) -> None:
+    def closer(ws: wsclient.WebSocket) -> None:
+        ws.send(f"bye {ws.recv(timeout=TIMEOUT)}")
+        ws.close(code, "server done")
+
+    process = start(["connect", run_server(closer).uri])
+    process.stdin.write("hello\n")
+    process.stdin.flush()  # ... and stdin stays open.
+    returned, out, err = finish(process)
+    assert (returned, out) == (status, "bye hello\n"), err
+    assert ("4000 (server done)" in err) == (code == 4000)
+
+
+def test_pipe_mode_sends_a_last_line_without_a_line_end(echo_server) -> None:
+    result = run(["connect", echo_server.uri], stdin="first\r\nlast")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["first", "last"]
 
 
 class ServeProcess:

@@ -34,7 +34,8 @@ pipe mode (stdin is not a terminal): each line of stdin is sent as a text messag
 message received is printed as one line on stdout (newlines in a text message as \\n;
 binary messages as "[binary N bytes] HEX"). At end of input, once no message has arrived
 for --idle seconds, the connection is closed normally; every message that arrives before
-the peer's close frame is still printed.
+the peer's close frame is still printed. The client exits as soon as the peer closes, or
+the N-th message of --recv N arrives, even while stdin stays open.
 
 exit status: 0 after a normal close (1000 or 1001); 1 after an abnormal close, a failed
 connection or handshake, or a timeout (the reason on stderr); 2 for bad arguments;

@@ -12,6 +12,7 @@ import argparse
 import functools
 import logging
 import os
+import queue
 import signal
 import ssl
 import statistics
@@ -215,7 +216,8 @@ def connect(args: argparse.Namespace) -> int:
 class _Printer(threading.Thread):
     """Prints every message as it arrives until the connection closes."""
 
-    def __init__(self, ws: WebSocket, *, limit: Optional[int], on_line: Any = None) -> None:
+    def __init__(self, ws: WebSocket, *, limit: Optional[int], on_line: Any = None,
+                 on_stop: Any = None) -> None:
         super().__init__(name="wsclient-printer", daemon=True)
         self.ws = ws
         self.limit = limit
@@ -224,6 +226,7 @@ class _Printer(threading.Thread):
         self.activity = threading.Event()
         self.error: Optional[BaseException] = None
         self.on_line = on_line
+        self.on_stop = on_stop
 
     def run(self) -> None:
         try:
@@ -244,6 +247,8 @@ class _Printer(threading.Thread):
             self.error = exc
         finally:
             self.reached.set()
+            if self.on_stop is not None:
+                self.on_stop()
 
 
 def _finish(ws: WebSocket, printer: _Printer) -> int:
@@ -266,19 +271,63 @@ def _quiet(printer: _Printer, idle: float, timeout: Optional[float]) -> None:
             return
 
 
-def _pipe(ws: WebSocket, *, recv: Optional[int], timeout: Optional[float], idle: float) -> int:
-    printer = _Printer(ws, limit=recv)
-    printer.start()
+#: Lines read ahead of the connection in pipe mode (the reader then waits for the sender).
+_READ_AHEAD = 64
+
+#: Queue items of pipe mode besides lines: end of input, and the printer has stopped.
+_EOF, _STOPPED = object(), object()
+
+
+def _read_stdin(events: "queue.Queue[Any]", room: threading.Semaphore) -> None:
+    """Put each line of standard input (decoded, without its line end) on ``events``, then _EOF.
+
+    Runs in a daemon thread, so that the main thread waits for input and for the printer at
+    once. It reads file descriptor 0 with ``os.read``, not through ``sys.stdin``: a daemon
+    thread still blocked in ``sys.stdin`` holds its lock at interpreter shutdown.
+    """
+    encoding = getattr(sys.stdin, "encoding", None) or "utf-8"
+    errors = getattr(sys.stdin, "errors", None) or "strict"
+    buffered = b""
     try:
-        for line in sys.stdin:
-            if printer.reached.is_set():
+        while True:
+            chunk = os.read(0, 65536)
+            if not chunk:
                 break
-            ws.send(line.rstrip("\r\n"))
-        if recv is not None and not printer.reached.wait(timeout):
+            *lines, buffered = (buffered + chunk).split(b"\n")
+            for line in lines:
+                room.acquire()
+                events.put(line.rstrip(b"\r").decode(encoding, errors))
+        if buffered:
+            events.put(buffered.rstrip(b"\r").decode(encoding, errors))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError.
+        events.put(exc)
+    events.put(_EOF)
+
+
+def _pipe(ws: WebSocket, *, recv: Optional[int], timeout: Optional[float], idle: float) -> int:
+    """Send each line of stdin until its end, the N-th message (--recv N) or the peer's close,
+    whichever comes first: stdin left open does not keep a finished connection waiting."""
+    events: "queue.Queue[Any]" = queue.Queue()
+    room = threading.Semaphore(_READ_AHEAD)
+    printer = _Printer(ws, limit=recv, on_stop=lambda: events.put(_STOPPED))
+    printer.start()
+    threading.Thread(target=_read_stdin, args=(events, room), name="wsclient-stdin", daemon=True).start()
+    try:
+        while True:
+            event = events.get()
+            if event is _STOPPED or event is _EOF:
+                break
+            if isinstance(event, Exception):
+                print(f"wsclient: cannot read standard input: {event}", file=sys.stderr)
+                ws.close()
+                return EXIT_FAILED
+            room.release()
+            ws.send(event)
+        if event is _EOF and recv is not None and not printer.reached.wait(timeout):
             print(f"wsclient: timed out waiting for {recv} messages ({printer.count} received)", file=sys.stderr)
             ws.close()
             return EXIT_FAILED
-        if recv is None and idle > 0:
+        if event is _EOF and recv is None and idle > 0:
             # A peer that answers messages (an echo server, an RPC endpoint) must get the
             # chance to answer the last lines before our close frame: once it has our close
             # frame it may not send anything more (RFC 6455 section 5.5.1).
