@@ -324,6 +324,35 @@ def test_cannot_connect_message_masks_the_uri_password() -> None:
     assert f"cannot connect to ws://bob:***@127.0.0.1:{port}/" in result.stderr
 
 
+@pytest.mark.parametrize("options, message", [
+    (["-H", "Bad Name: v"], "wsclient: invalid argument: invalid header name 'Bad Name'"),
+    (["--subprotocol", "a b"], "wsclient: invalid argument: invalid subprotocol name 'a b'"),
+    (["--origin", "a\r\nb"], "wsclient: invalid argument: "),
+    (["--ping-interval", "-1"], "wsclient: invalid argument: ping_interval"),
+    (["--timeout", "nan"], "argument --timeout: must be a finite number of seconds"),
+    (["--timeout", "-1"], "argument --timeout: must be a finite number of seconds"),
+    (["--idle", "-1"], "argument --idle: must be a finite number of seconds"),
+    (["--recv", "0"], "argument --recv: must be at least 1"),
+    (["--recv", "-1"], "argument --recv: must be at least 1"),
+    (["--cafile", "/nonexistent/ca.pem"], "cannot load --cafile '/nonexistent/ca.pem': No such file"),
+])
+def test_bad_arguments_exit_2_before_connecting(options: List[str], message: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.5)
+        result = run(["connect", f"ws://127.0.0.1:{listener.getsockname()[1]}/", *options])
+        with pytest.raises(TimeoutError):
+            listener.accept()  # Nothing was tried.
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "cannot connect" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreadable_certfile_is_named() -> None:
+    result = run(["serve", "127.0.0.1:0", "--certfile", "/nonexistent/cert.pem"])
+    assert result.returncode == 2
+    assert result.stderr == "wsclient: cannot load --certfile '/nonexistent/cert.pem': No such file or directory\n"
+
+
 def test_failed_handshake_exits_non_zero(run_server) -> None:
     server = run_server(lambda ws: None, process_request=lambda request: (403, [], b"no"))
     result = run(["connect", server.uri])

@@ -6,6 +6,7 @@ The argument parser lives here; what each subcommand does lives in :mod:`wsclien
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import List, Optional
 
@@ -63,6 +64,28 @@ port for all); Ctrl-C or SIGTERM stops them all; a worker that crashes is replac
 """
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``wsclient`` argument parser, with its three subcommands.
 
@@ -109,13 +132,13 @@ def _add_connect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate")
     parser.add_argument("--ping-interval", type=float, default=20.0, metavar="SECONDS",
                         help="keepalive ping interval (default 20; 0 disables)")
-    parser.add_argument("--recv", type=int, metavar="N",
+    parser.add_argument("--recv", type=_count, metavar="N",
                         help="exit (closing normally) after receiving N messages; "
                         "end of input then does not close the connection")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS",
                         help="bound on opening the connection and, in pipe mode, on waiting "
                         "for messages after the end of input (default 10)")
-    parser.add_argument("--idle", type=float, default=0.5, metavar="SECONDS",
+    parser.add_argument("--idle", type=_seconds, default=0.5, metavar="SECONDS",
                         help="pipe mode: at end of input, wait until no message has arrived for "
                         "SECONDS (bounded by --timeout) before closing, so the peer can answer "
                         "the last lines (default 0.5; 0 closes at once)")

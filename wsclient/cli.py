@@ -153,8 +153,16 @@ def _ssl_context(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
         context.verify_mode = ssl.CERT_NONE
         return context
     if args.cafile:
-        return ssl.create_default_context(cafile=args.cafile)
+        try:
+            return ssl.create_default_context(cafile=args.cafile)
+        except OSError as exc:  # ssl.SSLError too
+            raise ValueError(f"cannot load --cafile {args.cafile!r}: {_reason(exc)}") from None
     return None
+
+
+def _reason(exc: OSError) -> str:
+    """An OSError's message without the file name that the caller shows its own way."""
+    return exc.strerror if exc.strerror and not isinstance(exc, ssl.SSLError) else str(exc)
 
 
 def _headers(values: List[str]) -> List[Tuple[str, str]]:
@@ -187,8 +195,8 @@ def connect(args: argparse.Namespace) -> int:
     try:
         headers = _headers(args.header)
         context = _ssl_context(args)
-    except (ValueError, OSError) as exc:
-        print(f"wsclient: {exc}", file=sys.stderr)
+    except ValueError as exc:
+        print(f"wsclient: invalid argument: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         ws = ws_connect(
@@ -202,9 +210,12 @@ def connect(args: argparse.Namespace) -> int:
     except InvalidURI as exc:
         print(f"wsclient: invalid URI: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (OSError, ValueError) as exc:  # WebSocketError and TimeoutError are OSErrors.
+    except OSError as exc:  # WebSocketError and TimeoutError are OSErrors.
         print(f"wsclient: cannot connect to {redact_uri(args.uri)}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except (ValueError, TypeError) as exc:  # Refused before any traffic: misuse, not failure.
+        print(f"wsclient: invalid argument: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         if sys.stdin.isatty() and args.recv is None:
             return _interactive(ws)
@@ -497,7 +508,11 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def _server_context(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
     if args.certfile:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(args.certfile, args.keyfile)
+        try:
+            context.load_cert_chain(args.certfile, args.keyfile)
+        except OSError as exc:  # ssl.SSLError too
+            files = f"--certfile {args.certfile!r}" + (f" or --keyfile {args.keyfile!r}" if args.keyfile else "")
+            raise ValueError(f"cannot load {files}: {_reason(exc)}") from None
         return context
     if args.keyfile:
         raise ValueError("--keyfile needs --certfile")
