@@ -3,10 +3,10 @@
 In the style of :mod:`socketserver`: ``serve_forever()`` runs the accept loop in the
 caller's thread, ``shutdown()`` stops it from another thread, ``server_close()`` releases
 the listening socket, and the server is a context manager. Each accepted connection gets
-one thread, which runs the TLS and opening handshakes (bounded by ``handshake_timeout``)
-and then ``handler(ws)``. Pings and closing handshakes of all connections are handled by
-one watcher thread per server while handlers are busy, so a server costs its handler
-threads plus two: the accept loop and the watcher.
+one thread, which runs the TLS and opening handshakes (:mod:`wsclient.opening`, bounded
+by ``handshake_timeout``) and then ``handler(ws)``. Pings and closing handshakes of all
+connections are handled by one watcher thread per server while handlers are busy, so a
+server costs its handler threads plus two: the accept loop and the watcher.
 """
 
 from __future__ import annotations
@@ -23,24 +23,15 @@ import threading
 import time
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
-from . import tls
 from .close import CloseCode
-from .connection import DEFAULT_MAX_QUEUE, WebSocket, check_count, check_options, check_seconds, connections_only
-from .deflate import DeflateOptions, PerMessageDeflate, compression_options
-from .exceptions import ConnectionClosed, InvalidHandshake
-from .extensions import server_accept
-from .forwarded import client_address, parse_trusted
-from .handshake import (
-    accept_response,
-    check_request,
-    error_response,
-    offered_subprotocols,
-    reject_response,
-    select_subprotocol,
-)
-from .http11 import Request, RequestParser, Response
-from .protocol import DEFAULT_MAX_SIZE, Protocol, Side
-from .sockio import deadline_after, read_head, remaining, send_all
+from .connection import DEFAULT_MAX_QUEUE, WebSocket, check_count, connections_only
+from .deflate import DeflateOptions
+from .exceptions import ConnectionClosed
+from .handshake import reject_response
+from .http11 import Request
+from .opening import Opener
+from .protocol import DEFAULT_MAX_SIZE
+from .sockio import deadline_after
 from .watcher import Watcher
 
 __all__ = ["WebSocketServer", "serve", "broadcast", "reuse_port_option", "DEFAULT_MAX_CONNECTIONS"]
@@ -60,10 +51,6 @@ _ACCEPT_ERROR_LOG_INTERVAL = 5.0
 #: one instead of a new thread. Starting a thread (and waiting for it to run) took a
 #: third of the accept loop's time per connection.
 IDLE_THREAD_TIMEOUT = 5.0
-
-#: How a TLS connection starts: a handshake record (content type 22), record version
-#: 3.x (RFC 8446 section 5.1). The ClientHello of a wss:// client on a plain port.
-_TLS_HANDSHAKE_RECORD = b"\x16\x03"
 
 Handler = Callable[[WebSocket], Any]
 ServerAddress = Union[Tuple[str, int], Tuple[str, int, int, int], str]
@@ -136,30 +123,18 @@ class WebSocketServer:
     ) -> None:
         if not callable(handler):
             raise TypeError("handler must be callable")
-        _check_server_options(
-            ssl_context=ssl_context, subprotocols=subprotocols, origins=origins,
-            select_subprotocol=select_subprotocol, process_request=process_request,
-            max_connections=max_connections,
+        check_count("max_connections", max_connections)
+        self._watcher = Watcher("wsclient-server-watcher")
+        self._opener = Opener(
+            self._watcher, ssl_context=ssl_context, subprotocols=subprotocols,
+            select_subprotocol=select_subprotocol, origins=origins, process_request=process_request,
+            compression=compression, max_size=max_size, max_queue=max_queue,
+            ping_interval=ping_interval, ping_timeout=ping_timeout, close_timeout=close_timeout,
+            handshake_timeout=handshake_timeout, trusted_proxies=trusted_proxies,
         )
-        check_options(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
-                      ping_timeout=ping_timeout, close_timeout=close_timeout)
-        check_seconds("handshake_timeout", handshake_timeout, positive=True)
-        self.trusted_proxies = None if trusted_proxies is None else parse_trusted(trusted_proxies)
         self.handler = handler
         self.ssl_context = ssl_context
-        self.subprotocols = list(subprotocols or [])
-        self.select_subprotocol = select_subprotocol
-        self.origins = None if origins is None else list(origins)
-        self.process_request = process_request
-        self.deflate_options = compression_options(compression, server=True)
-        self.max_size = max_size
-        self.max_queue = max_queue
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        self.handshake_timeout = handshake_timeout
         self.max_connections = max_connections
-        self._watcher = Watcher("wsclient-server-watcher")
         self._lock = threading.Lock()
         self._threads: Set[threading.Thread] = set()  # Serving a connection, or idle.
         self._active = 0  # Connections being served (handshaking or open).
@@ -173,7 +148,6 @@ class WebSocketServer:
         self._shutdown_requested = False
         self._shutdown_done = False  # shutdown() returned: serve_forever() may run again.
         self._stop_deadline: Optional[float] = None  # One bound for every stop, in all.
-        self._handshaking: Set[socket.socket] = set()  # Sockets still in the opening.
         self._closed = False
         self._backlog = backlog
         self._listening = True  # False once shutdown() made the kernel refuse clients.
@@ -457,8 +431,15 @@ class WebSocketServer:
     def _run_connection(self, sock: socket.socket, address: Any) -> None:
         ws = None
         try:
-            ws = self._open(sock, address)
+            ws = self._opener.open(sock, address)
             if ws is not None:
+                # In server.connections before the client can see the 101, so a broadcast
+                # that the client's next message triggers already includes it.
+                with self._lock:
+                    self._connections.add(ws)
+                ws._flush_control()
+                if self._shutdown_requested:
+                    ws.close(CloseCode.GOING_AWAY)
                 self._run_handler(ws)
         except Exception:
             logger.exception("connection from %s failed", address)
@@ -470,109 +451,6 @@ class WebSocketServer:
                     self._connections.discard(ws)
             with self._lock:
                 self._active -= 1
-
-    def _open(self, sock: socket.socket, address: Any) -> Optional[WebSocket]:
-        """TLS and opening handshakes; the open connection, or None (already answered)."""
-        deadline = self._handshake_deadline()
-        if sock.family != socket.AF_UNIX:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        opening = sock
-        parser = RequestParser()
-        with self._lock:
-            self._handshaking.add(opening)  # shutdown() cuts it short.
-        try:
-            if self.ssl_context is not None:
-                sock.settimeout(remaining(deadline))
-                sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-                with self._lock:  # The plain socket is detached now: watch the TLS one.
-                    self._handshaking.discard(opening)
-                    self._handshaking.add(sock)
-                opening = sock
-                sock.do_handshake()
-            request = read_head(sock, parser, deadline)
-            response, subprotocol, deflate = self._upgrade(request)
-            # The answer gets time of its own: a slow process_request must not make the
-            # server drop the response it chose (the deadline is for the client's request).
-            deadline = self._handshake_deadline()
-            if response.status != 101:
-                send_all(sock, response.serialize(), deadline)
-        except InvalidHandshake as exc:  # Malformed or refused: answer 4xx, say why.
-            if self.ssl_context is None and parser.first_bytes.startswith(_TLS_HANDSHAKE_RECORD):
-                # An HTTP answer means nothing to a TLS client: just close.
-                logger.warning("a TLS handshake from %s arrived on a plain ws:// port "
-                               "(a wss:// client?): closed", address)
-                sock.close()
-                return None
-            logger.info("rejected a handshake from %s: %s", address, exc)
-            _try_send(sock, error_response(exc).serialize(), self._handshake_deadline())
-            sock.close()
-            return None
-        except OSError as exc:  # TLS failures and timeouts included.
-            logger.info("handshake with %s failed: %s", address, exc)
-            sock.close()
-            return None
-        except Exception:  # A bug in process_request or select_subprotocol: say so.
-            logger.exception("answering the handshake from %s failed", address)
-            _try_send(sock, reject_response(500, "internal server error").serialize(), self._handshake_deadline())
-            sock.close()
-            return None
-        finally:
-            with self._lock:
-                self._handshaking.discard(opening)
-        if response.status != 101:
-            sock.close()
-            return None
-        protocol = Protocol(Side.SERVER, max_size=self.max_size, deflate=deflate)
-        ws = WebSocket(
-            sock, protocol, request=request, response=response, subprotocol=subprotocol,
-            watcher=self._watcher, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
-            close_timeout=self.close_timeout, max_queue=self.max_queue, initial_data=parser.leftover,
-            preamble=response.serialize(),
-        )
-        peer = address[0] if isinstance(address, tuple) else None
-        ws.client_address = client_address(
-            peer, request.headers.get_all("X-Forwarded-For"), self.trusted_proxies)
-        # In server.connections before the client can see the 101, so a broadcast that
-        # the client's next message triggers already includes it.
-        with self._lock:
-            self._connections.add(ws)
-        ws._flush_control()
-        if self._shutdown_requested:
-            ws.close(CloseCode.GOING_AWAY)
-        return ws
-
-    def _handshake_deadline(self) -> Optional[float]:
-        return deadline_after(self.handshake_timeout)
-
-    def _upgrade(self, request: Request) -> Tuple[Response, Optional[str], Optional[PerMessageDeflate]]:
-        """Decide the answer to a request: the response, and with a 101 the negotiated
-        subprotocol and permessage-deflate codec."""
-        if self.process_request is not None:
-            answer = self.process_request(request)
-            if answer is not None:
-                response = Response.coerce(answer)
-                if response.status < 200:  # 101 is ours to send, after checking the request.
-                    raise ValueError(f"process_request answered {int(response.status)}: a final status is 200 or more")
-                return response, None, None
-        check_request(request)
-        if self.origins is not None and request.headers.get("Origin") not in self.origins:
-            return reject_response(403, "origin not allowed"), None, None
-        offered = offered_subprotocols(request)
-        if self.select_subprotocol is not None:
-            subprotocol = self.select_subprotocol(request, offered) if offered else None
-            if subprotocol is not None and subprotocol not in offered:
-                raise ValueError(f"select_subprotocol chose {subprotocol!r}, not offered")
-        else:
-            subprotocol = select_subprotocol(offered, self.subprotocols)
-        extensions = None
-        deflate = None
-        if self.deflate_options is not None:
-            accepted = server_accept(self.deflate_options, request.headers.get_all("Sec-WebSocket-Extensions") or [])
-            if accepted is not None:
-                extensions, params = accepted
-                deflate = PerMessageDeflate(params, is_client=False, options=self.deflate_options)
-        response = accept_response(request, subprotocol=subprotocol, extensions=extensions)
-        return response, subprotocol, deflate
 
     def _run_handler(self, ws: WebSocket) -> None:
         try:
@@ -602,12 +480,7 @@ class WebSocketServer:
             if self._stop_deadline is not None:
                 deadline = min(deadline, self._stop_deadline)
             self._stop_deadline = deadline
-            opening = list(self._handshaking)
-        for sock in opening:  # A client still sending its request gets the end of the stream.
-            try:  # The plain socket's shutdown(), also for TLS: it leaves the TLS state alone.
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self._opener.cut_short()  # A client still sending its request gets the end of the stream.
         for ws in self.connections:
             ws._start_close(CloseCode.GOING_AWAY, "server shutting down", deadline)
         for ws in self.connections:
@@ -620,13 +493,6 @@ class WebSocketServer:
         for thread in threads:
             if thread is not threading.current_thread():  # shutdown() from a handler
                 thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def _try_send(sock: Any, data: bytes, deadline: Optional[float]) -> None:
-    try:
-        send_all(sock, data, deadline)
-    except (OSError, TimeoutError):
-        pass
 
 
 def reuse_port_option(module: Any = socket) -> int:
@@ -660,21 +526,6 @@ def set_reuse_port(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, option, 1)
     except OSError as exc:  # Defined by the headers, refused by the kernel (ENOPROTOOPT).
         raise ValueError(f"reuse_port=True: this system refuses SO_REUSEPORT ({exc})") from exc
-
-
-def _check_server_options(
-    *, ssl_context: Any, subprotocols: Any, origins: Any, select_subprotocol: Any,
-    process_request: Any, max_connections: Any,
-) -> None:
-    """Misuse of :class:`WebSocketServer`'s options raises at once, not at the first client."""
-    tls.check_context("ssl_context", ssl_context)
-    for name, value in (("subprotocols", subprotocols), ("origins", origins)):
-        if isinstance(value, (str, bytes)):
-            raise TypeError(f"{name} must be a sequence of str, not a single {type(value).__name__}")
-    for name, hook in (("select_subprotocol", select_subprotocol), ("process_request", process_request)):
-        if hook is not None and not callable(hook):
-            raise TypeError(f"{name} must be callable or None, not {type(hook).__name__}")
-    check_count("max_connections", max_connections)
 
 
 def _bind(address: ServerAddress, *, reuse_port: bool, backlog: int) -> socket.socket:
