@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 import wsclient
-from wsclient.pytest_plugin import Faults
+from wsclient.pytest_plugin import DEFAULT_TEARDOWN_TIMEOUT, Faults, FaultyServer
 
 pytest_plugins = ["pytester"]
 
@@ -121,3 +124,44 @@ def test_plugin_is_registered_and_cleans_up(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=60)
     result.assert_outcomes(passed=2)
+
+
+def _faulty_threads() -> list:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("ws-faulty")]
+
+
+def test_delay_still_answers_the_close_and_stop_ends_it() -> None:
+    server = FaultyServer(Faults(delay=60))
+    try:
+        ws = wsclient.connect(server.uri, proxy=None, close_timeout=30)
+        ws.send("anyone?")
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.5)
+        ws.close()  # During the delay: the server answers the close frame all the same.
+        assert ws.close_code == 1000
+    finally:
+        server.stop()
+    assert not _faulty_threads()
+
+
+def test_stop_cuts_a_delay_short() -> None:
+    server = FaultyServer(Faults(delay=60))
+    ws = wsclient.connect(server.uri, proxy=None)
+    try:
+        ws.send("anyone?")
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.5)
+        start = time.monotonic()
+        server.stop()  # Raises if a thread is still alive after DEFAULT_TEARDOWN_TIMEOUT.
+        assert time.monotonic() - start < DEFAULT_TEARDOWN_TIMEOUT
+        assert not _faulty_threads()
+    finally:
+        ws.close()
+
+
+def test_delay_keeps_messages_that_arrive_meanwhile(ws_faulty_server, ws_connect) -> None:
+    ws = ws_connect(ws_faulty_server(delay=0.2).uri)
+    for word in ("one", "two", "three"):
+        ws.send(word)
+    assert [ws.recv(timeout=10) for _ in range(3)] == ["one", "two", "three"]
+    assert ws.ping(b"p").wait(10)

@@ -26,7 +26,9 @@ sans-I/O helpers of :mod:`wsclient.handshake` and :mod:`wsclient.http11`, parses
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import select
 import socket
 import struct
 import threading
@@ -38,7 +40,7 @@ import pytest
 from .client import connect
 from .close import parse_close, serialize_close
 from .connection import WebSocket
-from .frames import FrameParser, Opcode, serialize_frame
+from .frames import FramePiece, FrameParser, Opcode, serialize_frame
 from .handshake import accept_response, check_request
 from .http11 import RequestParser
 from .server import WebSocketServer, serve
@@ -99,7 +101,8 @@ class Faults:
 
     Attributes:
         ignore_pings: never answer a ping (keepalive on the client must time out).
-        delay: seconds to wait before answering each message.
+        delay: seconds to wait before answering each message (a close frame that arrives
+            meanwhile is still answered at once, and ``stop()`` cuts the wait short).
         fragment_size: send each answer in frames of at most this many bytes.
         invalid_utf8: answer each text message with a text frame that is not UTF-8
             (the client must close with 1007, RFC 6455 section 8.1).
@@ -143,6 +146,7 @@ class FaultyServer:
         self.port: int = self.socket.getsockname()[1]
         self.uri = f"ws://127.0.0.1:{self.port}/"
         self._stopping = False
+        self._stopped = threading.Event()
         self._threads: List[threading.Thread] = []
         self._conns: List[socket.socket] = []
         self._lock = threading.Lock()
@@ -150,8 +154,13 @@ class FaultyServer:
         self._accepter.start()
 
     def stop(self, timeout: float = DEFAULT_TEARDOWN_TIMEOUT) -> None:
-        """Stop accepting, drop every connection, join the threads."""
+        """Stop accepting, drop every connection, join the threads.
+
+        Raises:
+            RuntimeError: a thread of the server did not stop within ``timeout`` seconds.
+        """
         self._stopping = True
+        self._stopped.set()
         try:
             self.socket.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -164,8 +173,12 @@ class FaultyServer:
                 except OSError:
                     pass
         deadline = time.monotonic() + timeout
-        for thread in [self._accepter, *self._threads]:
+        threads = [self._accepter, *self._threads]
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [thread.name for thread in threads if thread.is_alive()]
+        if alive:
+            raise RuntimeError(f"the faulty server's threads did not stop within {timeout} s: {alive}")
 
     def _accept_loop(self) -> None:
         while not self._stopping:
@@ -204,20 +217,23 @@ class FaultyServer:
         opcode, parts = 0, []
         if self._strike(conn, echoed):
             return
+        pending = collections.deque(frames.feed(data))
         while True:
-            for piece in frames.feed(data):
+            while pending:
+                piece = pending.popleft()
                 header = piece.header
                 if header.opcode == Opcode.PING and not self.faults.ignore_pings:
                     conn.sendall(serialize_frame(Opcode.PONG, piece.data))
                 elif header.opcode == Opcode.CLOSE:
-                    code, reason = parse_close(piece.data) if piece.data else (1000, "")
-                    conn.sendall(serialize_frame(Opcode.CLOSE, serialize_close(code, reason)))
+                    _answer_close(conn, piece)
                     return
                 elif header.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
                     if header.opcode != Opcode.CONT and piece.first:
                         opcode, parts = header.opcode, []
                     parts.append(piece.data)
                     if piece.last and header.fin:
+                        if self.faults.delay and not self._pause(conn, frames, pending):
+                            return
                         self._answer(conn, opcode, b"".join(parts))
                         echoed += 1
                         if self._strike(conn, echoed):
@@ -225,6 +241,28 @@ class FaultyServer:
             data = conn.recv(65536)
             if not data:
                 return
+            pending.extend(frames.feed(data))
+
+    def _pause(self, conn: socket.socket, frames: FrameParser, pending: "collections.deque[FramePiece]") -> bool:
+        """Wait ``faults.delay`` seconds before an answer; frames that arrive meanwhile go to
+        ``pending``, but a close frame is answered at once. False when the connection ended
+        (the close was answered, the client left, or :meth:`stop` was called)."""
+        deadline = time.monotonic() + self.faults.delay
+        while not self._stopped.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            # stop() shuts the socket down, which makes it readable: the wait ends at once.
+            if select.select([conn], [], [], remaining)[0]:
+                data = conn.recv(65536)
+                if not data:
+                    return False
+                for piece in frames.feed(data):
+                    if piece.header.opcode == Opcode.CLOSE:
+                        _answer_close(conn, piece)
+                        return False
+                    pending.append(piece)
+        return False
 
     def _strike(self, conn: socket.socket, echoed: int) -> bool:
         """Close or reset once ``after`` messages were echoed; True when done."""
@@ -242,14 +280,18 @@ class FaultyServer:
         return False
 
     def _answer(self, conn: socket.socket, opcode: int, payload: bytes) -> None:
-        if self.faults.delay:
-            time.sleep(self.faults.delay)
         if self.faults.invalid_utf8 and opcode == Opcode.TEXT:
             payload = b"\xce\xba\xff\xfe invalid"  # 0xff never occurs in UTF-8.
         size = self.faults.fragment_size or max(len(payload), 1)
         chunks = [payload[i : i + size] for i in range(0, len(payload), size)] or [b""]
         for index, chunk in enumerate(chunks):
             conn.sendall(serialize_frame(opcode if index == 0 else Opcode.CONT, chunk, fin=index == len(chunks) - 1))
+
+
+def _answer_close(conn: socket.socket, piece: FramePiece) -> None:
+    """Echo the client's close frame (its code and reason), as RFC 6455 section 5.5.1 asks."""
+    code, reason = parse_close(piece.data) if piece.data else (1000, "")
+    conn.sendall(serialize_frame(Opcode.CLOSE, serialize_close(code, reason)))
 
 
 def _drain_until_close(conn: socket.socket) -> None:
