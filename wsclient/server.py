@@ -2,19 +2,17 @@
 
 In the style of :mod:`socketserver`: ``serve_forever()`` runs the accept loop in the
 caller's thread, ``shutdown()`` stops it from another thread, ``server_close()`` releases
-the listening socket, and the server is a context manager. Each accepted connection gets
-one thread, which runs the TLS and opening handshakes (:mod:`wsclient.opening`, bounded
-by ``handshake_timeout``) and then ``handler(ws)``. Pings and closing handshakes of all
+the listening socket (:mod:`wsclient.listener`), and the server is a context manager.
+Each client admitted (within ``max_connections``, unless shutting down) gets one thread,
+which runs the TLS and opening handshakes (:mod:`wsclient.opening`, bounded by
+``handshake_timeout``) and then ``handler(ws)``. Pings and closing handshakes of all
 connections are handled by one watcher thread per server while handlers are busy, so a
 server costs its handler threads plus two: the accept loop and the watcher.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import math
-import os
 import queue
 import selectors
 import socket
@@ -27,14 +25,14 @@ from .close import CloseCode
 from .connection import DEFAULT_MAX_QUEUE, WebSocket, check_count, connections_only
 from .deflate import DeflateOptions
 from .exceptions import ConnectionClosed
-from .handshake import reject_response
 from .http11 import Request
+from .listener import Listener, ServerAddress, reuse_port_option, set_reuse_port
 from .opening import Opener
 from .protocol import DEFAULT_MAX_SIZE
 from .sockio import deadline_after
 from .watcher import Watcher
 
-__all__ = ["WebSocketServer", "serve", "broadcast", "reuse_port_option", "DEFAULT_MAX_CONNECTIONS"]
+__all__ = ["WebSocketServer", "serve", "broadcast", "reuse_port_option", "set_reuse_port", "DEFAULT_MAX_CONNECTIONS"]
 
 logger = logging.getLogger("wsclient")
 
@@ -43,9 +41,6 @@ DEFAULT_MAX_CONNECTIONS = 2048
 
 #: Seconds ``shutdown()`` waits for closing handshakes and handler threads.
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
-#: At most one "accept failed" line per this many seconds (out of descriptors, every
-#: client in the backlog fails alike).
-_ACCEPT_ERROR_LOG_INTERVAL = 5.0
 
 #: Seconds a connection's thread waits, once its connection is over, to serve the next
 #: one instead of a new thread. Starting a thread (and waiting for it to run) took a
@@ -53,7 +48,6 @@ _ACCEPT_ERROR_LOG_INTERVAL = 5.0
 IDLE_THREAD_TIMEOUT = 5.0
 
 Handler = Callable[[WebSocket], Any]
-ServerAddress = Union[Tuple[str, int], Tuple[str, int, int, int], str]
 
 
 class WebSocketServer:
@@ -149,21 +143,17 @@ class WebSocketServer:
         self._shutdown_done = False  # shutdown() returned: serve_forever() may run again.
         self._stop_deadline: Optional[float] = None  # One bound for every stop, in all.
         self._closed = False
-        self._backlog = backlog
-        self._listening = True  # False once shutdown() made the kernel refuse clients.
-        self.socket = _bind(server_address, reuse_port=reuse_port, backlog=backlog)
-        # Out of file descriptors, this one is given up to accept a client and answer 503.
-        self._spare_fd: Optional[int] = os.open(os.devnull, os.O_RDONLY)
-        self._fd_errors_logged_at = -math.inf
-        self.server_address = self.socket.getsockname()
-        self._unix_path = server_address if isinstance(server_address, str) else None
+        self._listener = Listener(server_address, reuse_port=reuse_port, backlog=backlog,
+                                  tls=ssl_context is not None)
+        self.socket = self._listener.socket
+        self.server_address = self._listener.address
 
     # -- socketserver-style API ----------------------------------------------------
 
     @property
     def port(self) -> Optional[int]:
         """The bound TCP port (None for a unix socket)."""
-        return None if self._unix_path is not None else self.server_address[1]
+        return None if self._listener.unix_path is not None else self.server_address[1]
 
     @property
     def connections(self) -> List[WebSocket]:
@@ -175,7 +165,7 @@ class WebSocketServer:
     def uri(self) -> str:
         """A ``ws://`` or ``wss://`` URI that reaches this server (for tests and logs)."""
         scheme = "wss" if self.ssl_context is not None else "ws"
-        if self._unix_path is not None:
+        if self._listener.unix_path is not None:
             return f"{scheme}://localhost/"
         host = self.server_address[0]
         host = f"[{host}]" if ":" in host else host
@@ -205,8 +195,7 @@ class WebSocketServer:
             if self._shutdown_done:  # Served, shut down, and now started again.
                 self._shutdown_requested = self._shutdown_done = False
                 self._stop_deadline = None
-                if not self._listening:
-                    self._listen_again()
+                self._listener.resume()
         self._stopped.clear()
         try:
             with selectors.DefaultSelector() as selector:
@@ -219,7 +208,7 @@ class WebSocketServer:
                             self._accept()
         except KeyboardInterrupt:
             self._shutdown_requested = True
-            self._stop_listening()
+            self._listener.stop()
             self._close_connections()
             raise
         finally:
@@ -241,7 +230,7 @@ class WebSocketServer:
             pass
         deadline = deadline_after(timeout)
         self._stopped.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        self._stop_listening()
+        self._listener.stop()
         self._close_connections(deadline)
         with self._lock:
             self._shutdown_done = True
@@ -252,91 +241,17 @@ class WebSocketServer:
             return
         self._closed = True
         self._release_idle_threads()
-        self.socket.close()
+        self._listener.close()
         self._stop_r.close()
         self._stop_w.close()
-        if self._spare_fd is not None:
-            os.close(self._spare_fd)
-            self._spare_fd = None
-        if self._unix_path is not None:
-            try:
-                os.unlink(self._unix_path)
-            except OSError:
-                pass
-
-    # -- listening -----------------------------------------------------------------
-
-    def _stop_listening(self) -> None:
-        """Stop listening until serve_forever() runs again, so that clients connecting
-        while shutdown() waits for handlers (or before server_close()) are answered at
-        once instead of waiting in the backlog: the queued ones get 503, as
-        :meth:`_accept` answers during a shutdown, and the kernel refuses the rest.
-
-        On Linux, ``shutdown(SHUT_RD)`` on a listening TCP socket stops it listening (new
-        clients get ECONNREFUSED; one that slips in after the 503s is reset) and takes it
-        out of its ``SO_REUSEPORT`` group, so new clients go to the other workers; a unix
-        listener refuses new clients and keeps its queue for accept(). Other systems refuse
-        ``shutdown()`` on a listener: there only the queued clients are answered.
-        """
-        with self._lock:
-            if not self._listening or self._closed:
-                return
-        self._refuse_backlog()
-        try:
-            self.socket.shutdown(socket.SHUT_RD)
-        except OSError:  # ENOTCONN outside Linux: still listening.
-            return
-        with self._lock:
-            self._listening = False
-        self._refuse_backlog()  # A unix listener keeps its queue.
-
-    def _refuse_backlog(self) -> None:
-        """Answer 503 to the clients already queued (at most a backlog's worth)."""
-        for _ in range(self._backlog + 1):
-            try:
-                sock, _ = self.socket.accept()
-            except OSError:  # Empty (BlockingIOError), or not listening.
-                return
-            self._refuse(sock, 503, "shutting down")
-
-    def _listen_again(self) -> None:
-        """Listen again after :meth:`_stop_listening`: same address, same descriptor.
-
-        Raises:
-            OSError: the address cannot be bound again (a port that ``port=0`` picked was
-                released by the stop, and something else took it since).
-        """
-        if self._unix_path is not None:
-            # A unix listener stays shut: a new one takes the path and the old descriptor
-            # (fileno() stays the same, for selectors).
-            try:
-                os.unlink(self._unix_path)
-            except FileNotFoundError:
-                pass
-            fresh = _bind(self._unix_path, reuse_port=False, backlog=self._backlog)
-            try:
-                os.dup2(fresh.fileno(), self.socket.fileno(), inheritable=False)
-            finally:
-                fresh.close()
-        else:
-            try:
-                self.socket.bind(self.server_address)  # A port bind() picked was released.
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:  # EINVAL: still bound (an explicit port).
-                    raise
-            self.socket.listen(self._backlog)
-        self._listening = True
 
     # -- accepting -----------------------------------------------------------------
 
     def _accept(self) -> None:
-        try:
-            sock, address = self.socket.accept()
-        except (BlockingIOError, InterruptedError):
+        accepted = self._listener.accept()
+        if accepted is None:
             return
-        except OSError as exc:  # EMFILE and friends: log, keep serving.
-            self._accept_failed(exc)
-            return
+        sock, address = accepted
         with self._lock:
             busy = self.max_connections is not None and self._active >= self.max_connections
             if not busy and not self._shutdown_requested:
@@ -352,43 +267,7 @@ class WebSocketServer:
                 self._threads.add(thread)
                 thread.start()
                 return
-        self._refuse(sock, 503, "the server is at its connection limit" if busy else "shutting down")
-
-    def _accept_failed(self, exc: OSError) -> None:
-        """accept() failed. Out of file descriptors, give up the spare one to accept the
-        client and answer 503: otherwise it would wait in the backlog, unanswered, and
-        the listening socket would stay readable (a busy loop)."""
-        now = time.monotonic()
-        if now - self._fd_errors_logged_at >= _ACCEPT_ERROR_LOG_INTERVAL:
-            self._fd_errors_logged_at = now  # One line per burst, not one per client.
-            logger.error("accept failed: %s", exc)
-        if exc.errno in (errno.EMFILE, errno.ENFILE) and self._spare_fd is not None:
-            os.close(self._spare_fd)
-            self._spare_fd = None
-            try:
-                sock, _ = self.socket.accept()
-            except OSError:
-                pass
-            else:
-                self._refuse(sock, 503, "the server is out of file descriptors")
-        if self._spare_fd is None:
-            try:
-                self._spare_fd = os.open(os.devnull, os.O_RDONLY)
-                return
-            except OSError:  # Still none free (another thread took it).
-                pass
-        time.sleep(0.05)  # Rather than spin on a listening socket that stays readable.
-
-    def _refuse(self, sock: socket.socket, status: int, message: str) -> None:
-        """Answer at once without a thread (never blocks: a fresh socket's buffer is empty)."""
-        try:
-            if self.ssl_context is None:
-                sock.setblocking(False)
-                sock.send(reject_response(status, message).serialize())
-        except OSError:
-            pass
-        finally:
-            sock.close()
+        self._listener.refuse(sock, 503, "the server is at its connection limit" if busy else "shutting down")
 
     # -- one connection, in its own thread ------------------------------------------
 
@@ -493,64 +372,6 @@ class WebSocketServer:
         for thread in threads:
             if thread is not threading.current_thread():  # shutdown() from a handler
                 thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def reuse_port_option(module: Any = socket) -> int:
-    """The ``SO_REUSEPORT`` socket option, or a clear error where the platform lacks it.
-
-    Args:
-        module: where to look the option up (the :mod:`socket` module).
-
-    Returns:
-        The option's number, for ``setsockopt(SOL_SOCKET, option, 1)``.
-
-    Raises:
-        ValueError: the platform has no ``SO_REUSEPORT`` (e.g. Windows), so several
-            processes cannot share one port; run one process per port behind a proxy.
-    """
-    option = getattr(module, "SO_REUSEPORT", None)
-    if option is None:
-        raise ValueError("reuse_port=True needs SO_REUSEPORT, which this platform does not have: "
-                         "run one process per port behind a reverse proxy instead")
-    return int(option)
-
-
-def set_reuse_port(sock: socket.socket) -> None:
-    """Set ``SO_REUSEPORT`` on ``sock``.
-
-    Raises:
-        ValueError: the platform has no ``SO_REUSEPORT``, or its kernel refuses it.
-    """
-    option = reuse_port_option()
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, option, 1)
-    except OSError as exc:  # Defined by the headers, refused by the kernel (ENOPROTOOPT).
-        raise ValueError(f"reuse_port=True: this system refuses SO_REUSEPORT ({exc})") from exc
-
-
-def _bind(address: ServerAddress, *, reuse_port: bool, backlog: int) -> socket.socket:
-    """Create, bind and listen: IPv4, IPv6 or unix, with SO_REUSEADDR."""
-    if isinstance(address, str):
-        if reuse_port:
-            raise ValueError("reuse_port=True applies to TCP ports, not unix sockets")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    else:
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        if reuse_port:
-            set_reuse_port(sock)
-        sock.bind(address)
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except OverflowError as exc:  # A port outside 0-65535.
-        sock.close()
-        raise ValueError(str(exc)) from None
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 def serve(handler: Handler, host: str = "127.0.0.1", port: int = 0, *, unix_path: Optional[str] = None, **options: Any) -> WebSocketServer:
