@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -305,19 +306,23 @@ def test_bad_uri_exits_non_zero_with_a_clear_message() -> None:
     assert "invalid URI" in result.stderr and "ws://" in result.stderr
 
 
-def test_refused_connection_exits_non_zero() -> None:
+@contextlib.contextmanager
+def _refusing_port() -> Iterator[int]:
+    """A port bound but not listening: connections to it are refused."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # Bound, not listening: connections are refused.
+        yield probe.getsockname()[1]
+
+
+def test_refused_connection_exits_non_zero() -> None:
+    with _refusing_port() as port:
         result = run(["connect", f"ws://127.0.0.1:{port}/", "--timeout", "5"])
     assert result.returncode == 1
     assert "cannot connect" in result.stderr and "refused" in result.stderr.lower()
 
 
 def test_cannot_connect_message_masks_the_uri_password() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # Bound, not listening: connections are refused.
+    with _refusing_port() as port:
         result = run(["connect", f"ws://bob:s3cret@127.0.0.1:{port}/", "--timeout", "5"])
     assert result.returncode == 1
     assert "s3cret" not in result.stderr

@@ -18,7 +18,7 @@ from wsclient import server as server_module
 from wsclient.close import serialize_close
 from wsclient.frames import FrameParser, Opcode, serialize_frame
 
-from .reliability.rawpeer import MASK, handshake_head, raw_client, status_of
+from .reliability.rawpeer import MASK, handshake_head, raw_client, status_of, tls_client_hello
 
 
 def test_echo_with_our_client_and_websockets_and_websocket_client(echo_server):
@@ -230,15 +230,6 @@ def test_handshake_timeout_drops_a_stalling_client(run_server):
     assert not server.server._active  # Its thread is free again (idle, or gone).
 
 
-def _client_hello() -> bytes:
-    """The first bytes a real TLS client (ssl's default context) sends: its ClientHello."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
-    with pytest.raises(ssl.SSLWantReadError):
-        tls.do_handshake()
-    return outgoing.read()
-
-
 def test_a_tls_client_on_a_plain_port_is_closed_at_once(run_server, caplog):
     # A wss:// client on a ws:// port got an HTTP 400 it could not read as TLS (and a
     # ClientHello without an LF byte would have waited out handshake_timeout).
@@ -249,7 +240,7 @@ def test_a_tls_client_on_a_plain_port_is_closed_at_once(run_server, caplog):
             ssl.create_default_context().wrap_socket(raw, server_hostname="localhost")
     assert time.monotonic() - start < 3
     with socket.create_connection(("127.0.0.1", server.server.port), timeout=10) as raw:
-        raw.sendall(_client_hello())
+        raw.sendall(tls_client_hello())
         try:
             answer = raw.recv(4096)
         except ConnectionResetError:

@@ -8,6 +8,7 @@ resets). Everything binds or targets 127.0.0.1 and every read has a timeout.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -19,7 +20,7 @@ from wsclient.http11 import Request, RequestParser, Response, ResponseParser
 from wsclient.uri import parse_uri
 
 __all__ = ["RawServer", "raw_client", "reset", "read_frames", "client_frames", "read_upload", "handshake_head",
-           "status_of", "MASK"]
+           "status_of", "tls_client_hello", "MASK"]
 
 #: The masking key of the frames raw clients write.
 MASK = b"\x11\x22\x33\x44"
@@ -49,6 +50,16 @@ def status_of(port: int, request: bytes) -> int:
             answer += chunk
     return int(answer.split(b" ", 2)[1])
 
+
+def tls_client_hello() -> bytes:
+    """The first bytes a real TLS client (``ssl``'s default context) sends: its ClientHello."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        return outgoing.read()
+    raise AssertionError("a TLS handshake finished without a server")
 
 def reset(sock: socket.socket) -> None:
     """Close ``sock`` with a TCP reset (RST) instead of a FIN."""

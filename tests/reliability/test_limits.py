@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import socket
-import ssl
 import threading
 import time
 import tracemalloc
@@ -31,7 +30,7 @@ from wsclient.handshake import accept_response
 from wsclient.protocol import DEFAULT_MAX_SIZE
 from wsclient.server import DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_TIMEOUT, WebSocketServer
 
-from .rawpeer import MASK, RawServer, handshake_head, raw_client, read_frames, status_of
+from .rawpeer import MASK, RawServer, handshake_head, raw_client, read_frames, status_of, tls_client_hello
 
 pytestmark = pytest.mark.slow
 
@@ -272,15 +271,6 @@ def _slowloris(port: int, data: bytes, *, every: float, results: List[float]) ->
     results.append(time.monotonic() - started)
 
 
-def _client_hello() -> bytes:
-    """The first flight of a TLS client: what a TLS slowloris trickles."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
-    with pytest.raises(ssl.SSLWantReadError):
-        tls.do_handshake()
-    return outgoing.read()
-
-
 def test_slowloris_is_dropped_at_the_handshake_timeout(run_server, pki) -> None:
     timeout, every = 3.0, 1.0
     plain = run_server(handshake_timeout=timeout)
@@ -289,7 +279,7 @@ def test_slowloris_is_dropped_at_the_handshake_timeout(run_server, pki) -> None:
     threads = [
         threading.Thread(target=_slowloris, args=(plain.port, b"GET / HTTP/1.1\r\nHost: x\r\n" * 10),
                          kwargs=dict(every=every, results=results["plain"])),
-        threading.Thread(target=_slowloris, args=(secure.port, _client_hello()),
+        threading.Thread(target=_slowloris, args=(secure.port, tls_client_hello()),
                          kwargs=dict(every=every, results=results["tls"])),
     ]
     for thread in threads:
