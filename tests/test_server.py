@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -370,6 +371,29 @@ def test_shutdown_with_no_time_limit():
     server.server_close()
     thread.join(5)
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("timeout", [None, float("inf")])
+def test_shutdown_without_a_limit_waits_for_every_handler(monkeypatch, timeout):
+    # README: None and infinity wait without limit. shutdown(None) waited the default
+    # bound (10 s, shortened here) and returned with the handler still running.
+    monkeypatch.setattr(wsclient.server, "DEFAULT_SHUTDOWN_TIMEOUT", 0.2)
+    finished = threading.Event()
+
+    def slow_to_finish(ws):
+        with contextlib.suppress(wsclient.ConnectionClosed):
+            ws.recv()
+        time.sleep(1.5)  # Cleaning up after the close, past the default bound.
+        finished.set()
+
+    server, thread = _serving(slow_to_finish)
+    ws = wsclient.connect(server.uri)
+    ws.send("hello")  # The handler is running.
+    server.shutdown(timeout=timeout)
+    assert finished.is_set()
+    assert ws.close_code == 1001
+    server.server_close()
+    thread.join(5)
 
 
 def test_shutdown_from_a_handler_thread():

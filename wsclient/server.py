@@ -13,6 +13,7 @@ server costs its handler threads plus two: the accept loop and the watcher.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import selectors
 import socket
@@ -209,17 +210,21 @@ class WebSocketServer:
         except KeyboardInterrupt:
             self._shutdown_requested = True
             self._listener.stop()
-            self._close_connections()
+            self._close_connections(time.monotonic() + DEFAULT_SHUTDOWN_TIMEOUT)
             raise
         finally:
             self._serving.clear()
             self._stopped.set()
 
-    def shutdown(self, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
+    def shutdown(self, timeout: Optional[float] = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
         """Stop accepting, close every connection with 1001, wait for handler threads.
 
-        Callable from any thread but the one running :meth:`serve_forever`. Each wait is
-        bounded by ``timeout`` seconds in all. The server stops listening until
+        Callable from any thread but the one running :meth:`serve_forever`.
+
+        Args:
+            timeout: seconds for the whole stop (10 by default); None (or infinity) waits
+                for the handler threads without limit, each closing handshake still
+                bounded by ``close_timeout``. The server stops listening until
         :meth:`serve_forever` runs again: clients already queued get 503, and on Linux
         later ones are refused at once, rather than waiting until :meth:`server_close`.
         """
@@ -347,23 +352,28 @@ class WebSocketServer:
 
     # -- shutting down ---------------------------------------------------------------
 
-    def _close_connections(self, deadline: Optional[float] = None) -> None:
+    def _close_connections(self, deadline: Optional[float]) -> None:
         """Send 1001 to every connection, wait for the handshakes, then for the threads.
 
         Every stop shares the first one's deadline: Ctrl-C in ``serve_forever()`` and the
         ``shutdown()`` that follows (``with serve(...)``) wait at most the bound in all.
+        Without a deadline (``shutdown(None)``) the threads are waited for without limit,
+        and each closing handshake for its ``close_timeout``.
         """
         with self._lock:
-            if deadline is None:
-                deadline = time.monotonic() + DEFAULT_SHUTDOWN_TIMEOUT
+            bound = math.inf if deadline is None else deadline
             if self._stop_deadline is not None:
-                deadline = min(deadline, self._stop_deadline)
-            self._stop_deadline = deadline
+                bound = min(bound, self._stop_deadline)
+            self._stop_deadline = bound
+        deadline = None if bound == math.inf else bound
+        close_by = deadline
+        if close_by is None and self._opener.close_timeout is not None:
+            close_by = time.monotonic() + self._opener.close_timeout
         self._opener.cut_short()  # A client still sending its request gets the end of the stream.
         for ws in self.connections:
-            ws._start_close(CloseCode.GOING_AWAY, "server shutting down", deadline)
+            ws._start_close(CloseCode.GOING_AWAY, "server shutting down", close_by)
         for ws in self.connections:
-            ws._wait_closed(deadline)
+            ws._wait_closed(close_by)
         for ws in self.connections:
             ws._abort(None)
         self._release_idle_threads()
@@ -371,7 +381,7 @@ class WebSocketServer:
             threads = list(self._threads)
         for thread in threads:
             if thread is not threading.current_thread():  # shutdown() from a handler
-                thread.join(max(0.0, deadline - time.monotonic()))
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
 
 def serve(handler: Handler, host: str = "127.0.0.1", port: int = 0, *, unix_path: Optional[str] = None, **options: Any) -> WebSocketServer:
