@@ -73,6 +73,9 @@ def test_a_tls_context_of_another_type_is_refused(pki):
     ("select_subprotocol", "chat", TypeError),
     ("origins", "http://a", TypeError),  # Would have been a list of characters.
     ("subprotocols", "chat", TypeError),
+    ("subprotocols", ["chat", 1], TypeError),  # Accepted: the first client then failed.
+    ("origins", ["http://a", 5], TypeError),
+    ("reuse_port", "no", TypeError),  # Was taken as true: SO_REUSEPORT on.
 ])
 def test_serve_checks_its_options_at_once(option, value, error):
     with pytest.raises(error, match=option):

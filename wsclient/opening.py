@@ -91,6 +91,8 @@ class Opener:
         self.subprotocols = list(subprotocols or [])
         self.select_subprotocol = select_subprotocol
         self.origins = None if origins is None else list(origins)
+        _check_items("subprotocols", self.subprotocols, (str,))
+        _check_items("origins", self.origins or [], (str, type(None)))
         self.process_request = process_request
         self.deflate_options = compression_options(compression, server=True)
         self.max_size = max_size
@@ -244,3 +246,15 @@ def _check_hooks(
     for name, hook in (("select_subprotocol", select_subprotocol), ("process_request", process_request)):
         if hook is not None and not callable(hook):
             raise TypeError(f"{name} must be callable or None, not {type(hook).__name__}")
+
+
+def _check_items(name: str, values: List[Any], kinds: Tuple[type, ...]) -> None:
+    """Each item of a list option is of ``kinds`` (a subprotocol is a str, an origin a str
+    or None), checked at once rather than at the first client.
+
+    Raises:
+        TypeError: an item of another type.
+    """
+    for value in values:
+        if not isinstance(value, kinds):
+            raise TypeError(f"{name} must hold {' or '.join(k.__name__ for k in kinds)}, not {type(value).__name__}")

@@ -89,8 +89,11 @@ class WebSocketServer:
     peer's own (None on a unix socket). ``remote_address`` stays the socket's peer.
 
     Raises:
+        TypeError: an option of the wrong type (a handler that is not callable, a
+            ``reuse_port`` that is not a bool, a subprotocol that is not a str...).
         ValueError: ``reuse_port=True`` where the platform has no ``SO_REUSEPORT`` (or on
-            a unix socket); a ``trusted_proxies`` entry that is not an address or network.
+            a unix socket); a ``trusted_proxies`` entry that is not an address or network;
+            a size or a number of seconds out of range.
         OSError: the address cannot be bound.
     """
 
@@ -144,6 +147,8 @@ class WebSocketServer:
         self._shutdown_done = False  # shutdown() returned: serve_forever() may run again.
         self._stop_deadline: Optional[float] = None  # One bound for every stop, in all.
         self._closed = False
+        if not isinstance(reuse_port, bool):
+            raise TypeError(f"reuse_port must be a bool, not {type(reuse_port).__name__}")
         self._listener = Listener(server_address, reuse_port=reuse_port, backlog=backlog,
                                   tls=ssl_context is not None)
         self.socket = self._listener.socket
