@@ -26,7 +26,7 @@ from .connection import Message, WebSocket
 from .exceptions import ConnectionClosed, InvalidURI
 from .forwarded import parse_trusted
 from .server import WebSocketServer, broadcast, serve as ws_serve
-from .uri import _redact as redact_uri
+from .uri import redact
 from .workers import run_workers
 
 __all__ = ["demo", "connect", "serve", "format_message", "parse_address", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE",
@@ -211,7 +211,7 @@ def connect(args: argparse.Namespace) -> int:
         print(f"wsclient: invalid URI: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # WebSocketError and TimeoutError are OSErrors.
-        print(f"wsclient: cannot connect to {redact_uri(args.uri)}: {exc}", file=sys.stderr)
+        print(f"wsclient: cannot connect to {redact(args.uri)}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except (ValueError, TypeError) as exc:  # Refused before any traffic: misuse, not failure.
         print(f"wsclient: invalid argument: {exc}", file=sys.stderr)

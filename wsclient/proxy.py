@@ -46,7 +46,7 @@ from .exceptions import InvalidHTTP, InvalidURI, ProxyError
 from .headers import Headers, HeadersLike
 from .http11 import Request, ResponseParser
 from .sockio import remaining, send_all
-from .uri import _parse_host_name, _parse_ipv6, _redact
+from .uri import _parse_host_name, _parse_ipv6, redact
 
 if TYPE_CHECKING:  # pragma: no cover
     from .uri import WebSocketURI
@@ -139,7 +139,7 @@ def parse_proxy_url(url: str) -> ProxyURL:
     if not isinstance(url, str):
         raise TypeError(f"proxy URL must be a str, not {type(url).__name__}")
     text = url.strip()
-    shown = _redact(text)
+    shown = redact(text)
     try:  # A lone surrogate (os.environ holding bytes that are not UTF-8) fits in no request.
         text.encode("utf-8")
     except UnicodeEncodeError:

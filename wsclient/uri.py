@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 from .exceptions import InvalidURI
 
-__all__ = ["DEFAULT_PORTS", "WebSocketURI", "parse_uri", "resolve_redirect"]
+__all__ = ["DEFAULT_PORTS", "WebSocketURI", "parse_uri", "resolve_redirect", "redact"]
 
 #: The port each scheme uses when the URI names none (RFC 6455 section 3).
 DEFAULT_PORTS = {"ws": 80, "wss": 443}
@@ -117,7 +117,7 @@ def parse_uri(uri: str) -> WebSocketURI:
     """
     if not isinstance(uri, str):
         raise TypeError(f"uri must be a str, not {type(uri).__name__}")
-    shown = _redact(uri)
+    shown = redact(uri)
     if _CONTROL_RE.search(uri):
         raise InvalidURI(f"control character in URI {shown!r}")
     if uri != uri.strip():
@@ -236,13 +236,19 @@ def _percent_encode(match: "re.Match[str]") -> str:
     return "".join(f"%{byte:02X}" for byte in match.group().encode("utf-8"))
 
 
-def _redact(uri: str) -> str:
+def redact(uri: str) -> str:
     """``uri`` with its password (``:password@``) replaced by ``***``.
 
     Malformed URIs included (``socks5//u:pw@h``, ``ws:/u:pw@h``, ``u:pw@h``, ``u:p@ss@h``,
     ``http://u:p/ss@h``): everything from the first ``:`` after the scheme up to the last
     ``@`` is masked, since an unencoded ``@`` or ``/`` may be part of the password. (An
     ``@`` later in a path masks more than the password; these strings are for messages.)
+
+    Args:
+        uri: a URI or proxy URL as the user wrote it, well formed or not.
+
+    Returns:
+        The text to show in a message or a log line.
     """
     head, at, tail = uri.rpartition("@")
     if not at:
@@ -284,7 +290,7 @@ def resolve_redirect(base: WebSocketURI, location: str) -> WebSocketURI:
     if match:
         scheme = REDIRECT_SCHEMES.get(match.group(1).lower())
         if scheme is None:
-            shown = _redact(location)
+            shown = redact(location)
             raise InvalidURI(f"cannot follow a redirect to {shown!r}: not ws, wss, http or https")
         target = parse_uri(f"{scheme}:{location[match.end() :]}")
     elif location.startswith("//"):
