@@ -17,6 +17,7 @@ from .handshake import DEFAULT_USER_AGENT, ClientHandshake
 from .headers import Headers, HeadersLike
 from .http11 import ResponseParser
 from .protocol import DEFAULT_MAX_SIZE, Protocol, Side
+from .options import ConnectionOptions
 from .proxy import select_proxy
 from .sockio import deadline_after, read_head, send_all
 from .uri import WebSocketURI, parse_uri, resolve_redirect
@@ -219,10 +220,9 @@ def _open(parsed: WebSocketURI, headers: Headers, settings: _Settings, deadline:
             response=response,
             subprotocol=result.subprotocol,
             watcher=client_watcher(),
-            ping_interval=settings.ping_interval,
-            ping_timeout=settings.ping_timeout,
-            close_timeout=settings.close_timeout,
-            max_queue=settings.max_queue,
+            options=ConnectionOptions(max_size=settings.max_size, max_queue=settings.max_queue,
+                                      ping_interval=settings.ping_interval, ping_timeout=settings.ping_timeout,
+                                      close_timeout=settings.close_timeout),
             initial_data=parser.leftover,
         )
     except BaseException:

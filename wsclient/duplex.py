@@ -44,6 +44,7 @@ from .background import Background
 from .channel import Channel
 from .close import CloseCode, known_close_code
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
+from .options import DEFAULT_MAX_QUEUE, ConnectionOptions
 from .protocol import OK_CLOSE_CODES, Close, Pong, Protocol, Side
 from .watcher import BACKOFF, Watcher
 
@@ -53,10 +54,6 @@ logger = logging.getLogger("wsclient")
 
 Message = Union[str, bytes]
 
-#: Bytes of received messages kept for an application that is not calling ``recv()``,
-#: before the connection stops reading from the peer: 16 MiB, one message of the default
-#: ``max_size``, so a slow notebook user is not cut off by a peer's keepalive.
-DEFAULT_MAX_QUEUE = 2**24
 
 #: How long a failed write waits for another reading thread before it reads what the peer
 #: sent last (that thread normally lets go within microseconds: the reset wakes it too).
@@ -73,7 +70,7 @@ class Duplex(Background):
         request, response, subprotocol: the opening handshake's, kept for the application
             (see :class:`~wsclient.connection.WebSocket`).
         watcher: the background reader that watches this connection.
-        ping_interval, ping_timeout, close_timeout, max_queue: as :func:`wsclient.connect`.
+        options: the connection's options (``max_size`` is the protocol's to enforce).
         initial_data: bytes read past the handshake, processed first.
         preamble: bytes to write before any frame (a server's 101 response).
     """
@@ -87,10 +84,7 @@ class Duplex(Background):
         response: Any,
         subprotocol: Optional[str] = None,
         watcher: Watcher,
-        ping_interval: Optional[float] = 20.0,
-        ping_timeout: Optional[float] = 20.0,
-        close_timeout: Optional[float] = 10.0,
-        max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
+        options: ConnectionOptions = ConnectionOptions(),
         initial_data: bytes = b"",
         preamble: bytes = b"",
     ) -> None:
@@ -98,10 +92,11 @@ class Duplex(Background):
         self.response = response
         self.subprotocol = subprotocol
         self.client_address: Optional[str] = None
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        self.max_queue = max_queue
+        self.options = options
+        self.ping_interval = ping_interval = options.ping_interval
+        self.ping_timeout = options.ping_timeout
+        self.close_timeout = options.close_timeout
+        self.max_queue = options.max_queue
         self._proto = protocol
         self._watcher = watcher
         try:

@@ -32,6 +32,7 @@ from .handshake import (
     select_subprotocol,
 )
 from .http11 import Request, RequestParser, Response
+from .options import ConnectionOptions
 from .protocol import Protocol, Side
 from .sockio import deadline_after, read_head, remaining, send_all
 from .watcher import Watcher
@@ -100,6 +101,8 @@ class Opener:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
+        self.options = ConnectionOptions(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
+                                         ping_timeout=ping_timeout, close_timeout=close_timeout)
         self.handshake_timeout = handshake_timeout
         self._watcher = watcher
         self._lock = threading.Lock()
@@ -146,8 +149,7 @@ class Opener:
         protocol = Protocol(Side.SERVER, max_size=self.max_size, deflate=deflate)
         ws = WebSocket(
             sock, protocol, request=request, response=response, subprotocol=subprotocol,
-            watcher=self._watcher, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
-            close_timeout=self.close_timeout, max_queue=self.max_queue, initial_data=parser.leftover,
+            watcher=self._watcher, options=self.options, initial_data=parser.leftover,
             preamble=response.serialize(),
         )
         peer = address[0] if isinstance(address, tuple) else None
