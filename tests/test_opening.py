@@ -46,10 +46,10 @@ def test_open_hands_over_the_connection_before_its_101_is_sent(pair) -> None:
     client.setblocking(False)
     with pytest.raises(BlockingIOError):  # Nothing sent yet: the server registers it first.
         client.recv(100)
-    ws._flush_control()
+    ws.flush()
     client.settimeout(10)
     assert client.recv(12) == b"HTTP/1.1 101"
-    ws._abort(None)
+    ws.abort()
 
 
 def test_open_answers_and_closes_a_refused_client(pair) -> None:

@@ -311,6 +311,54 @@ class WebSocket(Duplex):
             with self._cond:
                 self._cond.wait_for(lambda: self._channel.closed, timeout=_remaining(deadline, 5.0) or 0.5)
 
+    # -- the package's internal API: the server, the opening, broadcast() and wait() ----
+    # Not for applications; named and documented so no module reaches into another's
+    # underscore names.
+
+    def flush(self) -> None:
+        """Write what is queued for the peer (a server's 101 response, control frames)
+        if no other thread is writing; never blocks. The server calls it once it has
+        registered a new connection, so the client sees the 101 only then."""
+        self._flush_control()
+
+    def start_close(self, code: int, reason: str, deadline: Optional[float]) -> None:
+        """Send a close frame without waiting for the answer (``shutdown()`` starts every
+        connection's close at once, then waits for all); the transport is cut if the frame
+        cannot leave before ``deadline`` (a ``time.monotonic()`` value, or None)."""
+        self._start_close(code, reason, deadline)
+
+    def wait_closed(self, deadline: Optional[float]) -> None:
+        """Read (or wait for the reading thread) until the transport is closed or the
+        ``time.monotonic()`` deadline passes."""
+        self._wait_closed(deadline)
+
+    def abort(self, cause: Optional[BaseException] = None) -> None:
+        """Close the transport now, without a closing handshake (idempotent); every
+        waiting thread wakes. ``cause`` becomes the ``__cause__`` of later errors."""
+        self._abort(cause)
+
+    def send_nowait(self, message: Message) -> bool:
+        """Send ``message`` without waiting (for :func:`wsclient.broadcast`); False if the
+        connection cannot take it now (closed, or its peer is not reading)."""
+        return self._send_nowait(message)
+
+    @property
+    def ready(self) -> bool:
+        """True when :meth:`recv` would not block: a message is queued or the connection
+        has closed (for :func:`wsclient.wait`)."""
+        return bool(self._queue) or self._closed
+
+    def add_ready_event(self, event: threading.Event) -> None:
+        """Set ``event`` whenever a message is queued or the connection closes, until
+        :meth:`discard_ready_event` (for :func:`wsclient.wait`)."""
+        with self._state_lock:
+            self._ready.add(event)
+
+    def discard_ready_event(self, event: threading.Event) -> None:
+        """Stop setting ``event`` (see :meth:`add_ready_event`)."""
+        with self._state_lock:
+            self._ready.discard(event)
+
     # -- sending one message in several frames -----------------------------------------
 
     def _send_fragments(self, fragments: Iterator[Any], deadline: Optional[float], compress: Optional[bool]) -> None:
@@ -456,12 +504,11 @@ def wait(connections: Iterable[WebSocket], timeout: Optional[float] = None) -> L
     conns = connections_only(connections, "wait()")
     event = threading.Event()
     for conn in conns:
-        with conn._state_lock:
-            conn._ready.add(event)
+        conn.add_ready_event(event)
     try:
         deadline = deadline_after(timeout)
         while True:
-            ready = [c for c in conns if c._queue or c._closed]
+            ready = [c for c in conns if c.ready]
             if ready:
                 return ready
             remaining = _remaining(deadline, None)
@@ -471,5 +518,4 @@ def wait(connections: Iterable[WebSocket], timeout: Optional[float] = None) -> L
             event.clear()
     finally:
         for conn in conns:
-            with conn._state_lock:
-                conn._ready.discard(event)
+            conn.discard_ready_event(event)

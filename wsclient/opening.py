@@ -117,7 +117,7 @@ class Opener:
 
         Returns:
             The connection, with its ``101`` response queued but not sent: the caller
-            registers it, then sends the 101 with ``ws._flush_control()``. None when the
+            registers it, then sends the 101 with ``ws.flush()``. None when the
             client was refused or failed (answered if it could be, logged, and closed).
         """
         deadline = deadline_after(self.handshake_timeout)

@@ -326,7 +326,7 @@ class WebSocketServer:
                 # that the client's next message triggers already includes it.
                 with self._lock:
                     self._connections.add(ws)
-                ws._flush_control()
+                ws.flush()
                 if self._shutdown_requested:
                     ws.close(CloseCode.GOING_AWAY)
                 self._run_handler(ws)
@@ -376,11 +376,11 @@ class WebSocketServer:
             close_by = time.monotonic() + self._opener.close_timeout
         self._opener.cut_short()  # A client still sending its request gets the end of the stream.
         for ws in self.connections:
-            ws._start_close(CloseCode.GOING_AWAY, "server shutting down", close_by)
+            ws.start_close(CloseCode.GOING_AWAY, "server shutting down", close_by)
         for ws in self.connections:
-            ws._wait_closed(close_by)
+            ws.wait_closed(close_by)
         for ws in self.connections:
-            ws._abort(None)
+            ws.abort()
         self._release_idle_threads()
         with self._lock:
             threads = list(self._threads)
@@ -422,4 +422,4 @@ def broadcast(connections: Iterable[WebSocket], message: Union[str, bytes]) -> L
     Returns:
         The connections that were skipped, so the caller can close or retry them.
     """
-    return [ws for ws in connections_only(connections, "broadcast()") if not ws._send_nowait(message)]
+    return [ws for ws in connections_only(connections, "broadcast()") if not ws.send_nowait(message)]
