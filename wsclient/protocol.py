@@ -19,8 +19,8 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, List, Optional, Tuple, Union
 
-from .close import CloseCode, parse_close, serialize_close
-from .exceptions import PayloadTooBig, ProtocolError
+from .close import CloseCode, known_close_code, parse_close, serialize_close
+from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, PayloadTooBig, ProtocolError
 from .frames import (
     MAX_CONTROL_PAYLOAD,
     FramePiece,
@@ -145,6 +145,7 @@ class Protocol:
         self.error: Optional[ProtocolError] = None
         self.failed = False
         self.eof_received = False
+        self.close_unsent = False
         self._out: List[bytes] = []
         # The message being received.
         self._msg_opcode: Optional[int] = None
@@ -531,9 +532,36 @@ class Protocol:
             return self.side is Side.SERVER
         return False
 
+    def transport_closed(self, *, close_unsent: bool = False) -> None:
+        """The I/O layer closed the transport (or it was cut).
+
+        Args:
+            close_unsent: this end's close frame was queued but never left (the transport
+                was cut while it waited behind a stalled write). If the peer's close frame
+                never came either, no close frame went either way: the close code is then
+                1006 (RFC 6455 section 7.1.5), whatever :meth:`send_close` was asked.
+        """
+        if not self.eof_received:
+            self.receive_eof()
+        if close_unsent and self.close_sent is not None:
+            self.close_unsent = True
+
+    @property
+    def can_send(self) -> bool:
+        """Whether the application may still send: no close frame sent, transport open."""
+        return self.close_sent is None and not self.eof_received
+
+    @property
+    def closed_normally(self) -> bool:
+        """Whether the close counts as normal (1000, 1001 or 1005, and not failed): what
+        ends ``for message in ws`` quietly."""
+        return self.close_code in OK_CLOSE_CODES and not self.failed
+
     @property
     def close_code(self) -> int:
         """The peer's close code; else this end's; 1006 if no close frame went either way."""
+        if self.close_unsent and self.close_rcvd is None and not self.failed:
+            return CloseCode.ABNORMAL_CLOSURE
         if self.failed and self.close_sent is not None:
             return self.close_sent[0]
         if self.close_rcvd is not None:
@@ -545,6 +573,8 @@ class Protocol:
     @property
     def close_reason(self) -> str:
         """The reason that goes with :attr:`close_code`."""
+        if self.close_unsent and self.close_rcvd is None and not self.failed:
+            return ""
         if self.failed and self.close_sent is not None:
             return self.close_sent[1]
         if self.close_rcvd is not None:
@@ -552,6 +582,23 @@ class Protocol:
         if self.close_sent is not None:
             return self.close_sent[1]
         return ""
+
+    def closed_error(self, cause: Optional[BaseException] = None) -> ConnectionClosed:
+        """The error that operations on the closed connection raise.
+
+        Args:
+            cause: why the transport ended, when it was not the peer's fault (a reset, a
+                timeout); the peer's :class:`~wsclient.ProtocolError` takes precedence.
+
+        Returns:
+            :class:`~wsclient.ConnectionClosedOK` for a normal close, else
+            :class:`~wsclient.ConnectionClosedError`, with the code and reason of
+            :attr:`close_code` and :attr:`close_reason`.
+        """
+        cls = ConnectionClosedOK if self.closed_normally else ConnectionClosedError
+        error = cls(known_close_code(self.close_code), self.close_reason)
+        error.__cause__ = self.error or cause
+        return error
 
 
 def _encode(message: Union[str, BytesLike]) -> Tuple[int, BytesLike]:
