@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
-from typing import Set
+from typing import List, Set
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_every_core_module_is_checked() -> None:
     # A new module must be placed in a layer on purpose, not slip through unchecked.
     io_layer = {"__init__", "__main__", "cli", "tls", "proxy", "sockio", "transport", "watcher",
                 "channel", "background", "duplex", "connection", "opening", "listener", "client",
-                "server", "pytest_plugin", "workers", "options"}
+                "server", "pytest_plugin", "workers", "options", "inbox", "outbox"}
     modules = {path.stem for path in PACKAGE.glob("*.py")}
     assert modules == set(CORE) | io_layer
 
@@ -80,3 +81,34 @@ def test_no_package_import_inside_a_function(module: str) -> None:
         if isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").startswith("wsclient"))
     ]
     assert not deferred, deferred
+
+
+def private_accesses(module: str) -> List[str]:
+    """Every place ``module`` reads or calls another object's or module's underscore name:
+    ``obj._name`` where ``obj`` is not ``self`` or ``cls``, and ``from .x import _name``."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            name = node.attr
+            dunder = name.startswith("__") and name.endswith("__")
+            if name.startswith("_") and not dunder:
+                if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                    found.append(f"{module}.py:{node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.ImportFrom):
+            found += [f"{module}.py:{node.lineno}: import {alias.name}"
+                      for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(path.stem for path in PACKAGE.glob("*.py")))
+def test_no_module_uses_another_objects_private_names(module: str) -> None:
+    # A leading underscore means "this object (or module) only": others go through
+    # named, documented methods (DESIGN.md, "Compose, do not slice").
+    assert private_accesses(module) == []
+
+
+def test_the_private_name_check_finds_a_violation(tmp_path, monkeypatch) -> None:
+    (tmp_path / "bad.py").write_text("def f(ws):\n    return ws._duplex\nfrom .x import _y\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path)
+    assert sorted(private_accesses("bad")) == ["bad.py:2: ws._duplex", "bad.py:3: import _y"]

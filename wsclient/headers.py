@@ -67,7 +67,7 @@ class Headers:
         if headers is None:
             return
         if isinstance(headers, Headers):
-            self._items = list(headers._items)
+            self._items = headers.items()
             return
         if isinstance(headers, (str, bytes, bytearray)):
             raise TypeError("headers must be a mapping or a list of (name, value) pairs")
@@ -149,7 +149,8 @@ class Headers:
         """``Name: value\\r\\n`` for each field, without the final empty line."""
         return "".join(f"{name}: {value}\r\n" for name, value in self._items).encode("latin-1")
 
-    def _grouped(self) -> Dict[str, List[str]]:
+    def grouped(self) -> Dict[str, List[str]]:
+        """Every value by lower-cased name, in order (what equality compares)."""
         grouped: Dict[str, List[str]] = {}
         for name, value in self._items:
             grouped.setdefault(name.lower(), []).append(value)
@@ -162,7 +163,7 @@ class Headers:
                 other = Headers(other)  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 return NotImplemented
-        return self._grouped() == other._grouped()
+        return self.grouped() == other.grouped()
 
     def __repr__(self) -> str:
         shown = [

@@ -46,7 +46,7 @@ from .exceptions import InvalidHTTP, InvalidURI, ProxyError
 from .headers import Headers, HeadersLike
 from .http11 import Request, ResponseParser
 from .sockio import remaining, send_all
-from .uri import _parse_host_name, _parse_ipv6, redact
+from .uri import parse_host_name, parse_ipv6, redact
 
 if TYPE_CHECKING:  # pragma: no cover
     from .uri import WebSocketURI
@@ -162,9 +162,9 @@ def parse_proxy_url(url: str) -> ProxyURL:
     if not host or re.search(r"[\s/\\@]", host):
         raise InvalidURI(f"missing or invalid host in proxy URL {shown!r}")
     if ":" in host:  # urllib has checked the brackets; the zone (%25eth0) is still encoded.
-        host = _parse_ipv6(host, shown)
+        host = parse_ipv6(host, shown)
     else:
-        host = _parse_host_name(host, shown)
+        host = parse_host_name(host, shown)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise InvalidURI(f"a proxy URL has no path, query or fragment: {shown!r}")
     if port == 0:

@@ -73,7 +73,7 @@ class TestServer:
         self._thread = threading.Thread(target=self.server.serve_forever, name="ws-test-server", daemon=True)
         self._thread.start()
         # Serving (its selector open) before the test starts counting threads or fds.
-        if not self.server._serving.wait(DEFAULT_TEARDOWN_TIMEOUT):
+        if not self.server.wait_serving(DEFAULT_TEARDOWN_TIMEOUT):
             raise RuntimeError("the test server did not start serving")
 
     @property

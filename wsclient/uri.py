@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 from .exceptions import InvalidURI
 
-__all__ = ["DEFAULT_PORTS", "WebSocketURI", "parse_uri", "resolve_redirect", "redact"]
+__all__ = ["DEFAULT_PORTS", "WebSocketURI", "parse_uri", "parse_host_name", "parse_ipv6", "resolve_redirect", "redact"]
 
 #: The port each scheme uses when the URI names none (RFC 6455 section 3).
 DEFAULT_PORTS = {"ws": 80, "wss": 443}
@@ -168,13 +168,13 @@ def _parse_hostport(hostport: str, default_port: int, shown: str) -> Tuple[str, 
         literal, bracket, after = hostport[1:].partition("]")
         if not bracket or (after and not after.startswith(":")):
             raise InvalidURI(f"malformed IPv6 literal in {shown!r}")
-        host = _parse_ipv6(literal, shown)
+        host = parse_ipv6(literal, shown)
         port_text = after[1:] if after else ""
     else:
         if hostport.count(":") > 1:
             raise InvalidURI(f"IPv6 address must be in brackets (ws://[::1]/) in {shown!r}")
         host, _, port_text = hostport.partition(":")
-        host = _parse_host_name(host, shown)
+        host = parse_host_name(host, shown)
     if not _PORT_RE.fullmatch(port_text):
         raise InvalidURI(f"port {port_text!r} is not a number in {shown!r}")
     # At most 6 significant digits: enough to be out of range, and int() refuses over 4300.
@@ -184,8 +184,19 @@ def _parse_hostport(hostport: str, default_port: int, shown: str) -> Tuple[str, 
     return host, port
 
 
-def _parse_ipv6(literal: str, shown: str) -> str:
-    """Validate the inside of ``[...]``, with an optional ``%25zone`` (RFC 6874)."""
+def parse_ipv6(literal: str, shown: str) -> str:
+    """Validate the inside of ``[...]``, with an optional ``%25zone`` (RFC 6874).
+
+    Args:
+        literal: what is between the brackets.
+        shown: the whole URI or URL as it may be shown in the error (password masked).
+
+    Returns:
+        The address, lower-cased, with ``%zone`` decoded.
+
+    Raises:
+        InvalidURI: not an IPv6 address, or a zone with other than unreserved characters.
+    """
     address, percent, zone = literal.partition("%25")
     try:
         ipaddress.IPv6Address(address)
@@ -197,8 +208,19 @@ def _parse_ipv6(literal: str, shown: str) -> str:
     return address.lower() + ("%" + zone if percent else "")
 
 
-def _parse_host_name(host: str, shown: str) -> str:
-    """Validate a host name or IPv4 address; lower-case it and IDNA-encode it."""
+def parse_host_name(host: str, shown: str) -> str:
+    """Validate a host name or IPv4 address; lower-case it and IDNA-encode it.
+
+    Args:
+        host: the host as written (percent-encoding allowed).
+        shown: the whole URI or URL as it may be shown in the error (password masked).
+
+    Returns:
+        The host, ready for DNS.
+
+    Raises:
+        InvalidURI: empty, not encodable with IDNA, or not a name DNS can carry.
+    """
     host = unquote(host)
     if not host:
         raise InvalidURI(f"missing host in {shown!r}")
