@@ -61,7 +61,7 @@ def test_max_queue_pushes_back_and_loses_nothing(run_peer):
     # inflate past the mark (documented).
     with wsclient.connect(server.uri, max_queue=256 * 1024, compression=None) as ws:
         time.sleep(1)
-        assert ws._queued <= 256 * 1024 + size
+        assert ws._duplex.inbox.size <= 256 * 1024 + size
         for i in range(count):
             assert ws.recv(timeout=10) == bytes([i]) * size
         ws.send("done")

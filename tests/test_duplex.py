@@ -138,16 +138,16 @@ class _TakenAfterNextRelease:
 
 
 def _line_taken_after(ws, method):
-    """Make the write lock go to another thread once the frame ``ws._proto.<method>``
+    """Make the write lock go to another thread once the frame ``ws._duplex.proto.<method>``
     builds is written; returns the lock (set ``lock.free`` to give it back)."""
-    ws._write_lock = lock = _TakenAfterNextRelease()
-    build = getattr(ws._proto, method)
+    ws._duplex.outbox.write_lock = lock = _TakenAfterNextRelease()
+    build = getattr(ws._duplex.proto, method)
 
     def armed(*args, **kwargs):
         lock.armed = True
         return build(*args, **kwargs)
 
-    setattr(ws._proto, method, armed)
+    setattr(ws._duplex.proto, method, armed)
     return lock
 
 
@@ -245,7 +245,7 @@ def test_a_close_that_never_got_past_a_stalled_send_reports_1006():
     sender.start()
     try:
         deadline = time.monotonic() + 5
-        while not ws._write_lock.locked() and time.monotonic() < deadline:
+        while not ws._duplex.outbox.write_lock.locked() and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(0.2)  # The peer's 4 KiB buffer is long full: the sender is stuck mid-write.
         ws.close()

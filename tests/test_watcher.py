@@ -29,7 +29,7 @@ class Endpoint:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def _watcher_read(self) -> Optional[float]:
+    def on_readable(self) -> Optional[float]:
         self.read_calls += 1
         if self.busy:
             return 0.05
@@ -40,10 +40,10 @@ class Endpoint:
         self.got_data.set()
         return None
 
-    def _watcher_busy(self) -> bool:
+    def is_busy(self) -> bool:
         return self.busy
 
-    def _watcher_timer(self, now: float) -> None:
+    def on_timer(self, now: float) -> None:
         self.fired.append(now)
         self.timer_fired.set()
 

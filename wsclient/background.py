@@ -1,29 +1,32 @@
 """The watcher's side of a connection: what the background thread does for it.
 
-:class:`Background` is the part of :class:`~wsclient.duplex.Duplex` that the watcher
-thread (:mod:`wsclient.watcher`) drives, kept apart from the reading and writing an
-application thread does: it implements the watcher's :class:`~wsclient.watcher.Watched`
-hooks. When the socket is readable and no application thread reads it, the watcher reads
-what is there without blocking (:meth:`Background._watcher_read`), so pings are answered
-and closing handshakes complete while the application is busy; its timers send keepalive
-pings and enforce the pong and closing deadlines (:meth:`Background._watcher_timer`).
+A :class:`Background` belongs to one connection (:class:`~wsclient.duplex.Duplex`) and is
+what the connection registers with its :class:`~wsclient.watcher.Watcher`: it implements
+the watcher's :class:`~wsclient.watcher.Watched` hooks. When the socket is readable and no
+application thread reads it, the watcher reads what is there without blocking
+(:meth:`Background.on_readable`), so pings are answered and closing handshakes complete
+while the application is busy; its timers send keepalive pings and enforce the pong and
+closing deadlines (:meth:`Background.on_timer`). It owns the keepalive state: the pings
+awaiting their pong and the deadlines.
 
-It is a mixin: the locks, the queue, the channel and the protocol it works on are
-:class:`~wsclient.duplex.Duplex`'s (declared below for readers and type checkers), and so
-are the methods it calls to process bytes, write control frames and close.
+It works on its connection only through the connection's named methods and attributes,
+described by :class:`Host`.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import Any, List, Optional, Protocol as TypingProtocol, Tuple
 
 from .channel import DEFAULT_READ_SIZE, Channel
 from .close import CloseCode
+from .inbox import Inbox
+from .options import ConnectionOptions
+from .outbox import Outbox
 from .protocol import Protocol
 from .watcher import BACKOFF, Watcher
 
-__all__ = ["Background"]
+__all__ = ["Background", "Host"]
 
 #: The most the watcher reads from one connection before it turns to the others.
 _WATCHER_READ_LIMIT = 1 << 20
@@ -32,142 +35,181 @@ _WATCHER_READ_LIMIT = 1 << 20
 _READ_AFTER_RESET_LIMIT = 64 << 20
 
 
+class Host(TypingProtocol):
+    """What :class:`Background` uses of its connection."""
+
+    proto: Protocol
+    channel: Channel
+    inbox: Inbox
+    outbox: Outbox
+    watcher: Watcher
+    state_lock: threading.Lock
+    read_lock: threading.Lock
+    closed: bool
+
+    def process(self, data: bytes, *, want: bool) -> Any: ...
+
+    def release_read(self) -> None: ...
+
+    def flush_control(self) -> None: ...
+
+    def abort(self, cause: Optional[BaseException]) -> None: ...
+
+    def fail(self, code: int, reason: str, *, wait: float, cause: Optional[BaseException] = None) -> None: ...
+
+
 class Background:
-    """Reading while nobody else does, keepalive pings and deadlines (mixed into Duplex)."""
+    """Reading while nobody else does, keepalive pings and deadlines, for one connection.
 
-    # Duplex's state, as this side uses it.
-    ping_interval: Optional[float]
-    ping_timeout: Optional[float]
-    max_queue: Optional[int]
-    _proto: Protocol
-    _channel: Channel
-    _watcher: Watcher
-    _state_lock: threading.Lock
-    _read_lock: threading.Lock
-    _closed: bool
-    _paused: bool
-    _queued: int
-    _ctrl_pending: List[bytes]
-    _pings: List[Tuple[bytes, threading.Event]]
-    _pong_deadline: Optional[float]
-    _next_ping: Optional[float]
-    _close_deadline: Optional[float]
-    _timer_at: Optional[float]
+    Args:
+        host: the connection.
+        options: its options (``ping_interval``, ``ping_timeout``).
+    """
 
-    if TYPE_CHECKING:  # Duplex's methods, as this side calls them.
+    def __init__(self, host: Host, options: ConnectionOptions) -> None:
+        self._host = host
+        self._ping_interval = options.ping_interval
+        self._ping_timeout = options.ping_timeout
+        # Pings awaiting their pong, oldest first (payloads may repeat: ping() twice).
+        self._pings: List[Tuple[bytes, threading.Event]] = []
+        self._pong_deadline: Optional[float] = None
+        self._next_ping: Optional[float] = None
+        self._close_deadline: Optional[float] = None
+        self._timer_at: Optional[float] = None
 
-        def _process(self, data: bytes, *, want: bool) -> Any: ...
+    def start(self, now: float) -> None:
+        """Schedule the first keepalive ping (the connection has joined the watcher)."""
+        if self._ping_interval is not None:
+            self._next_ping = now + self._ping_interval
+            self.schedule(self._next_ping)
 
-        def _release_read(self) -> None: ...
+    # -- the watcher's hooks -----------------------------------------------------------
 
-        def _flush_control(self) -> None: ...
+    def fileno(self) -> int:
+        """The connection's socket (-1 once closed)."""
+        return self._host.channel.fileno()
 
-        def _abort(self, cause: Optional[BaseException]) -> None: ...
-
-        def _fail(self, code: int, reason: str, *, wait: float, cause: Optional[BaseException] = None) -> None: ...
-
-    def _watcher_read(self) -> Optional[float]:
+    def on_readable(self) -> Optional[float]:
         """Called by the watcher when the socket is readable; never blocks."""
-        if not self._read_lock.acquire(False):
+        host = self._host
+        if not host.read_lock.acquire(False):
             return BACKOFF  # An application thread is reading: leave it alone.
         try:
-            more = self._read_available()
+            more = self.read_available()
         finally:
-            self._release_read()
-        return 0.0 if more else None  # More may wait in TLS buffers poll() cannot see.
+            host.release_read()
+        return 0.0 if more else None  # More may wait in TLS buffers the selector cannot see.
 
-    def _read_available(self, *, bounded: bool = True) -> bool:
-        """Read and process what the socket has now, without waiting (hold ``_read_lock``).
-
-        Args:
-            bounded: stop at :data:`_WATCHER_READ_LIMIT` bytes or ``max_queue``. False
-                ignores ``max_queue`` and reads up to :data:`_READ_AFTER_RESET_LIMIT`: the
-                connection is about to be cut, and what is left unread would be lost.
-
-        Returns:
-            True if it stopped at the byte limit with the connection open.
-        """
-        total = 0
-        limit, max_queue = (_WATCHER_READ_LIMIT, self.max_queue) if bounded else (_READ_AFTER_RESET_LIMIT, None)
-        while not self._closed and total < limit:
-            if max_queue is not None and self._queued >= max_queue:
-                # Under the lock _pop() resumes under, checked again: a recv() taking
-                # messages meanwhile would otherwise find nothing paused to resume.
-                with self._state_lock:
-                    if self._queued >= max_queue:
-                        self._paused = True
-                        self._watcher.pause(self)
-                        return False
-            room = DEFAULT_READ_SIZE
-            if max_queue is not None:
-                room = max(4096, min(DEFAULT_READ_SIZE, max_queue - self._queued))
-            data = self._channel.recv_nowait(room)
-            if data is None:
-                return False
-            total += len(data)
-            self._process(data, want=False)
-            if not data:
-                # The end of the stream. If a sender holds the socket, the transport
-                # closes when it lets go. Reading on would only see the end again, and
-                # an ended stream is always readable: stop watching it until then.
-                self._watcher.pause(self)
-                return False
-        return not self._closed
-
-    def _watcher_busy(self) -> bool:
+    def is_busy(self) -> bool:
         """True while another thread reads (or closes) the connection."""
-        return self._read_lock.locked()
+        return self._host.read_lock.locked()
 
-    def _schedule(self, when: float) -> None:
-        """Have the watcher call :meth:`_watcher_timer` at ``when`` (keeps one entry)."""
-        if self._timer_at is None or when < self._timer_at:
-            self._timer_at = when
-            self._watcher.schedule(self, when)
-
-    def _watcher_timer(self, now: float) -> None:
+    def on_timer(self, now: float) -> None:
         """Keepalive and closing deadlines, run by the watcher thread."""
         if self._timer_at is not None and self._timer_at > now:
             return  # A stale entry; a later one is scheduled.
         self._timer_at = None
         later = self._run_timers(now)
         if later is not None:
-            self._schedule(later)
+            self.schedule(later)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def read_available(self, *, bounded: bool = True) -> bool:
+        """Read and process what the socket has now, without waiting (hold the read lock).
+
+        Args:
+            bounded: stop at :data:`_WATCHER_READ_LIMIT` bytes or a full inbox. False
+                ignores ``max_queue`` and reads up to :data:`_READ_AFTER_RESET_LIMIT`: the
+                connection is about to be cut, and what is left unread would be lost.
+
+        Returns:
+            True if it stopped at the byte limit with the connection open.
+        """
+        host = self._host
+        inbox = host.inbox
+        total = 0
+        limit = _WATCHER_READ_LIMIT if bounded else _READ_AFTER_RESET_LIMIT
+        while not host.closed and total < limit:
+            if bounded and inbox.full:
+                # Under the lock pop() resumes under, checked again: a recv() taking
+                # messages meanwhile would otherwise find nothing paused to resume.
+                with host.state_lock:
+                    if inbox.full:
+                        inbox.paused = True
+                        host.watcher.pause(self)
+                        return False
+            data = host.channel.recv_nowait(inbox.room(DEFAULT_READ_SIZE) if bounded else DEFAULT_READ_SIZE)
+            if data is None:
+                return False
+            total += len(data)
+            host.process(data, want=False)
+            if not data:
+                # The end of the stream. If a sender holds the socket, the transport
+                # closes when it lets go. Reading on would only see the end again, and
+                # an ended stream is always readable: stop watching it until then.
+                host.watcher.pause(self)
+                return False
+        return not host.closed
+
+    # -- timers ------------------------------------------------------------------------
+
+    def schedule(self, when: float) -> None:
+        """Have the watcher call :meth:`on_timer` at ``when`` (keeps one entry)."""
+        if self._timer_at is None or when < self._timer_at:
+            self._timer_at = when
+            self._host.watcher.schedule(self, when)
+
+    def close_by(self, deadline: float) -> None:
+        """Cut the transport at ``deadline`` (a ``time.monotonic()`` value) unless it
+        closes before; an earlier bound set already stays."""
+        if self._close_deadline is None or deadline < self._close_deadline:
+            self._close_deadline = deadline
+        self.schedule(self._close_deadline)
 
     def _run_timers(self, now: float) -> Optional[float]:
-        if self._closed:
+        host = self._host
+        if host.closed:
             return None
         if self._close_deadline is not None and now >= self._close_deadline:
-            self._abort(TimeoutError("the closing handshake did not finish in time"))
+            host.abort(TimeoutError("the closing handshake did not finish in time"))
             return None
-        if self._pong_deadline is not None and now >= self._pong_deadline and not self._paused:
-            self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout", wait=0.0)
+        if self._pong_deadline is not None and now >= self._pong_deadline and not host.inbox.paused:
+            host.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout", wait=0.0)
             return None
-        if self._next_ping is not None and now >= self._next_ping and self.ping_interval:
-            self._send_keepalive(now)
-        if self._channel.unsent:
-            self._flush_control()
-            if self._closed:
+        if self._next_ping is not None and now >= self._next_ping and self._ping_interval:
+            self._send_keepalive(now, self._ping_interval)
+        if host.channel.unsent:
+            host.flush_control()
+            if host.closed:
                 return None
         times = [t for t in (self._next_ping, self._pong_deadline, self._close_deadline) if t]
-        if self._channel.unsent:
+        if host.channel.unsent:
             times.append(now + BACKOFF)
         return min(times) if times else None
 
-    def _send_keepalive(self, now: float) -> None:
-        assert self.ping_interval is not None
-        self._next_ping = now + self.ping_interval
+    def _send_keepalive(self, now: float, interval: float) -> None:
+        host = self._host
+        self._next_ping = now + interval
         payload = int(now * 1e6).to_bytes(8, "big")
-        with self._state_lock:
-            if self._proto.close_sent is not None:
+        with host.state_lock:
+            if host.proto.close_sent is not None:
                 return
             self._pings.append((payload, threading.Event()))
-            self._ctrl_pending += self._proto.send_ping(payload)
-            if self.ping_timeout is not None and self._pong_deadline is None:
-                self._pong_deadline = now + self.ping_timeout
-        self._flush_control()
+            host.outbox.queue(host.proto.send_ping(payload))
+            if self._ping_timeout is not None and self._pong_deadline is None:
+                self._pong_deadline = now + self._ping_timeout
+        host.flush_control()
 
-    def _ack_pings(self, data: bytes) -> None:
-        """A pong acknowledges its ping and every earlier one (hold ``_state_lock``)."""
+    # -- pings -------------------------------------------------------------------------
+
+    def expect_pong(self, payload: bytes, event: threading.Event) -> None:
+        """Set ``event`` when the pong for ``payload`` (or a later ping) arrives (hold the
+        state lock)."""
+        self._pings.append((payload, event))
+
+    def ack_pings(self, data: bytes) -> None:
+        """A pong acknowledges its ping and every earlier one (hold the state lock)."""
         for index, (payload, _) in enumerate(self._pings):
             if payload == data:
                 acked, self._pings = self._pings[: index + 1], self._pings[index + 1 :]

@@ -73,6 +73,8 @@ class Channel:
     Attributes:
         unsent: bytes a :meth:`write` could not finish before its deadline; the next
             :meth:`write` sends them first. Read it; only the channel assigns it.
+        stalled: a :meth:`write` is waiting for the peer to read (its socket buffer is
+            full); other threads may read it without a lock.
         error: the ``OSError`` that ended reading (reset by the peer, or the socket closed
             under the reader), once :meth:`recv_nowait` has returned ``b""`` for it; else None.
     """
@@ -80,6 +82,7 @@ class Channel:
     def __init__(self, sock: Any, *, unsent: bytes = b"") -> None:
         self.unsent = unsent
         self.error: Optional[OSError] = None
+        self.stalled = False
         self._sock = sock
         self._fd: int = sock.fileno()
         self._tls = hasattr(sock, "pending")
@@ -230,7 +233,12 @@ class Channel:
                     with self._tls_lock:
                         sent = self._sock.send(buffers[0])
             except _WOULD_BLOCK:
-                if not self.wait_writable(deadline):
+                self.stalled = True
+                try:
+                    writable = self.wait_writable(deadline)
+                finally:
+                    self.stalled = False
+                if not writable:
                     self.unsent = b"".join(buffers)
                     raise TimeoutError("the peer did not read in time") from None
                 if self._shut:

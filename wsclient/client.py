@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 from . import tls, transport
-from .connection import DEFAULT_MAX_QUEUE, WebSocket, check_options
+from .connection import DEFAULT_MAX_QUEUE, WebSocket
 from .deflate import DeflateOptions, PerMessageDeflate, compression_options
 from .exceptions import InvalidHandshake, InvalidStatus
 from .extensions import client_accept, client_offer
@@ -106,7 +106,7 @@ def connect(
     """
     parsed = parse_uri(uri)
     options = compression_options(compression)
-    check_options(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
+    ConnectionOptions(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
                   ping_timeout=ping_timeout, close_timeout=close_timeout)
     _check_options(max_redirects=max_redirects, ssl_context=ssl_context,
                    proxy_ssl_context=proxy_ssl_context, sock=sock)

@@ -3,34 +3,49 @@
 :class:`WebSocket` serves both ends: :func:`wsclient.connect` returns one and a server
 handler gets one. Its methods (``send``, ``recv``, ``ping``, ``close``...) may be called
 from any thread; how those threads share the socket (the locks, the background reader,
-the closing handshake) is :mod:`wsclient.duplex`. Also here: :func:`wait` on several
-connections, and the checks of the options every connection takes.
+the closing handshake) is the :class:`~wsclient.duplex.Duplex` it holds. Also here:
+:func:`wait` on several connections, and the small internal API the server, the opening,
+:func:`~wsclient.broadcast` and :func:`wait` use.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import threading
-import time
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Union
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Protocol as TypingProtocol, TypeVar, Union, runtime_checkable
 
 from .close import CloseCode, serialize_close
-from .duplex import _NOTHING, DEFAULT_MAX_QUEUE, Duplex, Message, _remaining
+from .duplex import Duplex, remaining
 from .exceptions import ConnectionClosed, ConnectionClosedOK
-from .protocol import COMPRESSED_SLICE
-from .sockio import check_number, deadline_after
+from .http11 import Request, Response
+from .inbox import Message
+from .options import DEFAULT_MAX_QUEUE, ConnectionOptions, check_seconds
+from .protocol import Protocol
+from .sockio import deadline_after
+from .watcher import Watcher
 
-__all__ = ["WebSocket", "DEFAULT_MAX_QUEUE", "Message", "wait"]
+__all__ = ["WebSocket", "DEFAULT_MAX_QUEUE", "Message", "Waitable", "wait"]
 
 
-class WebSocket(Duplex):
+class WebSocket:
     """An open WebSocket connection, client or server side.
 
-    Not built directly: :func:`wsclient.connect` returns one, and a server handler gets one.
-    Every method may be called from any thread. Usable as a context manager (``close()`` on
-    exit) and as an iterator over incoming messages (ends on a normal close).
+    Not built by applications: :func:`wsclient.connect` returns one, and a server handler
+    gets one. Every method may be called from any thread. Usable as a context manager
+    (``close()`` on exit) and as an iterator over incoming messages (ends on a normal
+    close).
+
+    Args:
+        sock: the connected socket, after the opening handshake.
+        protocol: the connection's state machine.
+        request, response: the opening handshake's.
+        subprotocol: the negotiated subprotocol, or None.
+        watcher: the background reader that watches this connection.
+        options: the connection's options.
+        initial_data: bytes read past the handshake, processed first.
+        preamble: bytes to write before any frame (a server's 101 response, sent by
+            :meth:`flush`).
 
     Attributes:
         request: the opening handshake's request (``.path``, ``.headers``).
@@ -39,7 +54,52 @@ class WebSocket(Duplex):
         client_address: server side, the client's IP address as text: the socket peer, or
             taken from ``X-Forwarded-For`` when the server trusts the proxy it came
             through (``trusted_proxies=``); None on a unix socket or on the client side.
+        options: the connection's options; ``ping_interval``, ``ping_timeout`` and
+            ``max_queue`` are also attributes of their own.
     """
+
+    def __init__(
+        self,
+        sock: Any,
+        protocol: Protocol,
+        *,
+        request: Request,
+        response: Response,
+        subprotocol: Optional[str] = None,
+        watcher: Watcher,
+        options: ConnectionOptions = ConnectionOptions(),
+        initial_data: bytes = b"",
+        preamble: bytes = b"",
+    ) -> None:
+        self.request = request
+        self.response = response
+        self.subprotocol = subprotocol
+        self.client_address: Optional[str] = None
+        self.options = options
+        self.ping_interval = options.ping_interval
+        self.ping_timeout = options.ping_timeout
+        self.max_queue = options.max_queue
+        try:
+            self._local_address = sock.getsockname()
+            self._remote_address = sock.getpeername()
+        except OSError:
+            self._local_address = self._remote_address = None
+        self._duplex = duplex = Duplex(
+            sock, protocol, watcher=watcher, options=options, initial_data=initial_data, preamble=preamble
+        )
+        self._receive = duplex.receive  # Bound once: recv() is the hot path.
+        self._send = duplex.send
+
+    @property
+    def close_timeout(self) -> Optional[float]:
+        """How long :meth:`close` waits for the closing handshake, in seconds (None: no
+        bound); settable, e.g. to close quickly on Ctrl-C."""
+        return self._duplex.close_timeout
+
+    @close_timeout.setter
+    def close_timeout(self, value: Optional[float]) -> None:
+        check_seconds("close_timeout", value)
+        self._duplex.close_timeout = value
 
     @property
     def local_address(self) -> Any:
@@ -54,21 +114,21 @@ class WebSocket(Duplex):
     @property
     def closed(self) -> bool:
         """Whether the connection is closed (no message can be sent or received any more)."""
-        return self._closed
+        return self._duplex.closed
 
     @property
     def close_code(self) -> Optional[int]:
         """The close code once closed (the peer's; else this end's; 1006 if none), else None."""
-        return self._close_status()[0] if self._closed else None
+        return self._duplex.proto.close_code if self._duplex.closed else None
 
     @property
     def close_reason(self) -> Optional[str]:
         """The close reason that goes with :attr:`close_code`, once closed; else None."""
-        return self._close_status()[1] if self._closed else None
+        return self._duplex.proto.close_reason if self._duplex.closed else None
 
     def fileno(self) -> int:
         """The socket's file descriptor (-1 once closed). Prefer :func:`wsclient.wait`."""
-        return self._channel.fileno()
+        return self._duplex.channel.fileno()
 
     def __enter__(self) -> "WebSocket":
         return self
@@ -85,8 +145,8 @@ class WebSocket(Duplex):
                 return
 
     def __repr__(self) -> str:
-        side = self._proto.side.value
-        state = "closed" if self._closed else "open"
+        side = self._duplex.proto.side.value
+        state = "closed" if self._duplex.closed else "open"
         return f"<wsclient.WebSocket {side} {state} {self._remote_address!r}>"
 
     def recv(self, timeout: Optional[float] = None) -> Message:
@@ -107,26 +167,7 @@ class WebSocket(Duplex):
             ConnectionClosedError: it closed abnormally; ``__cause__`` is the
                 :class:`~wsclient.ProtocolError` if the peer broke the protocol.
         """
-        deadline = None if timeout is None else deadline_after(timeout)  # No call: the hot path.
-        while True:
-            if self._read_lock.acquire(False):
-                try:
-                    message = self._read(deadline, want=True)  # Queued messages first.
-                finally:
-                    self._release_read()
-                if message is not _NOTHING:
-                    return message
-            else:
-                with self._cond:
-                    if not self._queue and not self._closed:
-                        self._wait_for_reader(deadline)
-            with self._state_lock:
-                if self._queue:
-                    return self._pop()
-                if self._closed:
-                    raise self._closed_error()
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError("no message received within the timeout")
+        return self._receive(None if timeout is None else deadline_after(timeout))
 
     def recv_json(self, timeout: Optional[float] = None) -> Any:
         """Receive the next message and decode it as JSON.
@@ -161,7 +202,7 @@ class WebSocket(Duplex):
         """
         deadline = deadline_after(timeout)
         while True:
-            message = self.recv(_remaining(deadline, None))
+            message = self.recv(remaining(deadline, None))
             if predicate(message):
                 return message
             if skipped is not None:
@@ -217,22 +258,12 @@ class WebSocket(Duplex):
                 message = memoryview(message)  # type: ignore[arg-type]
             except TypeError:
                 if isinstance(message, Iterable) and not isinstance(message, Mapping):
-                    self._send_fragments(iter(message), deadline, compress)
+                    self._duplex.send_fragments(iter(message), deadline, compress)
                     return
                 raise TypeError(
                     f"a message is str, bytes-like or an iterable of them, not {type(message).__name__}"
                 ) from None
-        if not self._message_lock.acquire(True, _remaining(deadline, -1)):
-            raise TimeoutError("another thread kept sending past the timeout")
-        try:
-            proto = self._proto
-            self._write_frame(
-                deadline, lambda: proto.send_message(message, compress=compress, slice_size=COMPRESSED_SLICE)
-            )
-            while proto.message_pending:  # A large compressed message, a slice per frame.
-                self._write_more(deadline, proto.send_rest)
-        finally:
-            self._message_lock.release()
+        self._send(message, deadline, compress)
 
     def ping(self, data: Union[str, bytes] = b"") -> threading.Event:
         """Send a ping.
@@ -250,13 +281,7 @@ class WebSocket(Duplex):
             ValueError: a payload over 125 bytes.
             ConnectionClosed: the connection is closed or closing.
         """
-        payload = _control_payload(data)
-        event = threading.Event()
-        with self._state_lock:
-            self._pings.append((payload, event))
-        self._write_frame(None, lambda: self._proto.send_ping(payload))
-        self._watcher.resume(self)  # Read the pong now, even if the watcher backed off.
-        return event
+        return self._duplex.ping(_control_payload(data))
 
     def pong(self, data: Union[str, bytes] = b"") -> None:
         """Send an unsolicited pong (a one-way heartbeat).
@@ -266,8 +291,7 @@ class WebSocket(Duplex):
             ValueError: a payload over 125 bytes.
             ConnectionClosed: the connection is closed or closing.
         """
-        payload = _control_payload(data)
-        self._write_frame(None, lambda: self._proto.send_pong(payload))
+        self._duplex.pong(_control_payload(data))
 
     def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection: the closing handshake, bounded by ``close_timeout``.
@@ -288,28 +312,7 @@ class WebSocket(Duplex):
                 that is too long.
         """
         serialize_close(code, reason)  # Validate first, even when already closed.
-        deadline = None if self.close_timeout is None else time.monotonic() + self.close_timeout
-        if not self._closed:
-            # Take the socket's read side first when it is free: the peer's answer is then
-            # read here, not by the watcher thread and handed over (a GIL hand-off that
-            # cost about a third of a short connection's close).
-            reading = self._read_lock.acquire(False)
-            if reading:  # Nor does the watcher wake for the answer only to find us reading.
-                self._watcher.pause(self)
-            try:
-                self._start_close(code, reason, deadline)
-                if reading:
-                    self._read(deadline, want=False)
-            finally:
-                if reading:
-                    self._release_read()
-            self._wait_closed(deadline)
-        self._abort(None)
-        if not self._channel.closed:
-            # Another thread is finishing a read or write; it closes the socket on its way
-            # out (reads and writes fail fast after the shutdown in _abort).
-            with self._cond:
-                self._cond.wait_for(lambda: self._channel.closed, timeout=_remaining(deadline, 5.0) or 0.5)
+        self._duplex.close(code, reason)
 
     # -- the package's internal API: the server, the opening, broadcast() and wait() ----
     # Not for applications; named and documented so no module reaches into another's
@@ -319,93 +322,46 @@ class WebSocket(Duplex):
         """Write what is queued for the peer (a server's 101 response, control frames)
         if no other thread is writing; never blocks. The server calls it once it has
         registered a new connection, so the client sees the 101 only then."""
-        self._flush_control()
+        self._duplex.flush_control()
 
     def start_close(self, code: int, reason: str, deadline: Optional[float]) -> None:
         """Send a close frame without waiting for the answer (``shutdown()`` starts every
         connection's close at once, then waits for all); the transport is cut if the frame
         cannot leave before ``deadline`` (a ``time.monotonic()`` value, or None)."""
-        self._start_close(code, reason, deadline)
+        self._duplex.start_close(code, reason, deadline)
 
     def wait_closed(self, deadline: Optional[float]) -> None:
         """Read (or wait for the reading thread) until the transport is closed or the
         ``time.monotonic()`` deadline passes."""
-        self._wait_closed(deadline)
+        self._duplex.wait_closed(deadline)
 
     def abort(self, cause: Optional[BaseException] = None) -> None:
         """Close the transport now, without a closing handshake (idempotent); every
         waiting thread wakes. ``cause`` becomes the ``__cause__`` of later errors."""
-        self._abort(cause)
+        self._duplex.abort(cause)
 
     def send_nowait(self, message: Message) -> bool:
         """Send ``message`` without waiting (for :func:`wsclient.broadcast`); False if the
         connection cannot take it now (closed, or its peer is not reading)."""
-        return self._send_nowait(message)
+        return self._duplex.send_nowait(message)
 
     @property
     def ready(self) -> bool:
         """True when :meth:`recv` would not block: a message is queued or the connection
         has closed (for :func:`wsclient.wait`)."""
-        return bool(self._queue) or self._closed
+        duplex = self._duplex
+        return bool(duplex.inbox.messages) or duplex.closed
 
     def add_ready_event(self, event: threading.Event) -> None:
         """Set ``event`` whenever a message is queued or the connection closes, until
         :meth:`discard_ready_event` (for :func:`wsclient.wait`)."""
-        with self._state_lock:
-            self._ready.add(event)
+        with self._duplex.state_lock:
+            self._duplex.inbox.add_event(event)
 
     def discard_ready_event(self, event: threading.Event) -> None:
         """Stop setting ``event`` (see :meth:`add_ready_event`)."""
-        with self._state_lock:
-            self._ready.discard(event)
-
-    # -- sending one message in several frames -----------------------------------------
-
-    def _send_fragments(self, fragments: Iterator[Any], deadline: Optional[float], compress: Optional[bool]) -> None:
-        """One message in several frames: the message lock is held throughout, the write
-        lock only per frame, so control frames can go out between fragments."""
-        if not self._message_lock.acquire(True, _remaining(deadline, -1)):
-            raise TimeoutError("another thread kept sending past the timeout")
-        try:
-            # Each piece goes out as soon as the iterable yields it (streaming); an empty
-            # final frame ends the message, as the end is only known after the last piece.
-            first = next(fragments, _NOTHING)
-            if first is _NOTHING:
-                return
-            empty = "" if isinstance(first, str) else b""
-            # Until the first frame is out, a failure leaves nothing sent; after it, the
-            # message can never be finished, and _write_more fails the connection.
-            write = self._write_frame
-            piece = first
-            while piece is not _NOTHING:
-                write(deadline, lambda: self._proto.send_fragment(piece, fin=False, compress=compress))
-                write = self._write_more
-                try:
-                    piece = next(fragments, _NOTHING)
-                except Exception as exc:
-                    self._fail(CloseCode.INTERNAL_ERROR, "", wait=1.0, cause=exc)
-                    raise
-            self._write_more(deadline, lambda: self._proto.send_fragment(empty, fin=True, compress=compress))
-        finally:
-            self._message_lock.release()
-
-    def _write_more(self, deadline: Optional[float], build: Callable[[], List[bytes]]) -> None:
-        """:meth:`_write_frame` for a frame that continues a message already on the wire.
-
-        The message can never be finished if this fails: a timeout aborts the connection
-        (a frame may be half written), and a piece that cannot be framed (a ``str`` with a
-        lone surrogate, a type unlike the first piece's) fails it with 1011.
-        """
-        try:
-            self._write_frame(deadline, build)
-        except TimeoutError as exc:
-            self._abort(exc)
-            raise
-        except OSError:
-            raise  # The connection has closed already.
-        except Exception as exc:
-            self._fail(CloseCode.INTERNAL_ERROR, "", wait=1.0, cause=exc)
-            raise
+        with self._duplex.state_lock:
+            self._duplex.inbox.discard_event(event)
 
 
 def _control_payload(data: Any) -> bytes:
@@ -416,58 +372,6 @@ def _control_payload(data: Any) -> bytes:
         return memoryview(data).tobytes()
     except TypeError:
         raise TypeError(f"a ping or pong payload is str or bytes-like, not {type(data).__name__}") from None
-
-
-def check_options(
-    *,
-    max_size: Optional[int],
-    max_queue: Optional[int],
-    ping_interval: Optional[float],
-    ping_timeout: Optional[float],
-    close_timeout: Optional[float],
-) -> None:
-    """Check a connection's options where the caller passes them (``connect()``,
-    ``serve()``), not when a background thread first uses them.
-
-    Raises:
-        TypeError: a number of seconds that is not an int or a float, a size that is not
-            an int.
-        ValueError: a size below 1, a ``ping_interval`` that is not positive, or a
-            negative or infinite number of seconds. ``None`` passes.
-    """
-    check_count("max_size", max_size)
-    check_count("max_queue", max_queue)
-    check_seconds("ping_interval", ping_interval, positive=True)
-    check_seconds("ping_timeout", ping_timeout)
-    check_seconds("close_timeout", close_timeout)
-
-
-def check_count(name: str, value: Optional[int]) -> None:
-    """Check a size or a count: a positive int, or None.
-
-    Raises:
-        TypeError: not an int (a bool, a float, a str...).
-        ValueError: an int below 1.
-    """
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int or None, not {type(value).__name__} {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int or None, not {value!r}")
-
-
-def check_seconds(name: str, value: Optional[float], *, positive: bool = False) -> None:
-    """Check a number of seconds: finite, at least 0 (above 0 with ``positive``), or None.
-
-    Raises:
-        TypeError, ValueError: as :func:`check_options`.
-    """
-    if value is None:
-        return
-    check_number(name, value)
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be {'above' if positive else 'at least'} 0 and finite, or None, not {value!r}")
 
 
 def connections_only(connections: Iterable[Any], caller: str) -> List[WebSocket]:
@@ -483,38 +387,61 @@ def connections_only(connections: Iterable[Any], caller: str) -> List[WebSocket]
     return conns
 
 
-def wait(connections: Iterable[WebSocket], timeout: Optional[float] = None) -> List[WebSocket]:
+@runtime_checkable
+class Waitable(TypingProtocol):
+    """What :func:`wait` needs of a connection (:class:`WebSocket` and
+    :class:`~wsclient.ReconnectingWebSocket` offer it)."""
+
+    @property
+    def ready(self) -> bool:
+        """True when ``recv()`` would not block."""
+
+    def add_ready_event(self, event: threading.Event) -> None:
+        """Set ``event`` whenever the connection may have become ready."""
+
+    def discard_ready_event(self, event: threading.Event) -> None:
+        """Stop setting ``event``."""
+
+
+W = TypeVar("W", bound=Waitable)
+
+
+def wait(connections: Iterable[W], timeout: Optional[float] = None) -> List[W]:
     """Return the connections that have a message ready or have closed.
 
     In the style of :func:`multiprocessing.connection.wait`: blocks until at least one of
     ``connections`` is ready, or ``timeout`` seconds pass (then returns an empty list).
 
     Args:
-        connections: the connections to watch.
+        connections: the connections to watch (:class:`WebSocket` or
+            :class:`~wsclient.ReconnectingWebSocket`).
         timeout: seconds; None waits without limit.
 
     Returns:
         The ready connections, in the order given.
 
     Raises:
-        TypeError: something other than a :class:`WebSocket` among ``connections``, or a
+        TypeError: something other than a connection among ``connections``, or a
             ``timeout`` that is not a number.
         ValueError: a ``timeout`` that is NaN.
     """
-    conns = connections_only(connections, "wait()")
+    conns = list(connections)
+    for conn in conns:
+        if not isinstance(conn, Waitable):
+            raise TypeError(f"wait() takes WebSocket connections, not {type(conn).__name__}")
+    deadline = deadline_after(timeout)
     event = threading.Event()
     for conn in conns:
         conn.add_ready_event(event)
     try:
-        deadline = deadline_after(timeout)
         while True:
             ready = [c for c in conns if c.ready]
             if ready:
                 return ready
-            remaining = _remaining(deadline, None)
-            if remaining is not None and remaining <= 0:
+            left = remaining(deadline, None)
+            if left is not None and left <= 0:
                 return []
-            event.wait(remaining)
+            event.wait(left)
             event.clear()
     finally:
         for conn in conns:

@@ -1,78 +1,89 @@
 """Duplex: one WebSocket connection's socket, shared by the application's threads and the watcher.
 
-:class:`Duplex` is the machinery under :class:`~wsclient.connection.WebSocket` (which adds
-the public API): the protocol object, the socket, the queue of received messages, and the
-locks that let any thread read, write or close. It serves both ends. Threads and the
-socket meet here:
+:class:`Duplex` is the machinery under :class:`~wsclient.connection.WebSocket` (which
+holds one and adds the public API). It composes the parts of one connection and
+coordinates the threads that use them:
 
-* Reading. Whoever holds ``_read_lock`` reads the socket: an application thread inside
-  ``recv()`` (the fast path: it reads and parses the message itself, no thread hand-off),
-  ``close()`` waiting for the peer's close frame, or the watcher thread
-  (:mod:`wsclient.watcher`) when nobody else is reading, so pings are answered and closes
-  complete while the application is busy. What the watcher reads waits in a queue bounded
-  in bytes (``max_queue``); when it is full the watcher stops reading and TCP pushes back on
-  the peer. Nothing is ever dropped.
-* Writing. Whoever holds ``_write_lock`` writes, one frame at a time, framing it under
-  the same lock so frames reach the wire in the order they were framed (which
-  permessage-deflate's shared window needs). A data message also holds ``_message_lock``
-  from its first frame to its last, so messages never interleave, while control frames
-  (which only take ``_write_lock``) may go out between the fragments of a large message.
-  Control frames the reader must send (pongs, the close reply) are queued and written by
-  the current lock holder at the next frame boundary, or directly by the reader if nobody
-  is writing.
-* State. ``_state_lock`` guards the protocol object and the queue; it is only held for
-  short, non-blocking work.
+* the state machine, :class:`~wsclient.protocol.Protocol`, which owns the connection's
+  state: what was sent and received, the close code and reason, whether sending is still
+  allowed;
+* the socket, :class:`~wsclient.channel.Channel` (non-blocking, with its polling, partial
+  writes and TLS lock; every wait on it is bounded by the caller's deadline);
+* the receiving part, :class:`~wsclient.inbox.Inbox` (queued messages, ``max_queue``,
+  who to wake);
+* the sending part, :class:`~wsclient.outbox.Outbox` (write and message locks, control
+  frames waiting for the writer, close-after-write);
+* the watcher's part, :class:`~wsclient.background.Background` (reading while nobody
+  else does, keepalive, deadlines), registered with the
+  :class:`~wsclient.watcher.Watcher`.
+
+Threads and the socket meet here:
+
+* Reading. Whoever holds :attr:`Duplex.read_lock` reads the socket: an application thread
+  inside ``recv()`` (the fast path: it reads and parses the message itself, no thread
+  hand-off), ``close()`` waiting for the peer's close frame, or the watcher thread when
+  nobody else is reading. What the watcher reads waits in the inbox.
+* Writing. Whoever holds the outbox's write lock writes (see :mod:`wsclient.outbox`).
+* State. :attr:`Duplex.state_lock` guards the protocol, the inbox and the outbox's queue;
+  it is only held for short, non-blocking work. Lock order: message lock, then write
+  lock, then read lock, then the state lock; a thread holding a later one never waits
+  for an earlier one (it may only try it without waiting).
 
 Locks are taken with positional arguments (``acquire(False)``, ``acquire(True, timeout)``):
 the keyword forms cost 80 to 170 ns more each, and a 32-byte round trip takes three.
-
-The socket itself, non-blocking, with its polling, partial writes and TLS lock, is a
-:class:`~wsclient.channel.Channel`; every wait on it is bounded by the caller's deadline.
-The watcher's side of the connection (reading while nobody else does, keepalive pings,
-deadlines) is the :class:`~wsclient.background.Background` mixin.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
-from typing import Any, Callable, Deque, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Iterator, List, Optional
 
 from .background import Background
 from .channel import Channel
-from .close import CloseCode, known_close_code
-from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
-from .options import DEFAULT_MAX_QUEUE, ConnectionOptions
-from .protocol import OK_CLOSE_CODES, Close, Pong, Protocol, Side
+from .close import CloseCode
+from .exceptions import ConnectionClosed
+from .inbox import Inbox, Message
+from .options import ConnectionOptions
+from .outbox import Outbox
+from .protocol import COMPRESSED_SLICE, Close, Pong, Protocol, Side
 from .watcher import BACKOFF, Watcher
 
-__all__ = ["Duplex", "DEFAULT_MAX_QUEUE", "Message"]
+__all__ = ["Duplex", "NOTHING", "BROADCAST_WAIT", "remaining"]
 
 logger = logging.getLogger("wsclient")
-
-Message = Union[str, bytes]
-
 
 #: How long a failed write waits for another reading thread before it reads what the peer
 #: sent last (that thread normally lets go within microseconds: the reset wakes it too).
 _READ_AFTER_RESET_WAIT = 0.5
-_NOTHING: Any = object()
+
+#: How long :meth:`Duplex.send_nowait` (``broadcast()``) waits for another thread's write
+#: to a peer that reads (seconds); a peer that does not read is skipped at once.
+BROADCAST_WAIT = 0.5
+
+#: What a read returns when it has no message for the caller (at the deadline or the close).
+NOTHING: Any = object()
 
 
-class Duplex(Background):
+class Duplex:
     """The socket and protocol of one connection, and the locks that share them.
 
     Args:
         sock: the connected socket (plain, TLS or TLS inside TLS), after the handshake.
         protocol: the connection's state machine.
-        request, response, subprotocol: the opening handshake's, kept for the application
-            (see :class:`~wsclient.connection.WebSocket`).
         watcher: the background reader that watches this connection.
         options: the connection's options (``max_size`` is the protocol's to enforce).
         initial_data: bytes read past the handshake, processed first.
         preamble: bytes to write before any frame (a server's 101 response).
+
+    Attributes:
+        proto, channel, inbox, outbox, background, watcher: the parts (see the module).
+        state_lock, read_lock: see the module.
+        closed: the transport is closed (or closing down): nothing more is read or written.
+        close_timeout: the bound on the closing handshake (from the options; may be
+            changed while the connection is open).
+        abort_cause: why the transport ended, when it was not the peer's close.
     """
 
     def __init__(
@@ -80,279 +91,296 @@ class Duplex(Background):
         sock: Any,
         protocol: Protocol,
         *,
-        request: Any,
-        response: Any,
-        subprotocol: Optional[str] = None,
         watcher: Watcher,
-        options: ConnectionOptions = ConnectionOptions(),
+        options: ConnectionOptions,
         initial_data: bytes = b"",
         preamble: bytes = b"",
     ) -> None:
-        self.request = request
-        self.response = response
-        self.subprotocol = subprotocol
-        self.client_address: Optional[str] = None
+        self.proto = protocol
         self.options = options
-        self.ping_interval = ping_interval = options.ping_interval
-        self.ping_timeout = options.ping_timeout
-        self.close_timeout = options.close_timeout
-        self.max_queue = options.max_queue
-        self._proto = protocol
-        self._watcher = watcher
-        try:
-            self._local_address = sock.getsockname()
-            self._remote_address = sock.getpeername()
-        except OSError:
-            self._local_address = self._remote_address = None
-        self._state_lock = threading.Lock()
-        self._cond = threading.Condition(self._state_lock)
-        self._read_lock = threading.Lock()
-        self._write_lock = threading.Lock()
-        self._message_lock = threading.Lock()
-        self._queue: Deque[Message] = collections.deque()
-        self._queued = 0
-        self._read_waiters = 0  # Threads waiting for the read lock (under _cond).
-        self._paused = False
-        self._ctrl_pending: List[bytes] = []
-        self._closed = False  # The transport is closed (or closing down).
-        self._abort_cause: Optional[BaseException] = None
-        # Pings awaiting their pong, oldest first (payloads may repeat: ping() twice).
-        self._pings: List[Tuple[bytes, threading.Event]] = []
-        self._pong_deadline: Optional[float] = None
-        self._next_ping: Optional[float] = None
-        self._close_deadline: Optional[float] = None
-        self._close_after_write = False  # Close the transport once queued frames are out.
-        self._close_unsent = False  # The transport closed before our close frame was out.
-        self._timer_at: Optional[float] = None
-        self._ready: Set[threading.Event] = set()
+        self.close_timeout = options.close_timeout  # The CLI shortens it on Ctrl-C.
+        self.watcher = watcher
+        self.state_lock = threading.Lock()
+        self.read_lock = threading.Lock()
+        self.closed = False
+        self.abort_cause: Optional[BaseException] = None
+        self._read_waiters = 0  # Threads waiting for the read lock (under the condition).
         self._debug = logger.isEnabledFor(logging.DEBUG)
         # The preamble (a server's 101) goes out before any frame.
-        self._channel = Channel(sock, unsent=preamble)
+        self.channel = Channel(sock, unsent=preamble)
+        self.inbox = Inbox(self.state_lock, options.max_queue)
+        self._changed = self.inbox.changed
+        self.outbox = Outbox(self.channel)
+        self.background = Background(self, options)
         if initial_data:
-            with self._read_lock:
-                self._process(initial_data, want=False)
-        watcher.add(self)
-        if ping_interval is not None:
-            self._next_ping = time.monotonic() + ping_interval
-            self._schedule(self._next_ping)
+            with self.read_lock:
+                self.process(initial_data, want=False)
+        watcher.add(self.background)
+        self.background.start(time.monotonic())
 
-    # -- reading -----------------------------------------------------------------------
+    # -- receiving ---------------------------------------------------------------------
+
+    def receive(self, deadline: Optional[float]) -> Message:
+        """The next message (``recv()``): read it here if no other thread reads, else
+        wait for the reader to queue one.
+
+        Raises:
+            TimeoutError: the deadline passed; nothing is lost.
+            ConnectionClosed: the connection closed and every message was returned.
+        """
+        while True:
+            if self.read_lock.acquire(False):
+                try:
+                    message = self._read(deadline, want=True)  # Queued messages first.
+                finally:
+                    self.release_read()
+                if message is not NOTHING:
+                    return message  # type: ignore[no-any-return]
+            else:
+                with self._changed:
+                    if not self.inbox.messages and not self.closed:
+                        self._wait_for_reader(deadline)
+            with self.state_lock:
+                if self.inbox.messages:
+                    return self._pop()
+                if self.closed:
+                    raise self.closed_error()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("no message received within the timeout")
 
     def _pop(self) -> Message:
-        """Take the oldest queued message (hold ``_state_lock``)."""
-        message = self._queue.popleft()
-        self._queued -= len(message)
-        if self._paused and (self.max_queue is None or self._queued <= self.max_queue // 2):
-            self._paused = False
-            self._watcher.resume(self)
+        """Take the oldest queued message (hold the state lock)."""
+        message, resume = self.inbox.pop()
+        if resume:
+            self.watcher.resume(self.background)
         return message
 
     def _read(self, deadline: Optional[float], *, want: bool) -> Message:
-        """Read the socket (hold ``_read_lock``) until the deadline or the close.
+        """Read the socket (hold the read lock) until the deadline or the close.
 
         With ``want``, return the first message that arrives (or was queued); without it,
         queue every message and only return at the deadline or the close. Returns
-        _NOTHING at the deadline or the close.
+        :data:`NOTHING` at the deadline or the close.
         """
+        inbox = self.inbox
         while True:
-            if (want and self._queue) or self._closed or self._proto.eof_received:
-                with self._state_lock:
-                    if want and self._queue:
+            if (want and inbox.messages) or self.closed or self.proto.eof_received:
+                with self.state_lock:
+                    if want and inbox.messages:
                         return self._pop()
-                    if self._closed:
-                        return _NOTHING
-                    if self._proto.eof_received:
+                    if self.closed:
+                        return NOTHING  # type: ignore[no-any-return]
+                    if self.proto.eof_received:
                         # The stream ended while a sender holds the socket: the transport
                         # closes when it lets go (or at close_timeout). Wait for that
                         # rather than read the end again.
-                        self._cond.wait(_remaining(deadline, None))
-                        return _NOTHING
-            data = self._channel.recv(deadline)
+                        self._changed.wait(remaining(deadline, None))
+                        return NOTHING  # type: ignore[no-any-return]
+            data = self.channel.recv(deadline)
             if data is None:
-                return _NOTHING
-            message = self._process(data, want=want)
-            if message is not _NOTHING:
-                return message
+                return NOTHING  # type: ignore[no-any-return]
+            message = self.process(data, want=want)
+            if message is not NOTHING:
+                return message  # type: ignore[no-any-return]
 
-    def _process(self, data: bytes, *, want: bool) -> Message:
-        """Feed received bytes to the protocol (hold ``_read_lock``).
+    def process(self, data: bytes, *, want: bool) -> Any:
+        """Feed received bytes to the protocol (hold the read lock); ``b""`` is the end
+        of the stream.
 
-        Returns the first message if ``want`` and nothing is queued before it, else
-        _NOTHING; every other message is queued.
+        Returns:
+            The first message if ``want`` and nothing is queued before it, else
+            :data:`NOTHING`; every other message is queued in the inbox.
         """
-        first: Any = _NOTHING
-        with self._state_lock:
-            proto = self._proto
+        first: Any = NOTHING
+        closing = False
+        with self.state_lock:
+            proto = self.proto
+            inbox = self.inbox
             if data:
                 events = proto.receive_data(data)
             else:
                 events = []
                 proto.receive_eof()
-                self._abort_cause = self._abort_cause or self._channel.error
-                self._cond.notify_all()  # A failed write waits for this (_read_what_arrived).
-            queued = closing = False
+                self.abort_cause = self.abort_cause or self.channel.error
+                self._changed.notify_all()  # A failed write waits for this (_read_what_arrived).
+            queued = False
             for event in events:
                 cls = event.__class__
                 if cls is str or cls is bytes:
-                    if want and first is _NOTHING and not self._queue:
+                    if want and first is NOTHING and not inbox.messages:
                         first = event
                     else:
-                        self._queue.append(event)
-                        self._queued += len(event)
+                        inbox.put(event)  # type: ignore[arg-type]
                         queued = True
                 elif cls is Pong:
-                    self._ack_pings(event.data)  # type: ignore[union-attr]
-                elif cls is Close and proto.side is Side.CLIENT and self.close_timeout is not None:
-                    # The server should now close TCP; don't wait for it forever.
-                    self._close_deadline = time.monotonic() + self.close_timeout
-                    closing = True
+                    self.background.ack_pings(event.data)  # type: ignore[union-attr]
+                elif cls is Close and proto.side is Side.CLIENT:
+                    closing = True  # The server should now close TCP; don't wait forever.
                 if self._debug:
                     logger.debug("%s < %s", proto.side.value, _describe(event))
-            self._ctrl_pending += proto.data_to_send()
-            pending = bool(self._ctrl_pending)
+            control = proto.data_to_send()
+            if control:
+                self.outbox.queue(control)
+            pending = self.outbox.control_pending
             finished = proto.should_close_transport
             if queued:
-                self._notify_locked()
+                inbox.notify()
         if pending:
-            self._flush_control()
+            self.flush_control()
         if finished:
             self._close_when_written()
-        elif closing:
-            self._schedule(self._close_deadline)  # type: ignore[arg-type]
+        elif closing and self.close_timeout is not None:
+            self.background.close_by(time.monotonic() + self.close_timeout)
         return first
 
-    def _close_when_written(self) -> None:
-        """The closing handshake is over: close the transport once the close frame is out.
-
-        Never waits (the watcher thread may be the caller). While another thread is
-        writing a frame (a handler's large echo), the close frame waits behind it and that
-        thread closes the transport when it lets go; cutting the socket under it would
-        leave the peer a truncated frame. ``close_timeout`` bounds the wait.
-        """
-        self._close_after_write = True
-        self._flush_control()  # Also closes the transport if nothing else is queued.
-        if not self._closed and self.close_timeout is not None:
-            deadline = time.monotonic() + self.close_timeout
-            if self._close_deadline is None or deadline < self._close_deadline:
-                self._close_deadline = deadline
-            self._schedule(self._close_deadline)
-
-    def _close_if_written(self) -> None:
-        """Close the transport if it only waited for queued frames to go out."""
-        if self._close_after_write and not self._closed and not (self._ctrl_pending or self._channel.unsent):
-            if self._write_lock.acquire(False):  # No frame is half written.
-                self._write_lock.release()
-                self._abort(None)
-
-    def _finish_writes(self, limit: float) -> None:
-        """Before closing the transport, write what is still queued (a close frame).
-
-        Another thread may hold the write lock (a handler sending its echo): wait for it
-        up to ``limit`` seconds rather than shut the socket under a close frame that never
-        went out.
-        """
-        if not (self._ctrl_pending or self._channel.unsent):
-            return
-        if not self._write_lock.acquire(True, limit):
-            return
-        try:
-            with self._state_lock:
-                frames = self._take_pending()
-            self._channel.write(frames, time.monotonic() + limit)
-        except (OSError, TimeoutError):
-            pass
-        finally:
-            self._write_lock.release()
-
-    def _wait_closed(self, deadline: Optional[float]) -> None:
-        """Read or wait until the transport is closed, or the deadline."""
-        while not self._closed:
-            if deadline is not None and time.monotonic() >= deadline:
-                return
-            if self._read_lock.acquire(False):
-                try:
-                    self._read(deadline, want=False)
-                finally:
-                    self._release_read()
-            else:
-                with self._cond:
-                    if not self._closed:
-                        self._wait_for_reader(deadline)
-
     def _wait_for_reader(self, deadline: Optional[float]) -> None:
-        """Wait (hold ``_cond``) until the thread reading gives the socket back, a message
-        is queued or the connection closes."""
+        """Wait (hold the inbox's condition) until the thread reading gives the socket
+        back, a message is queued or the connection closes."""
         self._read_waiters += 1
         try:
             # Checked after counting ourselves: a reader that released the lock before
             # seeing the count is seen here instead, so no wake-up is lost.
-            if self._read_lock.locked():
-                self._cond.wait(_remaining(deadline, 1.0))
+            if self.read_lock.locked():
+                self._changed.wait(remaining(deadline, 1.0))
         finally:
             self._read_waiters -= 1
 
-    def _release_read(self) -> None:
-        self._read_lock.release()
+    def release_read(self) -> None:
+        """Release the read lock, waking threads waiting for it; close the socket if the
+        transport closed meanwhile."""
+        self.read_lock.release()
         if self._read_waiters:  # Most reads have nobody waiting: skip the condition.
-            with self._cond:
-                self._cond.notify_all()
-        if self._closed:
+            with self._changed:
+                self._changed.notify_all()
+        if self.closed:
             self._close_fd()
 
-    def _notify_locked(self) -> None:
-        self._cond.notify_all()
-        for event in self._ready:
-            event.set()
+    # -- sending -----------------------------------------------------------------------
 
-    # -- writing -----------------------------------------------------------------------
+    def send(self, message: Any, deadline: Optional[float], compress: Optional[bool]) -> None:
+        """Send one message (``str`` or bytes-like), sliced if large and compressed.
 
-    def _take_pending(self) -> List[bytes]:
-        """Control frames queued by the reader, to write first (hold ``_state_lock``)."""
-        pending, self._ctrl_pending = self._ctrl_pending, []
-        return pending
+        Raises:
+            TimeoutError: as :meth:`~wsclient.WebSocket.send`.
+            ConnectionClosed: the connection is closed or closing.
+        """
+        message_lock = self.outbox.message_lock
+        if not message_lock.acquire(True, remaining(deadline, -1)):
+            raise TimeoutError("another thread kept sending past the timeout")
+        try:
+            proto = self.proto
+            self._write_frame(
+                deadline, lambda: proto.send_message(message, compress=compress, slice_size=COMPRESSED_SLICE)
+            )
+            while proto.message_pending:  # A large compressed message, a slice per frame.
+                self._write_more(deadline, proto.send_rest)
+        finally:
+            message_lock.release()
+
+    def send_fragments(self, fragments: Iterator[Any], deadline: Optional[float], compress: Optional[bool]) -> None:
+        """One message in several frames: the message lock is held throughout, the write
+        lock only per frame, so control frames can go out between fragments."""
+        message_lock = self.outbox.message_lock
+        if not message_lock.acquire(True, remaining(deadline, -1)):
+            raise TimeoutError("another thread kept sending past the timeout")
+        try:
+            # Each piece goes out as soon as the iterable yields it (streaming); an empty
+            # final frame ends the message, as the end is only known after the last piece.
+            first = next(fragments, NOTHING)
+            if first is NOTHING:
+                return
+            empty = "" if isinstance(first, str) else b""
+            # Until the first frame is out, a failure leaves nothing sent; after it, the
+            # message can never be finished, and _write_more fails the connection.
+            write = self._write_frame
+            piece = first
+            proto = self.proto
+            while piece is not NOTHING:
+                write(deadline, lambda: proto.send_fragment(piece, fin=False, compress=compress))
+                write = self._write_more
+                try:
+                    piece = next(fragments, NOTHING)
+                except Exception as exc:
+                    self.fail(CloseCode.INTERNAL_ERROR, "", wait=1.0, cause=exc)
+                    raise
+            self._write_more(deadline, lambda: proto.send_fragment(empty, fin=True, compress=compress))
+        finally:
+            message_lock.release()
+
+    def ping(self, payload: bytes) -> threading.Event:
+        """Send a ping; the event is set when its pong (or a later one) arrives."""
+        event = threading.Event()
+        with self.state_lock:
+            self.background.expect_pong(payload, event)
+        self._write_frame(None, lambda: self.proto.send_ping(payload))
+        self.watcher.resume(self.background)  # Read the pong now, even if the watcher backed off.
+        return event
+
+    def pong(self, payload: bytes) -> None:
+        """Send an unsolicited pong."""
+        self._write_frame(None, lambda: self.proto.send_pong(payload))
 
     def _write_frame(self, deadline: Optional[float], build: Callable[[], List[bytes]]) -> None:
         """Under the write lock: write pending control frames, then what ``build()`` frames."""
-        if not self._write_lock.acquire(True, _remaining(deadline, -1)):
+        write_lock = self.outbox.write_lock
+        if not write_lock.acquire(True, remaining(deadline, -1)):
             raise TimeoutError("the connection was busy writing past the timeout")
         try:
             if deadline is not None and not self._room_before(deadline):
                 raise TimeoutError("the peer did not read in time; nothing of the message was sent")
-            with self._state_lock:
-                if self._closed or self._proto.close_sent is not None or self._proto.eof_received:
-                    raise self._closed_error()
+            with self.state_lock:
+                if self.closed or not self.proto.can_send:
+                    raise self.closed_error()
                 buffers = build()
-                if self._ctrl_pending:
-                    buffers = self._take_pending() + buffers
+                if self.outbox.control_pending:
+                    buffers = self.outbox.take() + buffers
             self._write_or_abort(buffers, deadline)
         finally:
             self._release_write()
 
+    def _write_more(self, deadline: Optional[float], build: Callable[[], List[bytes]]) -> None:
+        """:meth:`_write_frame` for a frame that continues a message already on the wire.
+
+        The message can never be finished if this fails: a timeout aborts the connection
+        (a frame may be half written), and a piece that cannot be framed (a ``str`` with a
+        lone surrogate, a type unlike the first piece's) fails it with 1011.
+        """
+        try:
+            self._write_frame(deadline, build)
+        except TimeoutError as exc:
+            self.abort(exc)
+            raise
+        except OSError:
+            raise  # The connection has closed already.
+        except Exception as exc:
+            self.fail(CloseCode.INTERNAL_ERROR, "", wait=1.0, cause=exc)
+            raise
+
     def _room_before(self, deadline: float) -> bool:
-        """Whether the socket takes bytes before ``deadline`` (hold ``_write_lock``), once
+        """Whether the socket takes bytes before ``deadline`` (hold the write lock), once
         what earlier writes left unsent (whole frames) is out.
 
         A frame is built only when some of it can go at once: a send whose timeout expires
         while the peer does not read has then sent nothing (its message was never framed,
         so the compression context did not advance either), and the connection goes on.
         """
-        if self._channel.unsent:
+        if self.channel.unsent:
             self._write_or_abort([], deadline, abort_on_timeout=False)
-        return self._channel.wait_writable(deadline)
+        return self.channel.wait_writable(deadline)
 
     def _write_or_abort(self, buffers: List[bytes], deadline: Optional[float], *, abort_on_timeout: bool = True) -> None:
         try:
-            self._channel.write(buffers, deadline)
+            self.channel.write(buffers, deadline)
         except TimeoutError as exc:
             if abort_on_timeout:
-                self._abort(exc)
+                self.abort(exc)
             raise
         except OSError as exc:
             self._read_what_arrived()
-            self._abort(exc)
-            raise self._closed_error() from exc
+            self.abort(exc)
+            raise self.closed_error() from exc
         if self._debug:
-            logger.debug("%s > %d bytes", self._proto.side.value, sum(map(len, buffers)))
+            logger.debug("%s > %d bytes", self.proto.side.value, sum(map(len, buffers)))
 
     def _read_what_arrived(self) -> None:
         """A write failed (the peer reset the connection): take in what it sent before.
@@ -365,104 +393,217 @@ class Duplex(Background):
         is nothing left to read (and a ``recv()`` waiting for the close holds the lock).
         """
         deadline = time.monotonic() + _READ_AFTER_RESET_WAIT
-        while not self._read_lock.acquire(False):
-            with self._cond:
-                if self._proto.eof_received or time.monotonic() >= deadline:
+        while not self.read_lock.acquire(False):
+            with self._changed:
+                if self.proto.eof_received or time.monotonic() >= deadline:
                     return
                 self._wait_for_reader(deadline)
         try:
-            if not self._proto.eof_received:
-                self._read_available(bounded=False)
+            if not self.proto.eof_received:
+                self.background.read_available(bounded=False)
         finally:
-            self._release_read()
+            self.release_read()
 
     def _write_now(self, buffers: List[bytes]) -> bool:
-        """Write without waiting (hold ``_write_lock``): what the socket cannot take now
+        """Write without waiting (hold the write lock): what the socket cannot take now
         stays in the channel's ``unsent`` for the watcher to finish. False if the
         connection failed."""
         try:
-            self._channel.write(buffers, time.monotonic())
+            self.channel.write(buffers, time.monotonic())
         except TimeoutError:
-            self._schedule(time.monotonic() + BACKOFF)
+            self.background.schedule(time.monotonic() + BACKOFF)
         except OSError as exc:
-            self._abort(exc)
+            self.abort(exc)
             return False
         return True
 
-    def _flush_control(self) -> None:
-        """Write queued control frames now if nobody else is writing; never blocks."""
-        while self._write_lock.acquire(False):
+    def flush_control(self) -> None:
+        """Write queued control frames (and unsent bytes) now if nobody else is writing;
+        never blocks. Closes the transport too, if it only waited for these."""
+        outbox = self.outbox
+        while outbox.write_lock.acquire(False):
             try:
-                with self._state_lock:
-                    frames = self._take_pending()
-                if not frames and not self._channel.unsent:
+                with self.state_lock:
+                    frames = outbox.take()
+                if not frames and not self.channel.unsent:
                     break
                 self._write_now(frames)
             finally:
-                self._write_lock.release()
-                if self._closed:
+                outbox.write_lock.release()
+                if self.closed:
                     self._close_fd()
-            if not self._ctrl_pending:
+            if not outbox.control_pending:
                 break
         self._close_if_written()
 
     def _release_write(self) -> None:
-        self._write_lock.release()
-        if self._closed:
+        self.outbox.write_lock.release()
+        if self.closed:
             self._close_fd()
-        elif self._ctrl_pending:
-            self._flush_control()  # Closes the transport too, if it only waited for these.
-        elif self._close_after_write:
+        elif self.outbox.control_pending:
+            self.flush_control()  # Closes the transport too, if it only waited for these.
+        elif self.outbox.close_after_write:
             self._close_if_written()
 
-    def _send_nowait(self, message: Message) -> bool:
-        """Send without waiting, for broadcast; False if the connection cannot take it now.
+    def send_nowait(self, message: Message) -> bool:
+        """Send for :func:`~wsclient.broadcast`: without waiting on a peer that does not
+        read; False if the message was not sent (closed, or the peer is not reading).
 
-        The message is framed only once the socket is known to take some of it, so a
-        skipped message never advances the compression context; what does not fit stays
-        in the channel's ``unsent`` and the watcher finishes it.
+        Another thread writing to a peer that reads (a handler's echo, another broadcast)
+        holds the locks for a short write: wait for it, up to :data:`BROADCAST_WAIT`. A
+        peer that stopped reading (the socket takes no byte now) is skipped at once. The
+        message is framed only once the socket is known to take some of it, so a skipped
+        message never advances the compression context; what does not fit stays in the
+        channel's ``unsent`` and the watcher finishes it (one message at most: the next
+        one is sent only once it is out).
         """
-        if self._closed or not self._message_lock.acquire(False):
+        outbox = self.outbox
+        if self.closed:
             return False
-        if not self._write_lock.acquire(False):
-            self._message_lock.release()
-            return False
-        try:
-            if self._channel.unsent or not self._channel.wait_writable(time.monotonic()):
+        if not outbox.message_lock.acquire(False):
+            if self.channel.stalled:
+                return False  # The sender in progress waits on a peer that does not read.
+            if not outbox.message_lock.acquire(True, BROADCAST_WAIT):
                 return False
-            with self._state_lock:
-                if self._closed or self._proto.close_sent is not None or self._proto.eof_received:
+        try:
+            if not outbox.write_lock.acquire(True, BROADCAST_WAIT):
+                return False
+            try:
+                if self.channel.unsent and not self._finish_unsent():
                     return False
-                buffers = self._take_pending() + self._proto.send_message(message)
-            return self._write_now(buffers)
+                if not self.channel.wait_writable(time.monotonic()):
+                    return False
+                with self.state_lock:
+                    if self.closed or not self.proto.can_send:
+                        return False
+                    buffers = outbox.take() + self.proto.send_message(message)
+                return self._write_now(buffers)
+            finally:
+                self._release_write()
         finally:
-            self._release_write()
-            self._message_lock.release()
+            outbox.message_lock.release()
+
+    def _finish_unsent(self) -> bool:
+        """Write what an earlier write left unsent, without waiting (hold the write lock);
+        True once it is all out."""
+        try:
+            self.channel.write([], time.monotonic())
+        except TimeoutError:
+            return False
+        except OSError as exc:
+            self.abort(exc)
+            return False
+        return True
 
     # -- closing -----------------------------------------------------------------------
 
-    def _start_close(self, code: int, reason: str, deadline: Optional[float]) -> None:
+    def close(self, code: int, reason: str) -> None:
+        """The closing handshake, bounded by ``close_timeout`` (see ``WebSocket.close()``)."""
+        close_timeout = self.close_timeout
+        deadline = None if close_timeout is None else time.monotonic() + close_timeout
+        if not self.closed:
+            # Take the socket's read side first when it is free: the peer's answer is then
+            # read here, not by the watcher thread and handed over (a GIL hand-off that
+            # cost about a third of a short connection's close).
+            reading = self.read_lock.acquire(False)
+            if reading:  # Nor does the watcher wake for the answer only to find us reading.
+                self.watcher.pause(self.background)
+            try:
+                self.start_close(code, reason, deadline)
+                if reading:
+                    self._read(deadline, want=False)
+            finally:
+                if reading:
+                    self.release_read()
+            self.wait_closed(deadline)
+        self.abort(None)
+        if not self.channel.closed:
+            # Another thread is finishing a read or write; it closes the socket on its way
+            # out (reads and writes fail fast after the shutdown in abort()).
+            with self._changed:
+                self._changed.wait_for(lambda: self.channel.closed, timeout=remaining(deadline, 5.0) or 0.5)
+
+    def start_close(self, code: int, reason: str, deadline: Optional[float]) -> None:
         """Send the close frame (once); abort if it cannot go out before ``deadline``.
 
         While another thread writes (a handler sending to a slow peer), the frame is queued
         for that thread to write at its next frame boundary, as the reader's pongs are, so
         ``shutdown()`` closes every connection at once rather than one after another.
         """
-        if not self._write_lock.acquire(False):
-            with self._state_lock:
-                self._ctrl_pending += self._proto.send_close(code, reason)
-            self._flush_control()  # in case the writer has just finished
+        write_lock = self.outbox.write_lock
+        if not write_lock.acquire(False):
+            with self.state_lock:
+                self.outbox.queue(self.proto.send_close(code, reason))
+            self.flush_control()  # in case the writer has just finished
             return
         try:
-            with self._state_lock:
-                frames = self._take_pending() + self._proto.send_close(code, reason)
-            self._channel.write(frames, deadline)
+            with self.state_lock:
+                frames = self.outbox.take() + self.proto.send_close(code, reason)
+            self.channel.write(frames, deadline)
         except (OSError, TimeoutError) as exc:
-            self._abort(exc)
+            self.abort(exc)
         finally:
             self._release_write()
 
-    def _fail(self, code: int, reason: str, *, wait: float, cause: Optional[BaseException] = None) -> None:
+    def wait_closed(self, deadline: Optional[float]) -> None:
+        """Read or wait until the transport is closed, or the deadline."""
+        while not self.closed:
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            if self.read_lock.acquire(False):
+                try:
+                    self._read(deadline, want=False)
+                finally:
+                    self.release_read()
+            else:
+                with self._changed:
+                    if not self.closed:
+                        self._wait_for_reader(deadline)
+
+    def _close_when_written(self) -> None:
+        """The closing handshake is over: close the transport once the close frame is out.
+
+        Never waits (the watcher thread may be the caller). While another thread is
+        writing a frame (a handler's large echo), the close frame waits behind it and that
+        thread closes the transport when it lets go; cutting the socket under it would
+        leave the peer a truncated frame. ``close_timeout`` bounds the wait.
+        """
+        self.outbox.close_after_write = True
+        self.flush_control()  # Also closes the transport if nothing else is queued.
+        close_timeout = self.close_timeout
+        if not self.closed and close_timeout is not None:
+            self.background.close_by(time.monotonic() + close_timeout)
+
+    def _close_if_written(self) -> None:
+        """Close the transport if it only waited for queued frames to go out."""
+        outbox = self.outbox
+        if outbox.close_after_write and not self.closed and not outbox.pending:
+            if outbox.write_lock.acquire(False):  # No frame is half written.
+                outbox.write_lock.release()
+                self.abort(None)
+
+    def _finish_writes(self, limit: float) -> None:
+        """Before closing the transport, write what is still queued (a close frame).
+
+        Another thread may hold the write lock (a handler sending its echo): wait for it
+        up to ``limit`` seconds rather than shut the socket under a close frame that never
+        went out.
+        """
+        outbox = self.outbox
+        if not outbox.pending:
+            return
+        if not outbox.write_lock.acquire(True, limit):
+            return
+        try:
+            with self.state_lock:
+                frames = outbox.take()
+            self.channel.write(frames, time.monotonic() + limit)
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            outbox.write_lock.release()
+
+    def fail(self, code: int, reason: str, *, wait: float, cause: Optional[BaseException] = None) -> None:
         """Close with ``code`` without waiting for the peer's answer.
 
         Args:
@@ -471,69 +612,54 @@ class Duplex(Background):
                 thread, which must never block).
             cause: the ``__cause__`` of later errors (default: a TimeoutError(reason)).
         """
-        with self._state_lock:
-            self._ctrl_pending += self._proto.fail(code, reason)
+        with self.state_lock:
+            self.outbox.queue(self.proto.fail(code, reason))
         self._finish_writes(wait)
-        self._abort(cause if cause is not None else TimeoutError(reason))
+        self.abort(cause if cause is not None else TimeoutError(reason))
 
-    def _abort(self, cause: Optional[BaseException]) -> None:
+    def abort(self, cause: Optional[BaseException]) -> None:
         """Close the transport now (idempotent): wake every waiter, release the socket."""
-        with self._state_lock:
-            first = not self._closed
+        with self.state_lock:
+            first = not self.closed
             if first:
-                self._closed = True
-                if cause is not None and self._abort_cause is None:
-                    self._abort_cause = cause
+                self.closed = True
+                if cause is not None and self.abort_cause is None:
+                    self.abort_cause = cause
                 # The close frame is the last one written: if anything is still waiting
                 # to go out, it has not (a pong after it, rarely, counts it unsent too).
-                self._close_unsent = self._proto.close_sent is not None and bool(
-                    self._ctrl_pending or self._channel.unsent
-                )
-                if not self._proto.eof_received:
-                    self._proto.receive_eof()
-                self._notify_locked()
+                self.proto.transport_closed(close_unsent=self.outbox.pending)
+                self.inbox.notify()
                 if self._debug:
-                    logger.debug("%s closed: %s", self._proto.side.value, self._proto.close_code)
+                    logger.debug("%s closed: %s", self.proto.side.value, self.proto.close_code)
         if first:
-            self._channel.shutdown()  # Wakes threads polling the socket.
+            self.channel.shutdown()  # Wakes threads polling the socket.
         self._close_fd()
 
     def _close_fd(self) -> None:
         """Close the socket once no thread reads or writes it."""
-        if self._channel.closed or not self._read_lock.acquire(False):
+        if self.channel.closed or not self.read_lock.acquire(False):
             return
         try:
-            if not self._write_lock.acquire(False):
+            write_lock = self.outbox.write_lock
+            if not write_lock.acquire(False):
                 return
             try:
-                if not self._channel.closed:
-                    self._watcher.remove(self)
-                    self._channel.close()
-                    with self._cond:
-                        self._cond.notify_all()
+                if not self.channel.closed:
+                    self.watcher.remove(self.background)
+                    self.channel.close()
+                    with self._changed:
+                        self._changed.notify_all()
             finally:
-                self._write_lock.release()
+                write_lock.release()
         finally:
-            self._read_lock.release()
+            self.read_lock.release()
 
-    def _close_status(self) -> Tuple[int, str]:
-        """The close code and reason: the protocol's, unless this end's close frame never
-        left (the transport was cut while it waited behind a stalled write) and none came
-        back: then no close frame went either way, 1006 (RFC 6455 section 7.1.5)."""
-        proto = self._proto
-        if self._close_unsent and proto.close_rcvd is None and not proto.failed:
-            return CloseCode.ABNORMAL_CLOSURE, ""
-        return proto.close_code, proto.close_reason
-
-    def _closed_error(self) -> ConnectionClosed:
-        code, reason = self._close_status()
-        cls = ConnectionClosedOK if code in OK_CLOSE_CODES and not self._proto.failed else ConnectionClosedError
-        error = cls(known_close_code(code), reason)
-        error.__cause__ = self._proto.error or self._abort_cause
-        return error
+    def closed_error(self) -> ConnectionClosed:
+        """The error operations on the closed connection raise (see the protocol's)."""
+        return self.proto.closed_error(self.abort_cause)
 
 
-def _remaining(deadline: Optional[float], default: Any) -> Any:
+def remaining(deadline: Optional[float], default: Any) -> Any:
     """Seconds left until ``deadline`` (never negative), or ``default`` without one."""
     if deadline is None:
         return default

@@ -18,7 +18,7 @@ import threading
 from typing import Any, Callable, List, Optional, Sequence, Set, Tuple, Union
 
 from . import tls
-from .connection import WebSocket, check_options, check_seconds
+from .connection import WebSocket
 from .deflate import DeflateOptions, PerMessageDeflate, compression_options
 from .exceptions import InvalidHandshake
 from .extensions import server_accept
@@ -32,7 +32,7 @@ from .handshake import (
     select_subprotocol,
 )
 from .http11 import Request, RequestParser, Response
-from .options import ConnectionOptions
+from .options import ConnectionOptions, check_seconds
 from .protocol import Protocol, Side
 from .sockio import deadline_after, read_head, remaining, send_all
 from .watcher import Watcher
@@ -84,8 +84,6 @@ class Opener:
     ) -> None:
         _check_hooks(ssl_context=ssl_context, subprotocols=subprotocols, origins=origins,
                      select_subprotocol=select_subprotocol, process_request=process_request)
-        check_options(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
-                      ping_timeout=ping_timeout, close_timeout=close_timeout)
         check_seconds("handshake_timeout", handshake_timeout, positive=True)
         self.trusted_proxies = None if trusted_proxies is None else parse_trusted(trusted_proxies)
         self.ssl_context = ssl_context

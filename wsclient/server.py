@@ -23,7 +23,8 @@ import time
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from .close import CloseCode
-from .connection import DEFAULT_MAX_QUEUE, WebSocket, check_count, connections_only
+from .connection import DEFAULT_MAX_QUEUE, WebSocket, connections_only
+from .options import check_count
 from .deflate import DeflateOptions
 from .exceptions import ConnectionClosed
 from .http11 import Request
@@ -176,6 +177,17 @@ class WebSocketServer:
         host = self.server_address[0]
         host = f"[{host}]" if ":" in host else host
         return f"{scheme}://{host}:{self.port}/"
+
+    def wait_serving(self, timeout: Optional[float] = None) -> bool:
+        """Wait until :meth:`serve_forever` is accepting connections in another thread.
+
+        Args:
+            timeout: seconds; None waits without limit.
+
+        Returns:
+            True once serving; False at the timeout.
+        """
+        return self._serving.wait(timeout)
 
     def fileno(self) -> int:
         """The listening socket's file descriptor."""
@@ -409,17 +421,18 @@ def serve(handler: Handler, host: str = "127.0.0.1", port: int = 0, *, unix_path
 def broadcast(connections: Iterable[WebSocket], message: Union[str, bytes]) -> List[WebSocket]:
     """Send ``message`` to many connections without letting a slow one hold up the others.
 
-    Never waits: a connection that is closed, busy sending, still writing an earlier
-    message, or whose socket cannot take a byte right now is skipped for this message. A
-    message that could only be written in part stays queued for that connection (at most
-    one message per connection) and is finished in the background. Nothing is buffered
-    without bound.
+    A connection whose peer reads gets the message, even if another thread is writing to
+    it at that moment (broadcast waits for that write, up to half a second). Skipped for
+    this message: a connection that is closed or closing, and one whose peer has stopped
+    reading (its socket takes no byte now). A message that could only be written in part
+    stays queued for that connection (at most one message per connection) and is finished
+    in the background. Nothing is buffered without bound.
 
     Args:
         connections: the connections, e.g. ``server.connections``.
         message: ``str`` (text) or bytes-like (binary).
 
     Returns:
-        The connections that were skipped, so the caller can close or retry them.
+        The connections that were skipped, so the caller can close, log or retry them.
     """
     return [ws for ws in connections_only(connections, "broadcast()") if not ws.send_nowait(message)]

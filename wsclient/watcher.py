@@ -54,19 +54,19 @@ class Watched(TypingProtocol):
 
     def fileno(self) -> int: ...
 
-    def _watcher_read(self) -> Optional[float]:
+    def on_readable(self) -> Optional[float]:
         """Read without blocking.
 
         Returns None when done; 0.0 to be read again on the next round (bytes may wait
         where the selector cannot see them); a positive delay when an application thread
         is reading the connection (the watcher then leaves it alone until
-        :meth:`_watcher_busy` says otherwise, checking every :data:`BACKOFF` seconds).
+        :meth:`is_busy` says otherwise, checking every :data:`BACKOFF` seconds).
         """
 
-    def _watcher_busy(self) -> bool:
+    def is_busy(self) -> bool:
         """True while an application thread is reading the connection."""
 
-    def _watcher_timer(self, now: float) -> None:
+    def on_timer(self, now: float) -> None:
         """Run due timers (and :meth:`Watcher.schedule` the next one itself)."""
 
 
@@ -146,7 +146,7 @@ class Watcher:
                 self._wake()  # Rebuild the select()/poll() set.
 
     def schedule(self, conn: Any, when: float) -> None:
-        """Call ``conn._watcher_timer`` at ``when`` (a ``time.monotonic()`` value)."""
+        """Call ``conn.on_timer`` at ``when`` (a ``time.monotonic()`` value)."""
         with self._lock:
             if id(conn) in self._watched:
                 # A weak reference: a closed connection's timer (20 s of keepalive) must not
@@ -247,7 +247,7 @@ class Watcher:
 
     def _read(self, conn: Any) -> None:
         try:
-            backoff = conn._watcher_read()
+            backoff = conn.on_readable()
         except Exception:  # pragma: no cover - a bug in a connection must not kill others
             logger.exception("reading a connection failed")
             self.remove(conn)
@@ -270,7 +270,7 @@ class Watcher:
         """Put back the detached connections no application thread reads any more."""
         with self._lock:
             for key, conn in list(self._detached.items()):
-                if not conn._watcher_busy():
+                if not conn.is_busy():
                     del self._detached[key]
                     self._register(conn)
             self._sweeping = bool(self._detached)
@@ -294,7 +294,7 @@ class Watcher:
             if item is None or id(item) not in self._watched:
                 continue
             try:
-                item._watcher_timer(now)
+                item.on_timer(now)
             except Exception:  # pragma: no cover
                 logger.exception("connection timer failed")
 

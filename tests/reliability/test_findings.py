@@ -147,8 +147,8 @@ def test_send_between_the_peers_eof_and_the_abort_raises_connection_closed(ws_ec
     # connection") instead of ConnectionClosedError. The window is a few bytecodes wide,
     # so this test puts the connection in that state directly.
     ws = wsclient.connect(ws_echo_server.uri, proxy=None, ping_interval=None, close_timeout=0.5)
-    with ws._state_lock:
-        ws._proto.receive_eof()  # what the reader does first on EOF
+    with ws._duplex.state_lock:
+        ws._duplex.proto.receive_eof()  # what the reader does first on EOF
     with pytest.raises(wsclient.ConnectionClosedError) as info:
         ws.send("late")
     assert info.value.code == 1006
