@@ -1,10 +1,12 @@
 """A chat server: every message is broadcast to every connected client.
 
-``wsclient.broadcast`` never waits for a slow client: it skips it for that message.
+``wsclient.broadcast`` never waits for a client that stopped reading: it skips it for that
+message and returns it, and this server logs each one it skipped.
 Try it with two terminals running ``python -m wsclient connect ws://127.0.0.1:8765/``.
 """
 
 import argparse
+import logging
 
 import wsclient
 
@@ -15,11 +17,15 @@ def main(argv=None) -> None:
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     args = parser.parse_args(argv)
 
+    def send_all(message: str) -> None:
+        for skipped in wsclient.broadcast(server.connections, message):
+            logging.warning("%s is not reading: skipped %r", skipped.remote_address, message[:40])
+
     def chat(ws: wsclient.WebSocket) -> None:
         name = f"{ws.remote_address[0]}:{ws.remote_address[1]}"
-        wsclient.broadcast(server.connections, f"* {name} joined")
+        send_all(f"* {name} joined")
         for message in ws:
-            wsclient.broadcast(server.connections, f"{name}: {message}")
+            send_all(f"{name}: {message}")
 
     with wsclient.serve(chat, args.host, args.port) as server:
         print(server.uri, flush=True)

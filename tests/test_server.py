@@ -484,7 +484,7 @@ def test_serve_forever_again_after_shutdown():
     thread = threading.Thread(target=server.serve_forever)
     thread.start()
     try:
-        assert server._serving.wait(5)  # Listening again (refused until then).
+        assert server.wait_serving(5)  # Listening again (refused until then).
         with wsclient.connect(server.uri, timeout=5) as ws:
             ws.send("again")
             assert ws.recv(timeout=5) == "again"
@@ -583,7 +583,7 @@ def test_serve_forever_again_on_a_unix_socket_after_shutdown(tmp_path):
         for _ in range(2):
             thread = threading.Thread(target=server.serve_forever)
             thread.start()
-            assert server._serving.wait(5)  # Listening again (refused until then).
+            assert server.wait_serving(5)  # Listening again (refused until then).
             with wsclient.connect("ws://localhost/", unix_path=path, timeout=5) as ws:
                 ws.send("again")
                 assert ws.recv(timeout=5) == "again"
@@ -701,6 +701,72 @@ def test_broadcast_reaches_everyone_and_skips_a_stuck_client(run_server):
             assert ws.recv(timeout=5) == b"m" * 65536
     assert skipped_any
     stuck.close()
+    for ws in readers:
+        ws.close()
+
+
+def test_broadcast_loses_nothing_when_every_client_talks_at_once(run_server):
+    """5 chat clients send at the same moment, 20 rounds: broadcast() waits for the short
+    writes other handlers make meanwhile, so every client gets all 100 messages."""
+    skipped = []
+
+    def chat(ws):
+        for message in ws:
+            skipped.extend(wsclient.broadcast(server.server.connections, message))
+
+    server = run_server(chat)
+    clients = [wsclient.connect(server.uri, ping_interval=None) for _ in range(5)]
+    deadline = time.monotonic() + 10
+    while len(server.server.connections) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    rounds = 20
+    start = threading.Barrier(5, timeout=10)
+
+    def talk(index, ws):
+        for round_ in range(rounds):
+            start.wait()
+            ws.send(f"{index}:{round_}")
+
+    threads = [threading.Thread(target=talk, args=(i, ws)) for i, ws in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    for ws in clients:
+        got = [ws.recv(timeout=10) for _ in range(5 * rounds)]
+        # Each sender's messages arrive in the order sent, and none is missing.
+        for index in range(5):
+            assert [m for m in got if m.startswith(f"{index}:")] == [f"{index}:{r}" for r in range(rounds)]
+    for thread in threads:
+        thread.join(10)
+    assert skipped == []
+    for ws in clients:
+        ws.close()
+
+
+def test_a_stalled_reader_does_not_clog_a_broadcast_to_the_others(run_server):
+    server = run_server(lambda ws: ws.recv())
+    readers = [wsclient.connect(server.uri, compression=None) for _ in range(3)]
+    stalled, _, _ = raw_client(server.uri)  # Completes the handshake, then never reads.
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    deadline = time.monotonic() + 5
+    while len(server.server.connections) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    message = b"x" * 65536
+    skipped = []
+    for _ in range(200):  # Until the stalled peer's buffers are full and it is skipped.
+        started = time.monotonic()
+        skipped = wsclient.broadcast(server.server.connections, message)
+        assert time.monotonic() - started < 1.0  # Never waits on the stalled peer.
+        for ws in readers:
+            assert ws.recv(timeout=5) == message
+        if skipped:
+            break
+    assert len(skipped) == 1 and skipped[0].remote_address == stalled.getsockname()
+    # The others still get everything while the stalled one stays skipped.
+    for i in range(5):
+        assert len(wsclient.broadcast(server.server.connections, f"after {i}")) == 1
+        for ws in readers:
+            assert ws.recv(timeout=5) == f"after {i}"
+    stalled.close()
     for ws in readers:
         ws.close()
 
