@@ -135,7 +135,7 @@ class Duplex:
                 finally:
                     self.release_read()
                 if message is not NOTHING:
-                    return message  # type: ignore[no-any-return]
+                    return message
             else:
                 with self._changed:
                     if not self.inbox.messages and not self.closed:
