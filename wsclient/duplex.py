@@ -221,7 +221,7 @@ class Duplex:
             control = proto.data_to_send()
             if control:
                 self.outbox.queue(control)
-            pending = self.outbox.control_pending
+            pending = self.outbox.control
             finished = proto.should_close_transport
             if queued:
                 inbox.notify()
@@ -265,7 +265,7 @@ class Duplex:
             ConnectionClosed: the connection is closed or closing.
         """
         message_lock = self.outbox.message_lock
-        if not message_lock.acquire(True, remaining(deadline, -1)):
+        if not message_lock.acquire(True, -1 if deadline is None else remaining(deadline, -1)):
             raise TimeoutError("another thread kept sending past the timeout")
         try:
             proto = self.proto
@@ -323,7 +323,7 @@ class Duplex:
     def _write_frame(self, deadline: Optional[float], build: Callable[[], List[bytes]]) -> None:
         """Under the write lock: write pending control frames, then what ``build()`` frames."""
         write_lock = self.outbox.write_lock
-        if not write_lock.acquire(True, remaining(deadline, -1)):
+        if not write_lock.acquire(True, -1 if deadline is None else remaining(deadline, -1)):
             raise TimeoutError("the connection was busy writing past the timeout")
         try:
             if deadline is not None and not self._room_before(deadline):
@@ -332,7 +332,7 @@ class Duplex:
                 if self.closed or not self.proto.can_send:
                     raise self.closed_error()
                 buffers = build()
-                if self.outbox.control_pending:
+                if self.outbox.control:
                     buffers = self.outbox.take() + buffers
             self._write_or_abort(buffers, deadline)
         finally:
@@ -432,7 +432,7 @@ class Duplex:
                 outbox.write_lock.release()
                 if self.closed:
                     self._close_fd()
-            if not outbox.control_pending:
+            if not outbox.control:
                 break
         self._close_if_written()
 
@@ -440,7 +440,7 @@ class Duplex:
         self.outbox.write_lock.release()
         if self.closed:
             self._close_fd()
-        elif self.outbox.control_pending:
+        elif self.outbox.control:
             self.flush_control()  # Closes the transport too, if it only waited for these.
         elif self.outbox.close_after_write:
             self._close_if_written()

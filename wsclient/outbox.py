@@ -35,6 +35,8 @@ class Outbox:
         channel: the connection's socket, whose ``unsent`` bytes count as pending.
 
     Attributes:
+        control: the queued control frames (test it for emptiness without the state
+            lock; change it only through :meth:`queue` and :meth:`take`).
         write_lock: held while framing and writing one frame.
         message_lock: held from a data message's first frame to its last.
         close_after_write: the closing handshake is over: close the transport once
@@ -46,24 +48,19 @@ class Outbox:
         self.message_lock = threading.Lock()
         self.close_after_write = False
         self._channel = channel
-        self._control: List[bytes] = []
+        self.control: List[bytes] = []
 
     @property
     def pending(self) -> bool:
         """Whether anything waits to be written: control frames, or unsent bytes."""
-        return bool(self._control or self._channel.unsent)
-
-    @property
-    def control_pending(self) -> bool:
-        """Whether control frames are queued (a cheap check without the state lock)."""
-        return bool(self._control)
+        return bool(self.control or self._channel.unsent)
 
     def queue(self, frames: List[bytes]) -> None:
         """Queue control frames for the next writer (hold the state lock)."""
-        self._control += frames
+        self.control += frames
 
     def take(self) -> List[bytes]:
         """Take the queued control frames, to write before anything else (hold the state
         lock and the write lock)."""
-        frames, self._control = self._control, []
+        frames, self.control = self.control, []
         return frames
