@@ -60,7 +60,7 @@ def test_max_queue_pushes_back_and_loses_nothing(run_peer):
     # Without compression the bound is exact to a read; with it, one small read may
     # inflate past the mark (documented).
     with wsclient.connect(server.uri, max_queue=256 * 1024, compression=None) as ws:
-        time.sleep(1)
+        wait_until(lambda: ws._duplex.inbox.paused, what="the watcher paused at max_queue")
         assert ws._duplex.inbox.size <= 256 * 1024 + size
         for i in range(count):
             assert ws.recv(timeout=10) == bytes([i]) * size

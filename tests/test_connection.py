@@ -19,13 +19,15 @@ import pytest
 import wsclient
 from wsclient.frames import Frame, Opcode
 
-from .reliability.rawpeer import RawServer, client_frames
+from .reliability.rawpeer import RawServer, client_frames, wait_until
 
 
 def test_recv_timeout_loses_nothing(run_peer):
+    timed_out = threading.Event()
+
     def late(conn):
         conn.recv()
-        time.sleep(0.5)
+        assert timed_out.wait(10)  # Only once the client's recv() has given up.
         conn.send("late")
         conn.recv()
 
@@ -34,6 +36,7 @@ def test_recv_timeout_loses_nothing(run_peer):
         ws.send("go")
         with pytest.raises(TimeoutError):
             ws.recv(timeout=0.1)
+        timed_out.set()
         assert ws.recv(timeout=5) == "late"
         ws.send("done")
 
@@ -89,7 +92,7 @@ def test_close_from_another_thread_wakes_recv(echo_server):
 
     thread = threading.Thread(target=reader)
     thread.start()
-    time.sleep(0.1)
+    wait_until(lambda: ws._duplex.read_lock.locked())  # The reader is blocked in recv().
     start = time.monotonic()
     ws.close()
     thread.join(5)
@@ -139,7 +142,8 @@ def test_normal_close_ends_iteration_after_queued_messages(run_peer):
 
     server = run_peer(talk_then_close)
     with wsclient.connect(server.uri) as ws:
-        time.sleep(0.3)  # Everything, close frame included, arrives before we read.
+        # Everything, close frame included, arrives before we read.
+        wait_until(lambda: ws._duplex.proto.close_rcvd is not None)
         assert list(ws) == [f"m{i}" for i in range(5)]
         with pytest.raises(wsclient.ConnectionClosedOK):
             ws.send("too late")

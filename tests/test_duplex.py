@@ -61,17 +61,16 @@ def test_control_frames_go_between_fragments():
 
     def slow_fragments():
         yield "first "
+        first_sent.set()  # The sender asks for the next piece once the first is written.
         pinged.wait(5)
         yield "second"
 
-    pinged = threading.Event()
+    first_sent, pinged = threading.Event(), threading.Event()
     sender = threading.Thread(target=ws.send, args=(slow_fragments(),))
     sender.start()
-    time.sleep(0.1)
+    assert first_sent.wait(5)
     pinger = threading.Thread(target=lambda: (ws.ping(b"mid"), pinged.set()))
     pinger.start()
-    time.sleep(0.2)
-    pinged.set()
     sender.join(5)
     pinger.join(5)
     peer.join()
@@ -405,7 +404,7 @@ def test_a_reset_mid_send_loses_nothing_the_peer_sent_before_it():
     sock.connect((host, port))
     ws = wsclient.connect(peer.uri, sock=sock, ping_interval=None, close_timeout=3,
                           compression=None, max_queue=128 << 10)
-    time.sleep(0.3)  # Not reading: the watcher fills the queue and pauses.
+    wait_until(lambda: ws._duplex.inbox.paused, what="not reading: the watcher fills the queue and pauses")
     with pytest.raises(wsclient.ConnectionClosedError) as info:
         ws.send(b"x" * (64 << 20), timeout=10)
     peer.join()

@@ -12,14 +12,14 @@ import ssl
 import struct
 import threading
 import time
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 from wsclient.frames import Frame, FrameParser, Opcode
 from wsclient.handshake import ClientHandshake, accept_response, check_request
 from wsclient.http11 import Request, RequestParser, Response, ResponseParser
 from wsclient.uri import parse_uri
 
-__all__ = ["RawServer", "raw_client", "reset", "read_frames", "client_frames", "read_upload", "handshake_head",
+__all__ = ["RawServer", "wait_until", "raw_client", "reset", "read_frames", "client_frames", "read_upload", "handshake_head",
            "status_of", "tls_client_hello", "MASK"]
 
 #: The masking key of the frames raw clients write.
@@ -193,3 +193,13 @@ def raw_client(uri: str, *, headers: Optional[List[Tuple[str, str]]] = None,
     while response is None:
         response = parser.feed(sock.recv(65536))
     return sock, response, parser.leftover
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> None:
+    """Poll ``condition`` (every 5 ms) until it is true: the bounded wait tests use in
+    place of a sleep. Fails the test if it is still false after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"still not true after {timeout} s: {what or condition}")
+        time.sleep(0.005)
