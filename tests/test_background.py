@@ -14,7 +14,7 @@ import pytest
 import wsclient
 from wsclient.frames import Opcode
 
-from .reliability.rawpeer import RawServer, client_frames, read_upload
+from .reliability.rawpeer import RawServer, client_frames, read_upload, wait_until
 
 
 def test_pings_are_answered_while_the_application_does_not_read(run_peer):

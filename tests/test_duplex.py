@@ -21,7 +21,7 @@ import wsclient
 from wsclient.frames import Frame, Opcode
 from wsclient.protocol import COMPRESSED_SLICE
 
-from .reliability.rawpeer import RawServer, client_frames, read_frames as read_raw_frames, read_upload, reset
+from .reliability.rawpeer import RawServer, client_frames, read_frames as read_raw_frames, read_upload, reset, wait_until
 
 
 def test_eight_threads_sending_on_one_connection(echo_server):
