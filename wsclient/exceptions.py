@@ -27,6 +27,7 @@ that already handles network failures with ``except OSError`` handles these too.
 :func:`add_hint` tells the reader of an error what to do about it without changing its type
 (an :class:`ssl.SSLCertVerificationError` stays one): a PEP 678 note where Python has
 :meth:`BaseException.add_note` (3.11 and later), the end of the message where it does not.
+It is for the I/O layer, not exported (``__all__`` lists the exception classes only).
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ __all__ = [
     "ProxyError",
     "ProtocolError",
     "PayloadTooBig",
-    "add_hint",
 ]
 
 #: Whether exceptions take PEP 678 notes (Python 3.11 and later).

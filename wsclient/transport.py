@@ -425,6 +425,200 @@ def hint_opening_failure(exc: BaseException, uri: "WebSocketURI") -> None:
                       "(wsclient.client_ssl_context(certfile=..., keyfile=...))")
 
 
+class _DeadlineSocksSocket(socks.socksocket):
+    """A PySocks socket whose every wait during negotiation ends at one deadline.
+
+    PySocks applies one timeout to each operation; here each ``recv_into``/``send`` it makes
+    (through :meth:`socket.socket.makefile`) gets only the time left before the deadline.
+    """
+
+    deadline: Optional[float] = None
+
+    def _bound(self) -> None:
+        socket.socket.settimeout(self, remaining(self.deadline, "negotiating with a SOCKS proxy"))
+
+    def recv_into(self, *args: Any, **kwargs: Any) -> int:
+        self._bound()
+        return int(super().recv_into(*args, **kwargs))
+
+    def send(self, *args: Any, **kwargs: Any) -> int:
+        self._bound()
+        return int(super().send(*args, **kwargs))
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The innermost error of a PySocks error (it wraps its own errors in others)."""
+    while isinstance(exc, socks.ProxyError) and exc.socket_err is not None:
+        exc = exc.socket_err
+    return exc
+
+
+def _socks_failure(exc: BaseException, proxy: ProxyURL, target: str) -> BaseException:
+    """The exception to raise for a PySocks failure during negotiation."""
+    cause = _unwrap(exc)
+    if isinstance(cause, TimeoutError):
+        return TimeoutError(f"SOCKS negotiation with proxy {proxy} timed out")
+    if isinstance(cause, socks.SOCKS5AuthError):
+        return ProxyError(f"proxy {proxy} refused authentication: {cause.msg}")
+    if isinstance(cause, (socks.SOCKS5Error, socks.SOCKS4Error)):
+        return ProxyError(f"proxy {proxy} could not open a tunnel to {target}: {cause.msg}")
+    if isinstance(cause, socks.GeneralProxyError) and "closed" in cause.msg:
+        return ProxyError(
+            f"proxy {proxy} closed the connection during SOCKS negotiation for {target} "
+            "(other credentials wanted, a target it cannot reach, or another SOCKS version)"
+        )
+    return ProxyError(f"SOCKS negotiation with proxy {proxy} for {target} failed: {cause}")
+
+
+#: The longest host name PySocks sends correctly in a SOCKS5 request: it writes the
+#: length byte as UTF-8, so 128-255 become two bytes and the proxy misreads the request.
+SOCKS5_MAX_HOST_NAME = 127
+
+
+def _check_socks_target(proxy: ProxyURL, host: str) -> None:
+    """SOCKS4 has no IPv6; socks4 and socks5 need an address (resolved by the caller);
+    socks5h names are limited to :data:`SOCKS5_MAX_HOST_NAME` bytes."""
+    if proxy.scheme.startswith("socks4") and ":" in host:
+        raise ProxyError(f"SOCKS4 cannot reach the IPv6 address {host}; use socks5 or socks5h")
+    if proxy.scheme == "socks5h" and not _is_ip(host) and len(host) > SOCKS5_MAX_HOST_NAME:
+        raise ProxyError(
+            f"socks5h cannot send a {len(host)}-byte host name (at most {SOCKS5_MAX_HOST_NAME} "
+            "here); use socks5, which resolves it locally"
+        )
+    if not proxy.remote_dns and not _is_ip(host):
+        raise ValueError(f"{proxy.scheme} resolves locally: pass an address, not {host!r}")
+
+
+def socks_connect(
+    proxy: ProxyURL,
+    addresses: Sequence[AddrInfo],
+    host: str,
+    port: int,
+    *,
+    deadline: Optional[float],
+) -> socket.socket:
+    """Connect to a SOCKS proxy and open a tunnel to ``host:port``, with PySocks.
+
+    Args:
+        proxy: the SOCKS proxy.
+        addresses: the proxy's addresses (:func:`socket.getaddrinfo` results), tried in turn
+            until one accepts a TCP connection.
+        host: the target: an IP address for ``socks4``/``socks5`` (they resolve locally),
+            an IP address or a name for ``socks4a``/``socks5h`` (the proxy resolves it).
+        port: the target port.
+        deadline: a :func:`time.monotonic` time bounding connection and negotiation, or
+            ``None``.
+
+    Returns:
+        A plain connected :class:`socket.socket` carrying the tunnel, in blocking mode.
+
+    Raises:
+        ProxyError: no address of the proxy accepted a connection, the proxy refused the
+            credentials or the tunnel, or broke the protocol.
+        TimeoutError: the deadline passed.
+        ValueError: ``host`` is a name for a scheme that resolves locally.
+    """
+    _check_socks_target(proxy, host)
+    proxy_type, rdns = _PYSOCKS_TYPES[proxy.scheme], proxy.remote_dns
+    target = authority(host, port)
+    last: Optional[BaseException] = None
+    for family, _type, _proto, _name, sockaddr in addresses:
+        sock = _DeadlineSocksSocket(family, socket.SOCK_STREAM)
+        sock.deadline = deadline
+        sock.set_proxy(proxy_type, sockaddr[0], sockaddr[1], rdns, proxy.username, proxy.password)
+        try:
+            sock.settimeout(remaining(deadline, f"connecting to proxy {proxy}"))
+            sock.connect((host, port))
+        except socks.ProxyConnectionError as exc:  # the TCP connection to the proxy failed
+            sock.close()
+            last = _unwrap(exc)
+            if isinstance(last, TimeoutError):
+                raise TimeoutError(f"connecting to proxy {proxy} timed out") from None
+            continue
+        except (socks.ProxyError, OSError) as exc:
+            sock.close()
+            raise _socks_failure(exc, proxy, target) from _unwrap(exc)
+        except BaseException:
+            sock.close()
+            raise
+        logger.debug("SOCKS tunnel to %s via %s", target, proxy)
+        plain = socket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        plain.settimeout(None)
+        return plain
+    raise ProxyError(f"cannot connect to proxy {proxy}: {last}") from last
+
+
+def open_tunnel(
+    proxy: ProxyURL,
+    host: str,
+    port: int,
+    *,
+    deadline: Optional[float],
+    proxy_ssl_context: Optional[ssl.SSLContext] = None,
+    proxy_headers: HeadersLike = None,
+) -> Tuple[Any, bytes]:
+    """A socket connected to ``host:port`` through ``proxy``, and the bytes after its answer.
+
+    For ``socks4://`` and ``socks5://`` the target's name is resolved here (``socks4``:
+    IPv4 only) and the first address used; ``socks4a://`` and ``socks5h://`` hand the name to
+    the proxy and never resolve it. ``https://`` proxies get TLS first, with
+    ``proxy_ssl_context`` (default :func:`wsclient.tls.client_context`) and the proxy's name.
+
+    Args:
+        proxy: the proxy.
+        host: the target host (IPv6 without brackets).
+        port: the target port.
+        deadline: a :func:`time.monotonic` time bounding everything, or ``None``.
+        proxy_ssl_context: the TLS context for an ``https://`` proxy.
+        proxy_headers: extra header fields for an HTTP proxy's ``CONNECT``.
+
+    Returns:
+        ``(sock, leftover)``: the tunnel (an :class:`ssl.SSLSocket` for an ``https://``
+        proxy) and the bytes the proxy sent after its ``CONNECT`` answer (SOCKS: ``b""``).
+
+    Raises:
+        ProxyError: the proxy cannot be resolved or reached, refused, or failed (TLS with
+            an ``https://`` proxy included).
+        ssl.SSLCertVerificationError: the ``https://`` proxy's certificate is not trusted.
+        socket.gaierror: ``socks4``/``socks5`` and the target's name does not resolve.
+        TimeoutError: the deadline passed.
+    """
+    try:
+        addresses = resolve(proxy.host, proxy.port, deadline=deadline)
+    except TimeoutError:
+        raise
+    except OSError as exc:
+        raise ProxyError(f"cannot resolve proxy {proxy}: {exc}") from exc
+    if proxy.is_socks:
+        target = host
+        if not proxy.remote_dns and not _is_ip(host):
+            family = socket.AF_INET if proxy.scheme == "socks4" else socket.AF_UNSPEC
+            target = resolve(host, port, deadline=deadline, family=family)[0][4][0]
+        return socks_connect(proxy, addresses, target, port, deadline=deadline), b""
+    try:
+        sock: Any = connect_addresses(addresses, deadline=deadline, what=f"proxy {proxy}")
+    except TimeoutError:
+        raise
+    except OSError as exc:
+        raise ProxyError(f"cannot connect to proxy {proxy}: {exc}") from exc
+    if proxy.scheme == "https":
+        context = proxy_ssl_context or tls.client_context()
+        try:
+            sock = start_tls(sock, context, proxy.host, deadline=deadline)
+        except TimeoutError:
+            raise TimeoutError(f"TLS handshake with proxy {proxy} timed out") from None
+        except ssl.SSLCertVerificationError:
+            raise  # As for a wss:// server: documented, passed through.
+        except OSError as exc:  # A plain-HTTP proxy answering TLS, a reset, a TLS alert...
+            raise ProxyError(f"TLS with proxy {proxy} failed: {exc}") from exc
+    try:
+        leftover = http_connect(sock, proxy, host, port, deadline=deadline, headers=proxy_headers)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, leftover
+
+
 def _connect_unix(path: str, deadline: Optional[float]) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
