@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Iterator, List, Optional, Tuple
 
+import certifi
 import pytest
 
 from wsclient import transport
@@ -432,3 +433,24 @@ def test_wss_over_unix_path(listen, pki: Pki, tmp_path) -> None:
                                     ssl_context=pki.client_context(), unix_path=path)
     with sock:
         assert sock.recv(2) == b"ok"
+
+
+def test_https_proxy_and_target_trust_ssl_cert_file(pki: Pki, tmp_path, monkeypatch) -> None:
+    """TLS to an https:// proxy and TLS inside it use the same default contexts: with
+    SSL_CERT_FILE naming the test CA, neither needs an ssl_context to trust it; with
+    certifi's bundle there, the proxy's certificate is refused."""
+    import wsclient
+
+    from .proxies import run_echo_target, run_squid
+
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with run_echo_target(pki.server_context()) as target, \
+            run_squid(str(tmp_path), cert_file=pki.cert_file, key_file=pki.key_file) as squid:
+        monkeypatch.setenv("SSL_CERT_FILE", pki.ca_file)
+        with wsclient.connect(target.uri(), proxy=squid.url("https"), timeout=WAIT) as ws:
+            ws.send("both TLS sessions trusted")
+            assert ws.recv(timeout=WAIT) == "both TLS sessions trusted"
+        monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+        with pytest.raises(ssl.SSLCertVerificationError) as caught:
+            wsclient.connect(target.uri(), proxy=squid.url("https"), timeout=WAIT)
+        assert "SSL_CERT_FILE" in text_of(caught.value)

@@ -411,7 +411,8 @@ class TLSInTLS:
             raise ValueError("non-zero flags not allowed in calls to recv() on TLSInTLS")
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
-        return self._call(self._recv_step, bufsize)
+        data: bytes = self._call(self._recv_step, bufsize)
+        return data
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """Like :meth:`recv`, into ``buffer``; the number of bytes stored."""
@@ -432,7 +433,8 @@ class TLSInTLS:
         """
         if flags:
             raise ValueError("non-zero flags not allowed in calls to send() on TLSInTLS")
-        return self._call(self._send_step, memoryview(data).cast("B"))
+        count: int = self._call(self._send_step, memoryview(data).cast("B"))
+        return count
 
     def sendall(self, data: Buffer, flags: int = 0) -> None:
         """Send all of ``data`` (in non-blocking mode, as far as the outer socket allows)."""

@@ -150,7 +150,8 @@ def resolve(
         raise TimeoutError(f"timed out resolving {host!r}")
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
-    return outcome[0]
+    found: Sequence[AddrInfo] = outcome[0]
+    return found
 
 
 def _set_nodelay(sock: socket.socket) -> None:
@@ -286,8 +287,8 @@ def connect_addresses(
                 sock.close()
         selector.close()
     if winner is None:
-        for info, exc in failures:
-            logger.debug("connecting to %s at %s failed: %s", what, _address(info), exc)
+        for failed, error in failures:
+            logger.debug("connecting to %s at %s failed: %s", what, _address(failed), error)
         last = failures[-1][1]
         add_hint(last, f"cannot connect to {what}: {_tried(failures, [])}; "
                        "is the server running and listening there?")
@@ -523,7 +524,7 @@ def socks_connect(
     target = authority(host, port)
     last: Optional[BaseException] = None
     for family, _type, _proto, _name, sockaddr in addresses:
-        sock = _DeadlineSocksSocket(family, socket.SOCK_STREAM)
+        sock = _DeadlineSocksSocket(socket.AddressFamily(family), socket.SOCK_STREAM)
         sock.deadline = deadline
         sock.set_proxy(proxy_type, sockaddr[0], sockaddr[1], rdns, proxy.username, proxy.password)
         try:
