@@ -454,3 +454,18 @@ def test_https_proxy_and_target_trust_ssl_cert_file(pki: Pki, tmp_path, monkeypa
         with pytest.raises(ssl.SSLCertVerificationError) as caught:
             wsclient.connect(target.uri(), proxy=squid.url("https"), timeout=WAIT)
         assert "SSL_CERT_FILE" in text_of(caught.value)
+        assert "proxy_ssl_context=" in text_of(caught.value)  # the proxy's, not the target's
+
+
+def test_https_proxy_that_answers_plain_http_asks_is_this_an_http_proxy(listen) -> None:
+    from wsclient import ProxyError
+    from wsclient.proxy import parse_proxy_url
+
+    plain = listen(greeting=b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    proxy = parse_proxy_url(f"https://127.0.0.1:{plain.port}")
+    with pytest.raises(ProxyError) as caught:
+        transport.open_socket(parse_uri("wss://target.example/"), deadline=deadline(),
+                              proxy=proxy)
+    assert isinstance(caught.value.__cause__, ssl.SSLError)
+    assert "is this an http:// proxy?" in text_of(caught.value)
+    assert "ws:// server" not in text_of(caught.value)

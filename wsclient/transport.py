@@ -198,7 +198,7 @@ def _tried(failures: Sequence[Tuple[AddrInfo, BaseException]], pending: Sequence
     """"tried A (why), B (why)": every address attempted and what became of it."""
     items = [f"{_address(info)} ({getattr(exc, 'strerror', None) or exc})" for info, exc in failures]
     items += [f"{_address(info)} (no answer)" for info in pending]
-    return "tried " + ", ".join(items)
+    return "tried " + ", ".join(items) if items else "no address tried yet"
 
 
 def connect_addresses(
@@ -324,7 +324,12 @@ def connect_tcp(host: str, port: int, *, deadline: Optional[float]) -> socket.so
 
 
 def start_tls(
-    sock: Any, context: ssl.SSLContext, server_hostname: str, *, deadline: Optional[float]
+    sock: Any,
+    context: ssl.SSLContext,
+    server_hostname: str,
+    *,
+    deadline: Optional[float],
+    proxy: bool = False,
 ) -> Any:
     """Wrap ``sock`` in TLS and complete the handshake before ``deadline``.
 
@@ -338,13 +343,16 @@ def start_tls(
         server_hostname: the name for SNI and certificate checking (SNI is not sent for an
             IP address; the certificate must then name the address).
         deadline: a :func:`time.monotonic` time, or ``None``.
+        proxy: the peer is an ``https://`` proxy (for the hint a failure carries).
 
     Returns:
         The TLS socket, with the last timeout still set.
 
     Raises:
-        ssl.SSLCertVerificationError: the certificate is not trusted or names another host.
-        ssl.SSLError, OSError: the handshake failed.
+        ssl.SSLCertVerificationError: the certificate is not trusted or names another host
+            (with a hint naming the host and the ways to trust it).
+        ssl.SSLError, OSError: the handshake failed (with a hint where the cause is
+            likely: a peer that does not speak TLS, a refusal by alert).
         TimeoutError: the deadline passed.
     """
     try:
@@ -362,7 +370,7 @@ def start_tls(
         wrapped.do_handshake()
     except OSError as exc:
         wrapped.close()
-        _hint_handshake_failure(exc, server_hostname)
+        _hint_handshake_failure(exc, server_hostname, proxy=proxy)
         raise
     except BaseException:
         wrapped.close()
@@ -370,10 +378,11 @@ def start_tls(
     return wrapped
 
 
-def _hint_handshake_failure(exc: OSError, host: str) -> None:
+def _hint_handshake_failure(exc: OSError, host: str, *, proxy: bool) -> None:
     """Add to a failed TLS handshake with ``host`` what the user can do about it."""
     if isinstance(exc, TimeoutError):
         return
+    option = "proxy_ssl_context" if proxy else "ssl_context"
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = exc.verify_message or exc.reason or "verification failed"
         if exc.verify_code in _NAME_MISMATCH:
@@ -382,7 +391,7 @@ def _hint_handshake_failure(exc: OSError, host: str) -> None:
         else:
             add_hint(exc, f"the certificate of {host} is not trusted ({why}). To trust the CA "
                           "that signed it (or a self-signed certificate itself), pass "
-                          "ssl_context=wsclient.client_ssl_context("
+                          f"{option}=wsclient.client_ssl_context("
                           "cafile='ca.pem') (or system_trust=True for the operating system's "
                           "store), or set SSL_CERT_FILE=ca.pem, or use --cafile ca.pem on the "
                           "command line")
@@ -390,8 +399,12 @@ def _hint_handshake_failure(exc: OSError, host: str) -> None:
     reason = getattr(exc, "reason", None) or ""
     if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError,
                         BrokenPipeError, ConnectionAbortedError)) or reason in _NOT_TLS_REASONS:
-        add_hint(exc, f"{host} did not answer the TLS handshake with TLS: is this a ws:// "
-                      "server? (ws:// has no TLS; wss:// needs a TLS port)")
+        if proxy:
+            add_hint(exc, f"proxy {host} did not answer the TLS handshake with TLS: is this "
+                          "an http:// proxy? (https:// means TLS to the proxy)")
+        else:
+            add_hint(exc, f"{host} did not answer the TLS handshake with TLS: is this a ws:// "
+                          "server? (ws:// has no TLS; wss:// needs a TLS port)")
     elif "ALERT" in reason:
         add_hint(exc, f"{host} refused the TLS handshake ({reason}): it may require a client "
                       "certificate (wsclient.client_ssl_context(certfile=..., keyfile=...)) or "
@@ -601,23 +614,30 @@ def open_tunnel(
     except TimeoutError:
         raise
     except OSError as exc:
-        raise ProxyError(f"cannot connect to proxy {proxy}: {exc}") from exc
+        raise _with_notes(ProxyError(f"cannot connect to proxy {proxy}: {exc}"), exc) from exc
     if proxy.scheme == "https":
         context = proxy_ssl_context or tls.client_context()
         try:
-            sock = start_tls(sock, context, proxy.host, deadline=deadline)
+            sock = start_tls(sock, context, proxy.host, deadline=deadline, proxy=True)
         except TimeoutError:
             raise TimeoutError(f"TLS handshake with proxy {proxy} timed out") from None
         except ssl.SSLCertVerificationError:
             raise  # As for a wss:// server: documented, passed through.
         except OSError as exc:  # A plain-HTTP proxy answering TLS, a reset, a TLS alert...
-            raise ProxyError(f"TLS with proxy {proxy} failed: {exc}") from exc
+            raise _with_notes(ProxyError(f"TLS with proxy {proxy} failed: {exc}"), exc) from exc
     try:
         leftover = http_connect(sock, proxy, host, port, deadline=deadline, headers=proxy_headers)
     except BaseException:
         sock.close()
         raise
     return sock, leftover
+
+
+def _with_notes(error: ProxyError, cause: BaseException) -> ProxyError:
+    """``error``, carrying the hints (PEP 678 notes) of the ``cause`` it wraps."""
+    for note in getattr(cause, "__notes__", []):
+        add_hint(error, note)
+    return error
 
 
 def _connect_unix(path: str, deadline: Optional[float]) -> socket.socket:
