@@ -144,8 +144,9 @@ def test_refused_connection_passes_through() -> None:
 
 
 def test_unknown_host_passes_gaierror_through() -> None:
-    with pytest.raises(socket.gaierror):
+    with pytest.raises(socket.gaierror) as caught:
         transport.open_socket(parse_uri("ws://host.invalid-example.test/"), deadline=deadline())
+    assert "cannot resolve the host name 'host.invalid-example.test'" in text_of(caught.value)
 
 
 def test_resolve_under_a_deadline() -> None:

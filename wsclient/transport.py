@@ -319,7 +319,11 @@ def connect_tcp(host: str, port: int, *, deadline: Optional[float]) -> socket.so
             :class:`socket.gaierror`...), with a hint naming every address tried.
         TimeoutError: the deadline passed.
     """
-    addresses = resolve(host, port, deadline=deadline)
+    try:
+        addresses = resolve(host, port, deadline=deadline)
+    except socket.gaierror as exc:
+        add_hint(exc, f"cannot resolve the host name {host!r}")
+        raise
     return connect_addresses(addresses, deadline=deadline, what=authority(host, port))
 
 
