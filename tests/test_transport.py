@@ -246,7 +246,8 @@ def test_happy_eyeballs_second_address_when_first_hangs(listen) -> None:
             assert sock.getpeername() == ("127.0.0.1", server.port)
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
             # The second attempt starts 250 ms after the first, not after a timeout.
-            assert transport.ATTEMPT_DELAY - 0.02 <= elapsed < 0.45, elapsed
+            # (about 0.25 s measured; the bound leaves room for a loaded machine)
+            assert transport.ATTEMPT_DELAY - 0.02 <= elapsed < 0.5, elapsed
             assert open_fds() == before + 1  # the winner only: the hanging attempt is closed
         assert open_fds() == before
 
@@ -254,13 +255,13 @@ def test_happy_eyeballs_second_address_when_first_hangs(listen) -> None:
 def test_happy_eyeballs_interleaves_families(listen) -> None:
     server = listen()
     with hanging_ipv6() as dead:
-        # Two dead IPv6 addresses first: interleaving tries IPv4 second, at 250 ms (in
-        # resolver order it would be third, at 500 ms).
-        addresses = [info(dead), info(dead), info(("127.0.0.1", server.port))]
+        # Three dead IPv6 addresses first: interleaving tries IPv4 second, at 250 ms (in
+        # the resolver's order it would be fourth, at 750 ms).
+        addresses = [info(dead)] * 3 + [info(("127.0.0.1", server.port))]
         started = time.monotonic()
         with transport.connect_addresses(addresses, deadline=deadline(), what="x:1") as sock:
             assert sock.getpeername() == ("127.0.0.1", server.port)
-        assert time.monotonic() - started < 0.45
+        assert time.monotonic() - started < 0.6
 
 
 def test_happy_eyeballs_next_attempt_at_once_after_a_refusal(listen) -> None:
