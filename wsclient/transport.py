@@ -434,10 +434,10 @@ def hint_opening_failure(exc: BaseException, uri: "WebSocketURI") -> None:
         if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, InvalidHTTP)):
             add_hint(exc, f"{where} gave no HTTP answer to the ws:// request: "
                           "is this a wss:// server? (a TLS server drops plain HTTP)")
-    elif isinstance(exc, ssl.SSLEOFError) or (
+    elif isinstance(exc, (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError)) or (
         isinstance(exc, ssl.SSLError) and "ALERT" in (exc.reason or "")
     ):
-        why = exc.reason or "closed"
+        why = getattr(exc, "reason", None) or exc.strerror or "closed"
         add_hint(exc, f"{where} ended the TLS session before answering ({why}): it may "
                       "require a client certificate that it trusts "
                       "(wsclient.client_ssl_context(certfile=..., keyfile=...))")
