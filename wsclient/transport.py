@@ -390,8 +390,8 @@ def _hint_handshake_failure(exc: OSError, host: str, *, proxy: bool) -> None:
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = exc.verify_message or exc.reason or "verification failed"
         if exc.verify_code in _NAME_MISMATCH:
-            add_hint(exc, f"the certificate of {host} is not valid for the name {host!r} ({why}): "
-                          "connect with a name the certificate lists")
+            add_hint(exc, f"the certificate the server presented is not valid for {host!r} "
+                          f"({why}): connect with a name the certificate lists")
         else:
             add_hint(exc, f"the certificate of {host} is not trusted ({why}). To trust the CA "
                           "that signed it (or a self-signed certificate itself), pass "
