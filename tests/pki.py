@@ -2,8 +2,9 @@
 
 :func:`make_pki` writes, into a directory, a CA, a certificate it signs for ``localhost``
 (subject alternative names ``DNS:localhost``, ``IP:127.0.0.1`` and ``IP:::1``) and an
-untrusted self-signed certificate for the same names (for failure cases). Tests trust the CA
-and nothing else; they never turn verification off.
+untrusted self-signed certificate for the same names (for failure cases), and two client
+certificates for mutual TLS: one the CA signs, one self-signed. Tests trust the CA and
+nothing else; they never turn verification off.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class Pki:
         chain_file: ``cert_file`` followed by ``key_file`` in one PEM file.
         untrusted_cert_file: a self-signed ``localhost`` certificate no client trusts.
         untrusted_key_file: its private key.
+        client_cert_file: a client certificate (``clientAuth``) signed by the CA.
+        client_key_file: its private key.
+        untrusted_client_cert_file: a self-signed client certificate no server trusts.
+        untrusted_client_key_file: its private key.
     """
 
     ca_file: str
@@ -45,6 +50,10 @@ class Pki:
     chain_file: str
     untrusted_cert_file: str
     untrusted_key_file: str
+    client_cert_file: str
+    client_key_file: str
+    untrusted_client_cert_file: str
+    untrusted_client_key_file: str
 
     def client_context(self) -> ssl.SSLContext:
         """A verifying client context that trusts the CA only."""
@@ -92,12 +101,13 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key: object) -> x509.
 
 
 def _leaf(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey,
-          signer: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+          signer: ec.EllipticCurvePrivateKey, *, client: bool = False) -> x509.Certificate:
+    usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
     return (
         _builder(subject, issuer, key.public_key())
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_alt_names(), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
             x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
         )
@@ -144,7 +154,8 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
 
 
 def make_pki(directory: str) -> Pki:
-    """Create the CA, the ``localhost`` certificate and the untrusted one in ``directory``.
+    """Create the CA, the ``localhost`` certificate, the untrusted one and the client
+    certificates in ``directory``.
 
     Args:
         directory: an existing directory (a test's temporary directory).
@@ -158,6 +169,11 @@ def make_pki(directory: str) -> Pki:
     leaf_cert = _leaf(_name("localhost"), ca_cert.subject, leaf_key, ca_key)
     rogue_key = ec.generate_private_key(ec.SECP256R1())
     rogue_cert = _leaf(_name("localhost"), _name("localhost"), rogue_key, rogue_key)
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client_cert = _leaf(_name("test client"), ca_cert.subject, client_key, ca_key, client=True)
+    stranger_key = ec.generate_private_key(ec.SECP256R1())
+    stranger_cert = _leaf(_name("stranger"), _name("stranger"), stranger_key, stranger_key,
+                          client=True)
 
     def path(name: str) -> str:
         return os.path.join(directory, name)
@@ -169,4 +185,8 @@ def make_pki(directory: str) -> Pki:
         chain_file=_write(path("localhost-chain.pem"), _cert_pem(leaf_cert), _key_pem(leaf_key)),
         untrusted_cert_file=_write(path("untrusted.pem"), _cert_pem(rogue_cert)),
         untrusted_key_file=_write(path("untrusted.key"), _key_pem(rogue_key)),
+        client_cert_file=_write(path("client.pem"), _cert_pem(client_cert)),
+        client_key_file=_write(path("client.key"), _key_pem(client_key)),
+        untrusted_client_cert_file=_write(path("stranger.pem"), _cert_pem(stranger_cert)),
+        untrusted_client_key_file=_write(path("stranger.key"), _key_pem(stranger_key)),
     )

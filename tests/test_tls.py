@@ -14,6 +14,7 @@ import select
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from typing import Callable, Iterator, List, Optional
@@ -21,9 +22,11 @@ from typing import Callable, Iterator, List, Optional
 import certifi
 import pytest
 
+import wsclient
 from wsclient import tls
 from wsclient.tls import TLSInTLS
 
+from .conftest import need
 from .pki import Pki
 from .proxies import find_program
 
@@ -47,7 +50,14 @@ def certifi_count() -> int:
         return file.read().count("BEGIN CERTIFICATE")
 
 
-def test_client_context_verifies_with_certifi_by_default() -> None:
+@pytest.fixture
+def no_cert_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither SSL_CERT_FILE nor SSL_CERT_DIR set (some machines set them for everything)."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+
+
+def test_client_context_verifies_with_certifi_by_default(no_cert_variables) -> None:
     context = tls.client_context()
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname is True
@@ -119,10 +129,290 @@ def test_server_context_rejects_mismatched_key(pki: Pki) -> None:
         tls.server_context(pki.cert_file, pki.untrusted_key_file)
 
 
-def test_default_context_rejects_test_certificate(pki: Pki) -> None:
+def test_default_context_rejects_test_certificate(pki: Pki, no_cert_variables) -> None:
     with TLSServer(pki.server_context()) as server:
         with pytest.raises(ssl.SSLCertVerificationError):
             server.connect(tls.client_context(), "localhost")
+
+
+# -- client_ssl_context / server_ssl_context, through connect() and serve() -----------------
+
+
+def text_of(exc: BaseException) -> str:
+    """What a person reads of an error: its message and its PEP 678 notes."""
+    return "\n".join([str(exc), *getattr(exc, "__notes__", [])])
+
+
+def roundtrip(uri: str, **options: object) -> str:
+    with wsclient.connect(uri, proxy=None, timeout=DEADLINE, **options) as ws:  # type: ignore[arg-type]
+        ws.send("through TLS")
+        return ws.recv(timeout=DEADLINE)
+
+
+def test_public_names_are_exported() -> None:
+    assert wsclient.client_ssl_context is tls.client_ssl_context
+    assert wsclient.server_ssl_context is tls.server_ssl_context
+    assert {"client_ssl_context", "server_ssl_context"} <= set(wsclient.__all__)
+
+
+def test_ssl_cert_file_replaces_certifi(pki: Pki, run_server, monkeypatch) -> None:
+    server = run_server(ssl_context=wsclient.server_ssl_context(pki.cert_file, pki.key_file))
+    uri = f"wss://localhost:{server.port}/"
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with pytest.raises(ssl.SSLCertVerificationError):  # certifi does not know the test CA
+        roundtrip(uri)
+    monkeypatch.setenv("SSL_CERT_FILE", pki.ca_file)
+    subjects = [dict(item[0] for item in cert["subject"])
+                for cert in wsclient.client_ssl_context().get_ca_certs()]
+    assert subjects == [{"organizationName": "wsclient tests", "commonName": "wsclient test CA"}]
+    assert roundtrip(uri) == "through TLS"  # the default context, no ssl_context given
+
+
+def test_ssl_cert_dir_replaces_certifi(pki: Pki, run_server, monkeypatch, tmp_path) -> None:
+    openssl = find_program("openssl", "openssl")
+    with open(pki.ca_file, "rb") as source, open(tmp_path / "ca.pem", "wb") as copy:
+        copy.write(source.read())
+    subprocess.run([openssl, "rehash", str(tmp_path)], check=True, timeout=30)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    server = run_server(ssl_context=wsclient.server_ssl_context(pki.cert_file, pki.key_file))
+    assert roundtrip(f"wss://localhost:{server.port}/") == "through TLS"
+
+
+def test_explicit_context_overrides_ssl_cert_file(pki: Pki, run_server, monkeypatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", pki.ca_file)
+    server = run_server(ssl_context=wsclient.server_ssl_context(pki.cert_file, pki.key_file))
+    uri = f"wss://localhost:{server.port}/"
+    assert roundtrip(uri) == "through TLS"
+    # An explicit ssl_context, and explicit CA arguments, win over the variable.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        roundtrip(uri, ssl_context=wsclient.client_ssl_context(cafile=certifi.where()))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        roundtrip(uri, ssl_context=ssl.create_default_context(cafile=certifi.where()))
+    assert len(wsclient.client_ssl_context(cafile=certifi.where()).get_ca_certs()) == certifi_count()
+
+
+def test_missing_ssl_cert_file_names_the_variable(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "absent.pem"))
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with pytest.raises(FileNotFoundError, match="SSL_CERT_FILE"):
+        wsclient.client_ssl_context()
+
+
+def test_empty_variables_count_as_unset(monkeypatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", "")
+    monkeypatch.setenv("SSL_CERT_DIR", "")
+    assert len(wsclient.client_ssl_context().get_ca_certs()) == certifi_count()
+
+
+def test_client_ssl_context_cadata(pki: Pki) -> None:
+    with open(pki.ca_file) as file:
+        context = wsclient.client_ssl_context(cadata=file.read())
+    with TLSServer(pki.server_context()) as server:
+        with server.connect(context, "localhost") as client:
+            assert client.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_client_ssl_context_argument_errors(pki: Pki) -> None:
+    with pytest.raises(ValueError, match="system_trust"):
+        wsclient.client_ssl_context(cafile=pki.ca_file, system_trust=True)
+    with pytest.raises(ValueError, match="certfile"):
+        wsclient.client_ssl_context(keyfile=pki.client_key_file)
+    with pytest.raises(TypeError, match="system_trust"):
+        wsclient.client_ssl_context(system_trust="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        wsclient.client_ssl_context(pki.ca_file)  # type: ignore[misc]  # keyword-only
+    with pytest.raises(ssl.SSLError):
+        wsclient.client_ssl_context(certfile=pki.client_cert_file, keyfile=pki.key_file)
+
+
+@pytest.fixture
+def mtls_server(pki: Pki, run_server):
+    """A wsclient server that requires a client certificate signed by the test CA, and
+    records the subject of each one it accepted."""
+    context = wsclient.server_ssl_context(pki.cert_file, pki.key_file, cafile=pki.ca_file)
+    assert context.verify_mode == ssl.CERT_REQUIRED
+
+    def handler(ws) -> None:
+        for message in ws:
+            ws.send(message)
+
+    return run_server(handler, ssl_context=context)
+
+
+def test_mutual_tls_accepted(pki: Pki, mtls_server) -> None:
+    context = wsclient.client_ssl_context(cafile=pki.ca_file, certfile=pki.client_cert_file,
+                                          keyfile=pki.client_key_file)
+    assert roundtrip(f"wss://localhost:{mtls_server.port}/", ssl_context=context) == "through TLS"
+
+
+@pytest.mark.parametrize("client_cert", ["none", "untrusted"])
+def test_mutual_tls_refused(pki: Pki, mtls_server, client_cert: str) -> None:
+    if client_cert == "none":
+        context = wsclient.client_ssl_context(cafile=pki.ca_file)
+    else:
+        context = wsclient.client_ssl_context(cafile=pki.ca_file,
+                                              certfile=pki.untrusted_client_cert_file,
+                                              keyfile=pki.untrusted_client_key_file)
+    with pytest.raises(OSError) as caught:
+        roundtrip(f"wss://localhost:{mtls_server.port}/", ssl_context=context)
+    assert isinstance(caught.value, (ssl.SSLError, ConnectionError)), repr(caught.value)
+    assert "client certificate" in text_of(caught.value)
+
+
+def test_server_ssl_context_without_cafile_asks_no_certificate(pki: Pki) -> None:
+    assert wsclient.server_ssl_context(pki.cert_file, pki.key_file).verify_mode == ssl.CERT_NONE
+
+
+def test_system_trust_uses_truststore(pki: Pki, run_server, monkeypatch) -> None:
+    try:
+        import truststore
+    except ImportError:
+        need(False, "truststore is not installed (the test extra installs it)")
+    context = wsclient.client_ssl_context(system_trust=True)
+    assert isinstance(context, truststore.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    server = run_server(ssl_context=wsclient.server_ssl_context(pki.cert_file, pki.key_file))
+    uri = f"wss://localhost:{server.port}/"
+    # On Linux the "system store" is OpenSSL's configured one, which SSL_CERT_FILE and
+    # SSL_CERT_DIR name: pointed at the test CA it is trusted, at certifi's bundle it is not.
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", pki.ca_file)
+    assert roundtrip(uri, ssl_context=wsclient.client_ssl_context(system_trust=True)) == "through TLS"
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    with pytest.raises(ssl.SSLCertVerificationError):
+        roundtrip(uri, ssl_context=wsclient.client_ssl_context(system_trust=True))
+
+
+def test_system_trust_without_truststore_says_what_to_install(tmp_path) -> None:
+    script = (
+        "import sys\n"
+        "sys.modules['truststore'] = None  # as if it were not installed\n"
+        "import wsclient\n"
+        "try:\n"
+        "    wsclient.client_ssl_context(system_trust=True)\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print('ERROR', exc.name, exc)\n"
+        "import ssl\n"
+        "print('still works:', wsclient.client_ssl_context().verify_mode == ssl.CERT_REQUIRED)\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(wsclient.__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, env=env, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "ERROR truststore " in done.stdout
+    assert 'pip install "wsclient[truststore]"' in done.stdout
+    assert "still works: True" in done.stdout
+
+
+# -- errors that say what to do --------------------------------------------------------------
+
+
+def test_untrusted_certificate_error_names_host_and_remedies(pki: Pki, run_server,
+                                                             no_cert_variables) -> None:
+    server = run_server(ssl_context=pki.untrusted_server_context())
+    with pytest.raises(ssl.SSLCertVerificationError) as caught:
+        roundtrip(f"wss://localhost:{server.port}/")
+    assert type(caught.value) is ssl.SSLCertVerificationError
+    text = text_of(caught.value)
+    assert "self-signed certificate" in text  # OpenSSL's own words are kept
+    for remedy in ("localhost", "cafile", "ssl_context", "SSL_CERT_FILE", "--cafile",
+                   "system_trust"):
+        assert remedy in text, (remedy, text)
+
+
+def test_wrong_name_error_says_so(pki: Pki, run_server) -> None:
+    server = run_server(ssl_context=pki.server_context())
+    given = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE)
+    with pytest.raises(ssl.SSLCertVerificationError) as caught:
+        wsclient.connect("wss://wrong.example/", sock=given, timeout=DEADLINE,
+                         ssl_context=pki.client_context())
+    text = text_of(caught.value)
+    assert "not valid for 'wrong.example'" in text
+    assert "connect with a name the certificate lists" in text
+
+
+def test_wss_to_a_ws_server_asks_is_this_a_ws_server(run_server) -> None:
+    server = run_server()  # plain ws://: it closes on a TLS ClientHello
+    with pytest.raises(OSError) as caught:
+        roundtrip(f"wss://localhost:{server.port}/")
+    assert isinstance(caught.value, (ssl.SSLError, ConnectionResetError)), repr(caught.value)
+    assert "is this a ws:// server?" in text_of(caught.value)
+
+
+def test_wss_to_a_plain_http_server_asks_is_this_a_ws_server() -> None:
+    def answer_http(conn: socket.socket) -> None:  # the ClientHello read, HTTP answered
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    with PlainServer(answer_http) as server:
+        with pytest.raises(ssl.SSLError) as caught:
+            roundtrip(f"wss://localhost:{server.port}/")
+    assert "is this a ws:// server?" in text_of(caught.value)
+
+
+def test_ws_to_a_wss_server_asks_is_this_a_wss_server(pki: Pki, run_server) -> None:
+    server = run_server(ssl_context=pki.server_context())
+    with pytest.raises(OSError) as caught:
+        roundtrip(f"ws://localhost:{server.port}/")
+    assert isinstance(caught.value, (ConnectionResetError, wsclient.InvalidHTTP)), repr(caught.value)
+    assert f"localhost:{server.port}" in text_of(caught.value)
+    assert "is this a wss:// server?" in text_of(caught.value)
+
+
+def test_ws_to_a_tls_server_that_answers_an_alert(pki: Pki) -> None:
+    def alert(conn: socket.socket) -> None:  # a TLS alert record (unexpected_message)
+        conn.recv(65536)
+        conn.sendall(b"\x15\x03\x03\x00\x02\x02\x0a")
+
+    with PlainServer(alert) as server:
+        with pytest.raises(wsclient.InvalidHTTP) as caught:
+            roundtrip(f"ws://localhost:{server.port}/")
+    assert "is this a wss:// server?" in text_of(caught.value)
+
+
+def test_a_real_http_refusal_gets_no_tls_hint(run_server) -> None:
+    server = run_server(process_request=lambda request: (403, [], b"no"))
+    with pytest.raises(wsclient.InvalidStatus) as caught:
+        roundtrip(f"ws://localhost:{server.port}/")
+    assert "wss://" not in text_of(caught.value)
+
+
+class PlainServer:
+    """A TCP server on loopback for one connection, running ``handler(conn)``."""
+
+    def __init__(self, handler: Callable[[socket.socket], None]) -> None:
+        self.handler = handler
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(DEADLINE)
+        self.port = self.listener.getsockname()[1]
+        self.errors: List[BaseException] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> "PlainServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.listener.close()
+        self.thread.join(DEADLINE)
+        assert not self.thread.is_alive(), "server thread did not finish"
+        assert not self.errors, self.errors
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(DEADLINE)
+            try:
+                self.handler(conn)
+            except OSError as exc:
+                self.errors.append(exc)
 
 
 # -- real TLS servers ------------------------------------------------------------------------

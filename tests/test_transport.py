@@ -7,12 +7,14 @@ are in test_proxy.py.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import ssl
 import threading
 import time
 from typing import Iterator, List, Optional, Tuple
 
+import certifi
 import pytest
 
 from wsclient import transport
@@ -142,8 +144,9 @@ def test_refused_connection_passes_through() -> None:
 
 
 def test_unknown_host_passes_gaierror_through() -> None:
-    with pytest.raises(socket.gaierror):
+    with pytest.raises(socket.gaierror) as caught:
         transport.open_socket(parse_uri("ws://host.invalid-example.test/"), deadline=deadline())
+    assert "cannot resolve the host name 'host.invalid-example.test'" in text_of(caught.value)
 
 
 def test_resolve_under_a_deadline() -> None:
@@ -160,13 +163,14 @@ def test_deadline_already_passed(listen) -> None:
 
 
 @contextlib.contextmanager
-def full_backlog() -> Iterator[Tuple[str, int]]:
+def full_backlog(host: str = "127.0.0.1") -> Iterator[Tuple[str, int]]:
     """A listener that never accepts, its queue filled: a new connect() hangs."""
-    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.create_server((host, 0), family=family, backlog=0)
     fillers: List[socket.socket] = []
     try:
         for _ in range(64):
-            filler = socket.socket()
+            filler = socket.socket(family)
             fillers.append(filler)
             filler.settimeout(0.2)
             try:
@@ -175,7 +179,7 @@ def full_backlog() -> Iterator[Tuple[str, int]]:
                 break
         else:
             pytest.fail("the listen queue never filled")
-        yield listener.getsockname()
+        yield listener.getsockname()[:2]
     finally:
         for filler in fillers:
             filler.close()
@@ -196,6 +200,141 @@ def test_tls_handshake_bounded_by_deadline(listen) -> None:
     with pytest.raises(TimeoutError):
         transport.open_socket(parse_uri(f"wss://127.0.0.1:{silent.port}/"), deadline=deadline(0.5))
     assert 0.4 < time.monotonic() - started < 3
+
+
+# -- Happy Eyeballs (RFC 8305) and what a failed connection says ----------------------------
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def info(address: Tuple[str, int]) -> transport.AddrInfo:
+    """One :func:`socket.getaddrinfo` result, as the resolver gives it."""
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    return socket.getaddrinfo(address[0], address[1], family, socket.SOCK_STREAM,
+                              socket.IPPROTO_TCP, socket.AI_NUMERICHOST)[0]
+
+
+def closed_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on (bound, then released)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def hanging_ipv6() -> "contextlib.AbstractContextManager[Tuple[str, int]]":
+    """A listener on ::1 that never accepts, its queue filled: a new connect() hangs."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError as exc:
+        missing(f"IPv6 loopback is unavailable: {exc}")
+    return full_backlog("::1")
+
+
+def test_happy_eyeballs_second_address_when_first_hangs(listen) -> None:
+    server = listen()
+    with hanging_ipv6() as dead:
+        addresses = [info(dead), info(("127.0.0.1", server.port))]
+        before = open_fds()
+        started = time.monotonic()
+        sock = transport.connect_addresses(addresses, deadline=deadline(), what="example:1")
+        elapsed = time.monotonic() - started
+        with sock:
+            assert sock.getpeername() == ("127.0.0.1", server.port)
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            # The second attempt starts 250 ms after the first, not after a timeout.
+            # (about 0.25 s measured; the bound leaves room for a loaded machine)
+            assert transport.ATTEMPT_DELAY - 0.02 <= elapsed < 0.5, elapsed
+            assert open_fds() == before + 1  # the winner only: the hanging attempt is closed
+        assert open_fds() == before
+
+
+def test_happy_eyeballs_interleaves_families(listen) -> None:
+    server = listen()
+    with hanging_ipv6() as dead:
+        # Three dead IPv6 addresses first: interleaving tries IPv4 second, at 250 ms (in
+        # the resolver's order it would be fourth, at 750 ms).
+        addresses = [info(dead)] * 3 + [info(("127.0.0.1", server.port))]
+        started = time.monotonic()
+        with transport.connect_addresses(addresses, deadline=deadline(), what="x:1") as sock:
+            assert sock.getpeername() == ("127.0.0.1", server.port)
+        assert time.monotonic() - started < 0.6
+
+
+def test_happy_eyeballs_next_attempt_at_once_after_a_refusal(listen) -> None:
+    server = listen()
+    addresses = [info(("127.0.0.1", closed_port())), info(("127.0.0.1", server.port))]
+    started = time.monotonic()
+    with transport.connect_addresses(addresses, deadline=deadline(), what="x:1") as sock:
+        assert sock.getpeername() == ("127.0.0.1", server.port)
+    assert time.monotonic() - started < transport.ATTEMPT_DELAY
+
+
+def test_happy_eyeballs_within_the_deadline_and_no_leak() -> None:
+    with hanging_ipv6() as dead, full_backlog() as dead4:
+        addresses = [info(dead), info(dead4)]
+        before = open_fds()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError) as caught:
+            transport.connect_addresses(addresses, deadline=deadline(0.6), what="example:80")
+        assert 0.55 < time.monotonic() - started < 1.5
+        assert open_fds() == before
+    message = str(caught.value)
+    assert "example:80" in message
+    assert f"[::1]:{dead[1]} (no answer)" in message
+    assert f"127.0.0.1:{dead4[1]} (no answer)" in message
+
+
+def test_refused_names_host_port_and_every_address() -> None:
+    addresses = [info(("::1", closed_port("::1"))), info(("127.0.0.1", closed_port()))]
+    before = open_fds()
+    with pytest.raises(ConnectionRefusedError) as caught:
+        transport.connect_addresses(addresses, deadline=deadline(), what="example.test:8080")
+    assert open_fds() == before
+    text = text_of(caught.value)
+    assert "cannot connect to example.test:8080" in text
+    assert f"[::1]:{addresses[0][4][1]} (Connection refused)" in text
+    assert f"127.0.0.1:{addresses[1][4][1]} (Connection refused)" in text
+
+
+def test_refused_through_connect_names_host_and_port() -> None:
+    import wsclient
+
+    port = closed_port()
+    with pytest.raises(ConnectionRefusedError) as caught:
+        wsclient.connect(f"ws://localhost:{port}/", proxy=None, timeout=WAIT)
+    assert f"cannot connect to localhost:{port}: tried 127.0.0.1:{port} (Connection refused)" \
+        in text_of(caught.value)
+
+
+def test_hint_in_the_message_without_notes() -> None:
+    """Before Python 3.11 (no add_note) the hint goes into the message, type unchanged."""
+    from wsclient.exceptions import add_hint
+
+    refused = ConnectionRefusedError(111, "Connection refused")
+    add_hint(refused, "cannot connect to h:1", note=False)
+    assert str(refused) == "[Errno 111] Connection refused. cannot connect to h:1"
+    assert refused.errno == 111 and type(refused) is ConnectionRefusedError
+    failure = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] no")
+    add_hint(failure, "pass cafile=", note=False)
+    assert str(failure).endswith("no. pass cafile=")
+    broken = wsclient_invalid_http("connection closed without a response")
+    add_hint(broken, "is this a wss:// server?", note=False)
+    assert str(broken) == "connection closed without a response. is this a wss:// server?"
+
+
+def wsclient_invalid_http(message: str) -> Exception:
+    from wsclient import InvalidHTTP
+
+    return InvalidHTTP(message)
+
+
+def text_of(exc: BaseException) -> str:
+    """What a person reads of an error: its message and its PEP 678 notes."""
+    return "\n".join([str(exc), *getattr(exc, "__notes__", [])])
 
 
 # -- unix sockets and sock= ------------------------------------------------------------------
@@ -296,3 +435,39 @@ def test_wss_over_unix_path(listen, pki: Pki, tmp_path) -> None:
                                     ssl_context=pki.client_context(), unix_path=path)
     with sock:
         assert sock.recv(2) == b"ok"
+
+
+def test_https_proxy_and_target_trust_ssl_cert_file(pki: Pki, tmp_path, monkeypatch) -> None:
+    """TLS to an https:// proxy and TLS inside it use the same default contexts: with
+    SSL_CERT_FILE naming the test CA, neither needs an ssl_context to trust it; with
+    certifi's bundle there, the proxy's certificate is refused."""
+    import wsclient
+
+    from .proxies import run_echo_target, run_squid
+
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with run_echo_target(pki.server_context()) as target, \
+            run_squid(str(tmp_path), cert_file=pki.cert_file, key_file=pki.key_file) as squid:
+        monkeypatch.setenv("SSL_CERT_FILE", pki.ca_file)
+        with wsclient.connect(target.uri(), proxy=squid.url("https"), timeout=WAIT) as ws:
+            ws.send("both TLS sessions trusted")
+            assert ws.recv(timeout=WAIT) == "both TLS sessions trusted"
+        monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+        with pytest.raises(ssl.SSLCertVerificationError) as caught:
+            wsclient.connect(target.uri(), proxy=squid.url("https"), timeout=WAIT)
+        assert "SSL_CERT_FILE" in text_of(caught.value)
+        assert "proxy_ssl_context=" in text_of(caught.value)  # the proxy's, not the target's
+
+
+def test_https_proxy_that_answers_plain_http_asks_is_this_an_http_proxy(listen) -> None:
+    from wsclient import ProxyError
+    from wsclient.proxy import parse_proxy_url
+
+    plain = listen(greeting=b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    proxy = parse_proxy_url(f"https://127.0.0.1:{plain.port}")
+    with pytest.raises(ProxyError) as caught:
+        transport.open_socket(parse_uri("wss://target.example/"), deadline=deadline(),
+                              proxy=proxy)
+    assert isinstance(caught.value.__cause__, ssl.SSLError)
+    assert "is this an http:// proxy?" in text_of(caught.value)
+    assert "ws:// server" not in text_of(caught.value)

@@ -33,6 +33,7 @@ from .deflate import DeflateOptions
 from .connection import WebSocket, wait
 from .client import connect
 from .server import WebSocketServer, broadcast, serve
+from .tls import client_ssl_context, server_ssl_context
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,8 @@ __all__ = [
     "serve",
     "broadcast",
     "wait",
+    "client_ssl_context",
+    "server_ssl_context",
     "WebSocket",
     "WebSocketServer",
     "Request",

@@ -225,6 +225,7 @@ def _open(parsed: WebSocketURI, headers: Headers, settings: _Settings, deadline:
                                       close_timeout=settings.close_timeout),
             initial_data=parser.leftover,
         )
-    except BaseException:
+    except BaseException as exc:
         sock.close()
+        transport.hint_opening_failure(exc, parsed)
         raise

@@ -23,10 +23,16 @@ Misuse of the API raises :class:`ValueError`, :class:`TypeError` or :class:`Runt
 
 ``WebSocketError`` derives from :class:`OSError`, as :mod:`smtplib`'s errors do, so code
 that already handles network failures with ``except OSError`` handles these too.
+
+:func:`add_hint` tells the reader of an error what to do about it without changing its type
+(an :class:`ssl.SSLCertVerificationError` stays one): a PEP 678 note where Python has
+:meth:`BaseException.add_note` (3.11 and later), the end of the message where it does not.
+It is for the I/O layer, not exported (``__all__`` lists the exception classes only).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,6 +53,33 @@ __all__ = [
     "ProtocolError",
     "PayloadTooBig",
 ]
+
+#: Whether exceptions take PEP 678 notes (Python 3.11 and later).
+HAS_NOTES = sys.version_info >= (3, 11)
+
+
+def add_hint(exc: BaseException, hint: str, *, note: bool = HAS_NOTES) -> None:
+    """Attach ``hint`` (what to do about ``exc``) to ``exc`` itself, keeping its type.
+
+    Args:
+        exc: the exception, about to be raised or re-raised.
+        hint: one or more sentences for a person.
+        note: add a PEP 678 note (shown under the traceback, in ``exc.__notes__``); False
+            appends the hint to the message instead (what happens before Python 3.11).
+
+    Raises:
+        RuntimeError: ``note`` on a Python without notes.
+    """
+    if note:
+        if not hasattr(exc, "add_note"):
+            raise RuntimeError("PEP 678 notes need Python 3.11 or later")
+        exc.add_note(hint)
+    elif isinstance(exc, OSError) and isinstance(exc.strerror, str):
+        exc.strerror = f"{exc.strerror}. {hint}"  # str() of OSError and SSLError reads it
+    elif len(exc.args) == 1 and isinstance(exc.args[0], str):
+        exc.args = (f"{exc.args[0]}. {hint}",)
+    else:
+        exc.args = (*exc.args, hint)
 
 
 class WebSocketError(OSError):

@@ -1,10 +1,13 @@
-"""TLS for wsclient: the default contexts (the one CA seam) and TLS inside TLS.
+"""TLS for wsclient: the contexts (the one CA seam) and TLS inside TLS.
 
-:func:`client_context` is the only place wsclient chooses what a client trusts: certifi's CA
-bundle unless the caller names another file or directory, certificate verification and host
-name checking on, TLS 1.2 or newer. :func:`server_context` is its server-side twin. A context
-the caller passes in is used as given and never modified, and nothing here ever falls back to
-an unverified context.
+:func:`client_ssl_context` is the only place wsclient chooses what a client trusts, in this
+order: the CAs the caller names (``cafile``, ``capath``, ``cadata``), else the operating
+system's store (``system_trust=True``, through the optional ``truststore`` package), else the
+file and directory named by the ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` environment variables
+when either is set, else certifi's bundle; certificate verification and host name checking
+on, TLS 1.2 or newer. :func:`server_ssl_context` is its server-side twin, which can require
+client certificates (mutual TLS). A context the caller passes in is used as given and never
+modified, and nothing here ever falls back to an unverified context.
 
 :class:`TLSInTLS` runs a TLS session over a socket that already carries TLS, as needed for a
 ``wss://`` target reached through an ``https://`` proxy: :meth:`ssl.SSLContext.wrap_socket`
@@ -14,6 +17,7 @@ driven through two :class:`ssl.MemoryBIO` buffers.
 
 from __future__ import annotations
 
+import importlib
 import os
 import select
 import socket
@@ -26,14 +30,32 @@ import certifi
 
 from .sockio import POLL_MAX_MS
 
-__all__ = ["DEFAULT_MINIMUM_VERSION", "client_context", "server_context", "TLSInTLS"]
+__all__ = [
+    "DEFAULT_MINIMUM_VERSION",
+    "CERT_FILE_VARIABLE",
+    "CERT_DIR_VARIABLE",
+    "client_ssl_context",
+    "server_ssl_context",
+    "client_context",
+    "server_context",
+    "TLSInTLS",
+]
 
 #: The oldest protocol version the default contexts accept.
 DEFAULT_MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
 
 #: The environment variable naming a file where TLS secrets are logged (NSS key log format,
-#: read by Wireshark). Honoured by the default contexts only.
+#: read by Wireshark). Honoured by the contexts this module makes only.
 KEYLOG_VARIABLE = "SSLKEYLOGFILE"
+
+#: The environment variables that, when set, replace certifi's bundle in the default client
+#: context: a PEM file of CA certificates and a directory of hashed ones (OpenSSL's names,
+#: as requests and httpx read them).
+CERT_FILE_VARIABLE = "SSL_CERT_FILE"
+CERT_DIR_VARIABLE = "SSL_CERT_DIR"
+
+#: What to install for ``system_trust=True``.
+TRUSTSTORE_EXTRA = 'pip install "wsclient[truststore]"'
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -58,42 +80,112 @@ def _finish_context(context: ssl.SSLContext) -> ssl.SSLContext:
     return context
 
 
-def client_context(
-    *, cafile: Optional[str] = None, capath: Optional[str] = None
+def _system_context() -> ssl.SSLContext:
+    """A client context verifying with the operating system's store, through truststore.
+
+    Raises:
+        ModuleNotFoundError: truststore is not installed (the message says how to get it).
+    """
+    try:
+        truststore = importlib.import_module("truststore")
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            "system_trust=True needs the truststore package, which is not installed: "
+            f"{TRUSTSTORE_EXTRA} (or pip install truststore)",
+            name="truststore",
+        ) from exc
+    context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return context
+
+
+def _environment_trust() -> Tuple[Optional[str], Optional[str]]:
+    """``(cafile, capath)`` from ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``; empty means unset."""
+    return os.environ.get(CERT_FILE_VARIABLE) or None, os.environ.get(CERT_DIR_VARIABLE) or None
+
+
+def client_ssl_context(
+    *,
+    cafile: Optional[str] = None,
+    capath: Optional[str] = None,
+    cadata: Union[str, bytes, None] = None,
+    certfile: Optional[str] = None,
+    keyfile: Optional[str] = None,
+    password: Optional[str] = None,
+    system_trust: bool = False,
 ) -> ssl.SSLContext:
     """A new client context: verification and host name checking on, TLS 1.2 or newer.
 
-    The trusted CAs are certifi's bundle (:func:`certifi.where`), or, when ``cafile`` or
-    ``capath`` is given, those instead (not in addition). When the ``SSLKEYLOGFILE``
-    environment variable is set, TLS secrets are appended to the file it names (for
-    Wireshark); that affects only contexts this function makes.
+    What it trusts, the first that applies: the CAs named by ``cafile``, ``capath`` and
+    ``cadata`` (all that are given, and nothing else); the operating system's store with
+    ``system_trust=True``; the file named by ``SSL_CERT_FILE`` and the directory named by
+    ``SSL_CERT_DIR`` when either environment variable is set (read at each call);
+    certifi's bundle (:func:`certifi.where`). With ``certfile``, the context presents that
+    client certificate to servers that ask for one (mutual TLS). When ``SSLKEYLOGFILE`` is
+    set, TLS secrets are appended to the file it names (for Wireshark).
 
     Args:
-        cafile: a PEM file of CA certificates to trust instead of certifi's bundle.
-        capath: a directory of hashed CA certificates (``c_rehash``) to trust instead.
+        cafile: a PEM file of CA certificates to trust.
+        capath: a directory of hashed CA certificates (``openssl rehash``) to trust.
+        cadata: CA certificates to trust: PEM text (``str``) or DER ``bytes``.
+        certfile: a PEM file with the client certificate, then any intermediates (and the
+            key, when ``keyfile`` is None).
+        keyfile: a PEM file with the client certificate's private key.
+        password: the private key's password, if it is encrypted.
+        system_trust: trust the operating system's store (Windows, macOS, or the Linux
+            distribution's bundle) through the ``truststore`` package, installed with
+            the ``truststore`` extra.
 
     Returns:
-        A fresh :class:`ssl.SSLContext` with ``verify_mode`` ``CERT_REQUIRED`` and
-        ``check_hostname`` on.
+        A fresh :class:`ssl.SSLContext` (a ``truststore.SSLContext`` with
+        ``system_trust``) with ``verify_mode`` ``CERT_REQUIRED`` and ``check_hostname`` on.
 
     Raises:
-        FileNotFoundError: ``cafile`` or ``capath`` does not exist.
-        ssl.SSLError: the file holds no usable certificate.
+        ValueError: ``system_trust`` together with ``cafile``, ``capath`` or ``cadata``, or
+            ``keyfile``/``password`` without ``certfile``.
+        TypeError: ``system_trust`` is not a bool.
+        ModuleNotFoundError: ``system_trust=True`` and truststore is not installed.
+        FileNotFoundError: a file or directory does not exist (one named by
+            ``SSL_CERT_FILE``/``SSL_CERT_DIR`` included: the error says which variable).
+        ssl.SSLError: a file holds no usable certificate, or the key does not match.
     """
-    if cafile is None and capath is None:
-        cafile = certifi.where()
-    context = ssl.create_default_context(
-        ssl.Purpose.SERVER_AUTH, cafile=cafile, capath=capath
-    )
+    if not isinstance(system_trust, bool):
+        raise TypeError(f"system_trust must be a bool, not {type(system_trust).__name__}")
+    explicit = cafile is not None or capath is not None or cadata is not None
+    if system_trust and explicit:
+        raise ValueError("system_trust=True trusts the operating system's store: "
+                         "give it or cafile/capath/cadata, not both")
+    if certfile is None and (keyfile is not None or password is not None):
+        raise ValueError("keyfile and password go with certfile, which is missing")
+    if system_trust:
+        context = _system_context()
+    elif explicit:
+        context = ssl.create_default_context(cafile=cafile, capath=capath, cadata=cadata)
+    else:
+        env_file, env_dir = _environment_trust()
+        if env_file is None and env_dir is None:
+            context = ssl.create_default_context(cafile=certifi.where())
+        else:
+            try:
+                context = ssl.create_default_context(cafile=env_file, capath=env_dir)
+            except FileNotFoundError as exc:
+                exc.strerror = (f"{exc.strerror}: {CERT_FILE_VARIABLE}={env_file!r}, "
+                                f"{CERT_DIR_VARIABLE}={env_dir!r}")
+                raise
     # create_default_context() sets both already; say it again so that no future default
     # can weaken what this function promises.
     context.verify_mode = ssl.CERT_REQUIRED
     context.check_hostname = True
+    if certfile is not None:
+        context.load_cert_chain(certfile, keyfile, password)
     return _finish_context(context)
 
 
-def server_context(
-    certfile: str, keyfile: Optional[str] = None, password: Optional[str] = None
+def server_ssl_context(
+    certfile: str,
+    keyfile: Optional[str] = None,
+    password: Optional[str] = None,
+    *,
+    cafile: Optional[str] = None,
 ) -> ssl.SSLContext:
     """A new server context with the given certificate chain, TLS 1.2 or newer.
 
@@ -102,10 +194,12 @@ def server_context(
             ``keyfile`` is ``None``).
         keyfile: PEM file with the private key, if not in ``certfile``.
         password: the key's password, if it is encrypted.
+        cafile: a PEM file of CA certificates: with it, every client must present a
+            certificate signed by one of them (mutual TLS), else the handshake fails.
+            Without it, client certificates are not requested.
 
     Returns:
-        A fresh :class:`ssl.SSLContext` for :meth:`~ssl.SSLContext.wrap_socket` with
-        ``server_side=True``. Client certificates are not requested.
+        A fresh :class:`ssl.SSLContext` for ``serve(ssl_context=...)``.
 
     Raises:
         FileNotFoundError: a file does not exist.
@@ -113,7 +207,45 @@ def server_context(
     """
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certfile, keyfile, password)
+    if cafile is not None:
+        context.load_verify_locations(cafile=cafile)
+        context.verify_mode = ssl.CERT_REQUIRED
     return _finish_context(context)
+
+
+def client_context(
+    *, cafile: Optional[str] = None, capath: Optional[str] = None
+) -> ssl.SSLContext:
+    """The default client context: :func:`client_ssl_context` with only CA options.
+
+    Args:
+        cafile: a PEM file of CA certificates to trust.
+        capath: a directory of hashed CA certificates to trust.
+
+    Returns:
+        A fresh verifying :class:`ssl.SSLContext`.
+
+    Raises:
+        FileNotFoundError, ssl.SSLError: as :func:`client_ssl_context`.
+    """
+    return client_ssl_context(cafile=cafile, capath=capath)
+
+
+def server_context(
+    certfile: str, keyfile: Optional[str] = None, password: Optional[str] = None
+) -> ssl.SSLContext:
+    """:func:`server_ssl_context` without client certificates.
+
+    Args:
+        certfile, keyfile, password: as :func:`server_ssl_context`.
+
+    Returns:
+        A fresh server :class:`ssl.SSLContext`.
+
+    Raises:
+        FileNotFoundError, ssl.SSLError: as :func:`server_ssl_context`.
+    """
+    return server_ssl_context(certfile, keyfile, password)
 
 
 #: Ciphertext read from the outer socket at a time.
@@ -279,7 +411,8 @@ class TLSInTLS:
             raise ValueError("non-zero flags not allowed in calls to recv() on TLSInTLS")
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
-        return self._call(self._recv_step, bufsize)
+        data: bytes = self._call(self._recv_step, bufsize)
+        return data
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """Like :meth:`recv`, into ``buffer``; the number of bytes stored."""
@@ -300,7 +433,8 @@ class TLSInTLS:
         """
         if flags:
             raise ValueError("non-zero flags not allowed in calls to send() on TLSInTLS")
-        return self._call(self._send_step, memoryview(data).cast("B"))
+        count: int = self._call(self._send_step, memoryview(data).cast("B"))
+        return count
 
     def sendall(self, data: Buffer, flags: int = 0) -> None:
         """Send all of ``data`` (in non-blocking mode, as far as the outer socket allows)."""

@@ -1,7 +1,7 @@
 """Open a connected, maybe TLS-wrapped, socket for a WebSocket URI under one deadline.
 
 :func:`open_socket` is what ``connect()`` calls before the opening handshake: it resolves the
-name, connects over TCP (every address in turn), or through a proxy, or over a unix socket, or
+name, connects over TCP (Happy Eyeballs, below), or through a proxy, or over a unix socket, or
 takes a socket the caller already connected, and wraps it in TLS for ``wss://`` (TLS inside
 TLS through an ``https://`` proxy, :class:`wsclient.tls.TLSInTLS`). HTTP proxies get TCP (and
 TLS) here and ``CONNECT`` from :mod:`wsclient.proxy`; SOCKS proxies are reached with PySocks
@@ -19,21 +19,38 @@ the steps share it: DNS, each TCP attempt, the TLS handshake with a proxy, the S
 resolver, so under a deadline the lookup runs in a daemon thread that is abandoned (it ends by
 itself when the system resolver gives up) if the deadline passes first. IP literals and
 lookups without a deadline run in the calling thread.
+
+A name with several addresses is connected to as RFC 8305 (Happy Eyeballs version 2)
+describes: the addresses are interleaved by family (IPv6, IPv4, IPv6...: section 4), a new
+attempt starts every :data:`ATTEMPT_DELAY` seconds (250 ms, section 5) or as soon as the
+previous one fails, the attempts run side by side within the one deadline, the first to
+connect wins and the others are closed. A dead IPv6 route then costs 250 ms, not the
+whole timeout.
+
+Failures say what to do, their types unchanged (:func:`wsclient.exceptions.add_hint`): an
+unreachable address names ``host:port`` and every address tried; a certificate that is not
+trusted names the host and the ways to trust it; a TLS handshake answered by something else
+than TLS asks "is this a ws:// server?", and :func:`hint_opening_failure` asks the reverse
+for a ``ws://`` request answered by a TLS server.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
+import os
+import selectors
 import socket
 import ssl
 import threading
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
+import time
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import socks
 
 from . import tls
-from .exceptions import ProxyError
+from .exceptions import InvalidHTTP, ProxyError, add_hint
 from .headers import HeadersLike
 from .proxy import ProxyURL, authority, http_connect
 from .sockio import remaining
@@ -41,12 +58,43 @@ from .sockio import remaining
 if TYPE_CHECKING:  # pragma: no cover
     from .uri import WebSocketURI
 
-__all__ = ["open_socket", "open_tunnel", "connect_tcp", "resolve", "socks_connect", "start_tls"]
+__all__ = [
+    "ATTEMPT_DELAY",
+    "open_socket",
+    "open_tunnel",
+    "connect_tcp",
+    "connect_addresses",
+    "resolve",
+    "socks_connect",
+    "start_tls",
+    "hint_opening_failure",
+]
 
 logger = logging.getLogger(__name__)
 
 # (family, type, proto, canonname, sockaddr), as socket.getaddrinfo() gives them.
 AddrInfo = Tuple[int, int, int, str, Tuple[Any, ...]]
+
+#: Seconds between the start of one connection attempt and the next (RFC 8305 section 5,
+#: "Connection Attempt Delay": 250 ms recommended).
+ATTEMPT_DELAY = 0.25
+
+#: What a non-blocking ``connect()`` answers while the connection is under way.
+_IN_PROGRESS = frozenset(
+    code for code in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EINTR,
+                      getattr(errno, "WSAEWOULDBLOCK", None)) if code is not None
+)
+
+#: The verification codes of a certificate valid, but not for the name or address asked
+#: (OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH).
+_NAME_MISMATCH = frozenset((62, 64))
+
+#: OpenSSL's reasons for a TLS handshake that met something else than TLS.
+_NOT_TLS_REASONS = frozenset((
+    "WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE",
+    "PACKET_LENGTH_TOO_LONG", "UNEXPECTED_EOF_WHILE_READING", "HTTP_REQUEST",
+    "RECORD_LENGTH_MISMATCH", "BAD_RECORD_TYPE",
+))
 
 #: PySocks' proxy type for each SOCKS scheme.
 _PYSOCKS_TYPES = {
@@ -102,7 +150,8 @@ def resolve(
         raise TimeoutError(f"timed out resolving {host!r}")
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
-    return outcome[0]
+    found: Sequence[AddrInfo] = outcome[0]
+    return found
 
 
 def _set_nodelay(sock: socket.socket) -> None:
@@ -113,32 +162,149 @@ def _set_nodelay(sock: socket.socket) -> None:
             pass
 
 
-def _connect_any(addresses: Sequence[AddrInfo], deadline: Optional[float], what: str) -> socket.socket:
-    """Connect to each address in turn; the first that accepts, or the last error."""
-    last: Optional[OSError] = None
-    for family, type_, proto, _name, sockaddr in addresses:
-        timeout = remaining(deadline, f"connecting to {what}")
-        sock = socket.socket(family, type_, proto)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(sockaddr)
-        except OSError as exc:
-            sock.close()
-            logger.debug("connecting to %s at %s failed: %s", what, sockaddr, exc)
-            last = exc
-            continue
-        except BaseException:
-            sock.close()
-            raise
-        _set_nodelay(sock)
-        return sock
-    if last is None:
+def _interleave(addresses: Sequence[AddrInfo]) -> List[AddrInfo]:
+    """The addresses, families alternating, starting with the first's (RFC 8305 section 4)."""
+    families: Dict[int, List[AddrInfo]] = {}
+    for info in addresses:
+        families.setdefault(info[0], []).append(info)
+    queues = list(families.values())
+    order: List[AddrInfo] = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                order.append(queue.pop(0))
+    return order
+
+
+def _start_attempt(info: AddrInfo) -> Tuple[socket.socket, int]:
+    """A non-blocking socket with a ``connect()`` to ``info`` begun, and its errno (0 when
+    already connected, one of :data:`_IN_PROGRESS` while under way)."""
+    family, type_, proto, _name, sockaddr = info
+    sock = socket.socket(family, type_, proto)
+    try:
+        sock.setblocking(False)
+        code = sock.connect_ex(sockaddr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, code
+
+
+def _address(info: AddrInfo) -> str:
+    return authority(str(info[4][0]), int(info[4][1]))
+
+
+def _tried(failures: Sequence[Tuple[AddrInfo, BaseException]], pending: Sequence[AddrInfo]) -> str:
+    """"tried A (why), B (why)": every address attempted and what became of it."""
+    items = [f"{_address(info)} ({getattr(exc, 'strerror', None) or exc})" for info, exc in failures]
+    items += [f"{_address(info)} (no answer)" for info in pending]
+    return "tried " + ", ".join(items) if items else "no address tried yet"
+
+
+def connect_addresses(
+    addresses: Sequence[AddrInfo],
+    *,
+    deadline: Optional[float],
+    what: str,
+    delay: float = ATTEMPT_DELAY,
+) -> socket.socket:
+    """Connect to the first of ``addresses`` that accepts, Happy Eyeballs style (RFC 8305).
+
+    Attempts start in interleaved family order, each ``delay`` seconds after the previous
+    one or at once when the previous one failed; they run side by side until one connects
+    (the others are then closed) or all have failed. The sockets of failed and losing
+    attempts are always closed.
+
+    Args:
+        addresses: :func:`socket.getaddrinfo` results, in the resolver's order.
+        deadline: a :func:`time.monotonic` time bounding all attempts, or ``None``.
+        what: what is being connected to, ``host:port``, for messages.
+        delay: seconds between the starts of two attempts.
+
+    Returns:
+        The connected socket, with ``TCP_NODELAY``, its timeout the time left (blocking
+        without a deadline).
+
+    Raises:
+        OSError: every address failed: the last failure, type unchanged
+            (:class:`ConnectionRefusedError`...), with a hint naming ``what`` and every
+            address tried.
+        TimeoutError: the deadline passed first (the message names the addresses tried).
+    """
+    order = _interleave(addresses)
+    if not order:
         raise OSError(f"no address to connect to for {what}")
-    raise last
+    selector = selectors.DefaultSelector()
+    pending: Dict[socket.socket, AddrInfo] = {}
+    failures: List[Tuple[AddrInfo, BaseException]] = []
+    winner: Optional[socket.socket] = None
+    next_start = time.monotonic()
+    try:
+        while winner is None:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise TimeoutError(f"timed out connecting to {what}: "
+                                   f"{_tried(failures, list(pending.values()))}")
+            if order and now >= next_start:
+                info = order.pop(0)
+                try:
+                    sock, code = _start_attempt(info)
+                except OSError as exc:  # no such family here (IPv6 off), no fd left...
+                    failures.append((info, exc))
+                    next_start = now
+                    continue
+                next_start = now + delay
+                if code == 0:
+                    winner = sock
+                elif code in _IN_PROGRESS:
+                    pending[sock] = info
+                    selector.register(sock, selectors.EVENT_WRITE)
+                else:
+                    sock.close()
+                    failures.append((info, OSError(code, os.strerror(code))))
+                    next_start = now
+                continue
+            if not pending:
+                break  # every address failed
+            wake = next_start if order else None
+            if deadline is not None:
+                wake = deadline if wake is None else min(wake, deadline)
+            for key, _events in selector.select(None if wake is None else max(wake - now, 0.0)):
+                sock = key.fileobj  # type: ignore[assignment]
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code == 0 and winner is None:
+                    winner = sock
+                    continue
+                if code != 0:
+                    failures.append((pending[sock], OSError(code, os.strerror(code))))
+                    next_start = time.monotonic()  # section 5: the next one at once
+                selector.unregister(sock)
+                del pending[sock]
+                sock.close()
+    finally:
+        for sock in pending:
+            if sock is not winner:
+                sock.close()
+        selector.close()
+    if winner is None:
+        for failed, error in failures:
+            logger.debug("connecting to %s at %s failed: %s", what, _address(failed), error)
+        last = failures[-1][1]
+        add_hint(last, f"cannot connect to {what}: {_tried(failures, [])}; "
+                       "is the server running and listening there?")
+        raise last
+    try:
+        winner.settimeout(remaining(deadline, f"connecting to {what}"))
+    except BaseException:
+        winner.close()
+        raise
+    _set_nodelay(winner)
+    return winner
 
 
 def connect_tcp(host: str, port: int, *, deadline: Optional[float]) -> socket.socket:
-    """A TCP connection to ``host:port``: every address (IPv6 and IPv4) tried in turn.
+    """A TCP connection to ``host:port``: its addresses (IPv6 and IPv4) tried as
+    :func:`connect_addresses` does (Happy Eyeballs).
 
     Args:
         host: a host name or an IP address (IPv6 without brackets).
@@ -149,16 +315,25 @@ def connect_tcp(host: str, port: int, *, deadline: Optional[float]) -> socket.so
         The connected socket, with ``TCP_NODELAY``, still carrying the last timeout.
 
     Raises:
-        OSError: the last attempt's error, unchanged (:class:`ConnectionRefusedError`,
-            :class:`socket.gaierror`...).
+        OSError: the last attempt's error, its type unchanged (:class:`ConnectionRefusedError`,
+            :class:`socket.gaierror`...), with a hint naming every address tried.
         TimeoutError: the deadline passed.
     """
-    addresses = resolve(host, port, deadline=deadline)
-    return _connect_any(addresses, deadline, f"{host}:{port}")
+    try:
+        addresses = resolve(host, port, deadline=deadline)
+    except socket.gaierror as exc:
+        add_hint(exc, f"cannot resolve the host name {host!r}")
+        raise
+    return connect_addresses(addresses, deadline=deadline, what=authority(host, port))
 
 
 def start_tls(
-    sock: Any, context: ssl.SSLContext, server_hostname: str, *, deadline: Optional[float]
+    sock: Any,
+    context: ssl.SSLContext,
+    server_hostname: str,
+    *,
+    deadline: Optional[float],
+    proxy: bool = False,
 ) -> Any:
     """Wrap ``sock`` in TLS and complete the handshake before ``deadline``.
 
@@ -172,13 +347,16 @@ def start_tls(
         server_hostname: the name for SNI and certificate checking (SNI is not sent for an
             IP address; the certificate must then name the address).
         deadline: a :func:`time.monotonic` time, or ``None``.
+        proxy: the peer is an ``https://`` proxy (for the hint a failure carries).
 
     Returns:
         The TLS socket, with the last timeout still set.
 
     Raises:
-        ssl.SSLCertVerificationError: the certificate is not trusted or names another host.
-        ssl.SSLError, OSError: the handshake failed.
+        ssl.SSLCertVerificationError: the certificate is not trusted or names another host
+            (with a hint naming the host and the ways to trust it).
+        ssl.SSLError, OSError: the handshake failed (with a hint where the cause is
+            likely: a peer that does not speak TLS, a refusal by alert).
         TimeoutError: the deadline passed.
     """
     try:
@@ -194,10 +372,75 @@ def start_tls(
     try:
         wrapped.settimeout(remaining(deadline, f"before the TLS handshake with {server_hostname}"))
         wrapped.do_handshake()
+    except OSError as exc:
+        wrapped.close()
+        _hint_handshake_failure(exc, server_hostname, proxy=proxy)
+        raise
     except BaseException:
         wrapped.close()
         raise
     return wrapped
+
+
+def _hint_handshake_failure(exc: OSError, host: str, *, proxy: bool) -> None:
+    """Add to a failed TLS handshake with ``host`` what the user can do about it."""
+    if isinstance(exc, TimeoutError):
+        return
+    option = "proxy_ssl_context" if proxy else "ssl_context"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = exc.verify_message or exc.reason or "verification failed"
+        if exc.verify_code in _NAME_MISMATCH:
+            add_hint(exc, f"the certificate the server presented is not valid for {host!r} "
+                          f"({why}): connect with a name the certificate lists")
+        else:
+            add_hint(exc, f"the certificate of {host} is not trusted ({why}). To trust the CA "
+                          "that signed it (or a self-signed certificate itself), pass "
+                          f"{option}=wsclient.client_ssl_context("
+                          "cafile='ca.pem') (or system_trust=True for the operating system's "
+                          "store), or set SSL_CERT_FILE=ca.pem, or use --cafile ca.pem on the "
+                          "command line")
+        return
+    reason = getattr(exc, "reason", None) or ""
+    if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError,
+                        BrokenPipeError, ConnectionAbortedError)) or reason in _NOT_TLS_REASONS:
+        if proxy:
+            add_hint(exc, f"proxy {host} did not answer the TLS handshake with TLS: is this "
+                          "an http:// proxy? (https:// means TLS to the proxy)")
+        else:
+            add_hint(exc, f"{host} did not answer the TLS handshake with TLS: is this a ws:// "
+                          "server? (ws:// has no TLS; wss:// needs a TLS port)")
+    elif "ALERT" in reason:
+        add_hint(exc, f"{host} refused the TLS handshake ({reason}): it may require a client "
+                      "certificate (wsclient.client_ssl_context(certfile=..., keyfile=...)) or "
+                      "a TLS version or cipher this side does not offer")
+
+
+def hint_opening_failure(exc: BaseException, uri: "WebSocketURI") -> None:
+    """Add a hint to an error met sending the opening request or reading its answer over
+    a socket :func:`open_socket` returned.
+
+    A ``ws://`` request that a TLS server cuts off (reset, closed without an HTTP answer,
+    or answered with a TLS alert instead of HTTP) asks "is this a wss:// server?"; a
+    ``wss://`` session that the server ends with a TLS alert or without a word (with TLS
+    1.3, how a server requiring client certificates refuses one it does not trust) says
+    a client certificate may be needed. Other errors are left as they are.
+
+    Args:
+        exc: the error, about to be re-raised; its type is not changed.
+        uri: the URI being opened.
+    """
+    where = authority(uri.host, uri.port)
+    if not uri.secure:
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, InvalidHTTP)):
+            add_hint(exc, f"{where} gave no HTTP answer to the ws:// request: "
+                          "is this a wss:// server? (a TLS server drops plain HTTP)")
+    elif isinstance(exc, (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError)) or (
+        isinstance(exc, ssl.SSLError) and "ALERT" in (exc.reason or "")
+    ):
+        why = getattr(exc, "reason", None) or exc.strerror or "closed"
+        add_hint(exc, f"{where} ended the TLS session before answering ({why}): it may "
+                      "require a client certificate that it trusts "
+                      "(wsclient.client_ssl_context(certfile=..., keyfile=...))")
 
 
 class _DeadlineSocksSocket(socks.socksocket):
@@ -298,7 +541,7 @@ def socks_connect(
     target = authority(host, port)
     last: Optional[BaseException] = None
     for family, _type, _proto, _name, sockaddr in addresses:
-        sock = _DeadlineSocksSocket(family, socket.SOCK_STREAM)
+        sock = _DeadlineSocksSocket(socket.AddressFamily(family), socket.SOCK_STREAM)
         sock.deadline = deadline
         sock.set_proxy(proxy_type, sockaddr[0], sockaddr[1], rdns, proxy.username, proxy.password)
         try:
@@ -371,27 +614,34 @@ def open_tunnel(
             target = resolve(host, port, deadline=deadline, family=family)[0][4][0]
         return socks_connect(proxy, addresses, target, port, deadline=deadline), b""
     try:
-        sock: Any = _connect_any(addresses, deadline, f"proxy {proxy}")
+        sock: Any = connect_addresses(addresses, deadline=deadline, what=f"proxy {proxy}")
     except TimeoutError:
         raise
     except OSError as exc:
-        raise ProxyError(f"cannot connect to proxy {proxy}: {exc}") from exc
+        raise _with_notes(ProxyError(f"cannot connect to proxy {proxy}: {exc}"), exc) from exc
     if proxy.scheme == "https":
         context = proxy_ssl_context or tls.client_context()
         try:
-            sock = start_tls(sock, context, proxy.host, deadline=deadline)
+            sock = start_tls(sock, context, proxy.host, deadline=deadline, proxy=True)
         except TimeoutError:
             raise TimeoutError(f"TLS handshake with proxy {proxy} timed out") from None
         except ssl.SSLCertVerificationError:
             raise  # As for a wss:// server: documented, passed through.
         except OSError as exc:  # A plain-HTTP proxy answering TLS, a reset, a TLS alert...
-            raise ProxyError(f"TLS with proxy {proxy} failed: {exc}") from exc
+            raise _with_notes(ProxyError(f"TLS with proxy {proxy} failed: {exc}"), exc) from exc
     try:
         leftover = http_connect(sock, proxy, host, port, deadline=deadline, headers=proxy_headers)
     except BaseException:
         sock.close()
         raise
     return sock, leftover
+
+
+def _with_notes(error: ProxyError, cause: BaseException) -> ProxyError:
+    """``error``, carrying the hints (PEP 678 notes) of the ``cause`` it wraps."""
+    for note in getattr(cause, "__notes__", []):
+        add_hint(error, note)
+    return error
 
 
 def _connect_unix(path: str, deadline: Optional[float]) -> socket.socket:
