@@ -279,7 +279,8 @@ class TLSInTLS:
             raise ValueError("non-zero flags not allowed in calls to recv() on TLSInTLS")
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
-        return self._call(self._recv_step, bufsize)
+        received: bytes = self._call(self._recv_step, bufsize)
+        return received
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """Like :meth:`recv`, into ``buffer``; the number of bytes stored."""
@@ -300,7 +301,8 @@ class TLSInTLS:
         """
         if flags:
             raise ValueError("non-zero flags not allowed in calls to send() on TLSInTLS")
-        return self._call(self._send_step, memoryview(data).cast("B"))
+        sent: int = self._call(self._send_step, memoryview(data).cast("B"))
+        return sent
 
     def sendall(self, data: Buffer, flags: int = 0) -> None:
         """Send all of ``data`` (in non-blocking mode, as far as the outer socket allows)."""
