@@ -18,7 +18,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union, overload
 
 __all__ = [
     "SECRET_HEADERS",
@@ -86,6 +86,15 @@ class Headers:
             ValueError: ``name`` is not a token or ``value`` holds a control character.
         """
         self._items.append(_check_field(name, value))
+
+    @overload
+    def get(self, name: str) -> Optional[str]: ...
+
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+
+    @overload
+    def get(self, name: str, default: Optional[str]) -> Optional[str]: ...
 
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The first value of ``name``, or ``default``."""
