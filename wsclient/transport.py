@@ -46,7 +46,7 @@ __all__ = ["open_socket", "open_tunnel", "connect_tcp", "resolve", "socks_connec
 logger = logging.getLogger(__name__)
 
 # (family, type, proto, canonname, sockaddr), as socket.getaddrinfo() gives them.
-AddrInfo = Tuple[int, int, int, str, Tuple[Any, ...]]
+AddrInfo = Tuple[socket.AddressFamily, socket.SocketKind, int, str, Tuple[Any, ...]]
 
 #: PySocks' proxy type for each SOCKS scheme.
 _PYSOCKS_TYPES = {
@@ -102,7 +102,8 @@ def resolve(
         raise TimeoutError(f"timed out resolving {host!r}")
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
-    return outcome[0]
+    resolved: Sequence[AddrInfo] = outcome[0]
+    return resolved
 
 
 def _set_nodelay(sock: socket.socket) -> None:
