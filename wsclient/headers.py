@@ -60,7 +60,7 @@ class Headers:
         ValueError: an invalid name or value.
     """
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as a list is
 
     def __init__(self, headers: HeadersLike = None) -> None:
         self._items: List[Tuple[str, str]] = []
@@ -169,7 +169,7 @@ class Headers:
         """Equal when each name has the same values in the same order (names ignore case)."""
         if not isinstance(other, Headers):
             try:
-                other = Headers(other)  # type: ignore[arg-type]
+                other = Headers(other)  # type: ignore[arg-type]  # any object: one Headers() refuses is unequal
             except (TypeError, ValueError):
                 return NotImplemented
         return self.grouped() == other.grouped()
