@@ -14,14 +14,16 @@ from typing import Iterator, Tuple
 import pytest
 
 from wsclient.opening import Opener
+from wsclient.options import ConnectionOptions
 from wsclient.watcher import Watcher
 
 from .reliability.rawpeer import handshake_head
 
+CONNECTION = ConnectionOptions(max_size=1 << 20, max_queue=1 << 20, ping_interval=None, ping_timeout=None,
+                               close_timeout=5.0)
 OPTIONS = dict(
     ssl_context=None, subprotocols=None, select_subprotocol=None, origins=None, process_request=None,
-    compression=None, max_size=1 << 20, max_queue=1 << 20, ping_interval=None, ping_timeout=None,
-    close_timeout=5.0, handshake_timeout=10.0, trusted_proxies=None,
+    compression=None, handshake_timeout=10.0, trusted_proxies=None,
 )
 
 
@@ -40,7 +42,7 @@ def test_open_hands_over_the_connection_before_its_101_is_sent(pair) -> None:
     client, accepted, address = pair
     watcher = Watcher("test-opening")
     client.sendall(handshake_head("/chat") + b"\x81")  # and the first byte of a frame
-    ws = Opener(watcher, **OPTIONS).open(accepted, address)
+    ws = Opener(watcher, CONNECTION, **OPTIONS).open(accepted, address)
     assert ws is not None
     assert ws.request.path == "/chat" and ws.client_address == "127.0.0.1"
     client.setblocking(False)
@@ -55,14 +57,14 @@ def test_open_hands_over_the_connection_before_its_101_is_sent(pair) -> None:
 def test_open_answers_and_closes_a_refused_client(pair) -> None:
     client, accepted, address = pair
     client.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")  # no Upgrade
-    assert Opener(Watcher("test-opening"), **OPTIONS).open(accepted, address) is None
+    assert Opener(Watcher("test-opening"), CONNECTION, **OPTIONS).open(accepted, address) is None
     assert client.recv(12) == b"HTTP/1.1 426"
     assert accepted.fileno() == -1
 
 
 def test_cut_short_ends_an_opening_at_once(pair) -> None:
     client, accepted, address = pair
-    opener = Opener(Watcher("test-opening"), **OPTIONS)
+    opener = Opener(Watcher("test-opening"), CONNECTION, **OPTIONS)
     client.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n")  # ...and nothing more.
     result = []
     thread = threading.Thread(target=lambda: result.append(opener.open(accepted, address)))

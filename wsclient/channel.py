@@ -155,15 +155,15 @@ class Channel:
             # would hold 64 KiB. Ask for a little until a read comes back full.
             size = self._blocking_size
             try:
-                data = self._sock.recv(size)
+                data: bytes = self._sock.recv(size)
             except OSError as exc:
                 return self._read_failed(exc)
             self._blocking_size = DEFAULT_READ_SIZE if len(data) == size else _IDLE_READ_SIZE
             return data
         while self.wait_readable(deadline):
-            data = self.recv_nowait()
-            if data is not None:
-                return data
+            ready = self.recv_nowait()
+            if ready is not None:
+                return ready
         return None
 
     def recv_nowait(self, size: int = DEFAULT_READ_SIZE) -> Optional[bytes]:
@@ -179,7 +179,7 @@ class Channel:
         """
         try:
             if self._tls_lock is None:
-                data = self._sock.recv(size, self._dontwait)
+                data: bytes = self._sock.recv(size, self._dontwait)
             else:
                 with self._tls_lock:
                     data = self._sock.recv(size)

@@ -356,7 +356,7 @@ def _interactive(ws: WebSocket) -> int:
     try:
         import readline  # noqa: F401  (line editing and history for input())
     except ImportError:  # pragma: no cover - Windows
-        readline = None  # type: ignore[assignment]
+        readline = None  # type: ignore[assignment]  # None marks the module missing
     prompt = "> "
     # ``reading``: the main thread waits in input(), so the prompt is on screen (guarded by
     # ``lock``); ``ended``: the connection has closed and input() must not wait any more.
@@ -483,7 +483,7 @@ def parse_address(text: str) -> Tuple[str, int]:
 def _server_handler(mode: str, holder: List[WebSocketServer], *, tag: str = "", show_client: bool = False) -> Any:
     def handler(ws: WebSocket) -> None:
         peer = ws.remote_address
-        client = f" client={ws.client_address}" if show_client else ""  # type: ignore[attr-defined]
+        client = f" client={ws.client_address}" if show_client else ""
         print(f"{tag}opened {peer} {ws.request.path}{client}", file=sys.stderr, flush=True)
         try:
             for message in ws:

@@ -6,18 +6,24 @@ import logging
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 from . import tls, transport
-from .connection import DEFAULT_MAX_QUEUE, WebSocket
+from .connection import WebSocket
 from .deflate import DeflateOptions, PerMessageDeflate, compression_options
 from .exceptions import InvalidHandshake, InvalidStatus
 from .extensions import client_accept, client_offer
 from .handshake import DEFAULT_USER_AGENT, ClientHandshake
 from .headers import Headers, HeadersLike
 from .http11 import ResponseParser
+from .options import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    ConnectionOptions,
+)
 from .protocol import DEFAULT_MAX_SIZE, Protocol, Side
-from .options import ConnectionOptions
 from .proxy import select_proxy
 from .sockio import deadline_after, read_head, send_all
 from .uri import WebSocketURI, parse_uri, resolve_redirect
@@ -44,9 +50,9 @@ def connect(
     ssl_context: Optional[ssl.SSLContext] = None,
     compression: Union[str, DeflateOptions, None] = "deflate",
     max_size: Optional[int] = DEFAULT_MAX_SIZE,
-    ping_interval: Optional[float] = 20.0,
-    ping_timeout: Optional[float] = 20.0,
-    close_timeout: Optional[float] = 10.0,
+    ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+    ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+    close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
     max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
     user_agent: Optional[str] = DEFAULT_USER_AGENT,
     max_redirects: int = DEFAULT_MAX_REDIRECTS,
@@ -105,18 +111,16 @@ def connect(
             through unchanged.
     """
     parsed = parse_uri(uri)
-    options = compression_options(compression)
-    ConnectionOptions(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
-                  ping_timeout=ping_timeout, close_timeout=close_timeout)
+    deflate = compression_options(compression)
+    options = ConnectionOptions(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
+                                ping_timeout=ping_timeout, close_timeout=close_timeout)
     _check_options(max_redirects=max_redirects, ssl_context=ssl_context,
                    proxy_ssl_context=proxy_ssl_context, sock=sock)
     deadline = deadline_after(timeout)
     extra = Headers(headers)
     settings = _Settings(
         subprotocols=subprotocols, origin=origin, proxy=proxy, ssl_context=ssl_context,
-        deflate=options, max_size=max_size, ping_interval=ping_interval,
-        ping_timeout=ping_timeout, close_timeout=close_timeout, max_queue=max_queue,
-        user_agent=user_agent, sock=sock, unix_path=unix_path,
+        deflate=deflate, options=options, user_agent=user_agent, sock=sock, unix_path=unix_path,
         proxy_ssl_context=proxy_ssl_context, proxy_headers=proxy_headers,
     )
     for attempt in range(max_redirects + 1):
@@ -143,7 +147,7 @@ def _check_options(*, max_redirects: int, ssl_context: Any, proxy_ssl_context: A
         raise TypeError(f"sock must be a connected socket.socket or None, not {type(sock).__name__}")
 
 
-def _redirect(base: WebSocketURI, location: str, headers: Headers) -> tuple:
+def _redirect(base: WebSocketURI, location: str, headers: Headers) -> Tuple[WebSocketURI, Headers]:
     """Where a 3xx points; refuses wss -> ws; drops credentials across hosts."""
     target = resolve_redirect(base, location)
     if base.secure and not target.secure:
@@ -165,11 +169,7 @@ class _Settings:
     proxy: Optional[str]
     ssl_context: Optional[ssl.SSLContext]
     deflate: Optional[DeflateOptions]
-    max_size: Optional[int]
-    ping_interval: Optional[float]
-    ping_timeout: Optional[float]
-    close_timeout: Optional[float]
-    max_queue: Optional[int]
+    options: ConnectionOptions
     user_agent: Optional[str]
     sock: Any
     unix_path: Optional[str]
@@ -210,9 +210,12 @@ def _open(parsed: WebSocketURI, headers: Headers, settings: _Settings, deadline:
         if response is None:
             response = read_head(sock, parser, deadline)
         result = handshake.check_response(response)
-        params = client_accept(options, result.extensions) if options is not None else None
-        deflate = PerMessageDeflate(params, is_client=True, options=options) if params else None
-        protocol = Protocol(Side.CLIENT, max_size=settings.max_size, deflate=deflate)
+        deflate = None
+        if options is not None:
+            params = client_accept(options, result.extensions)
+            if params is not None:
+                deflate = PerMessageDeflate(params, is_client=True, options=options)
+        protocol = Protocol(Side.CLIENT, max_size=settings.options.max_size, deflate=deflate)
         return WebSocket(
             sock,
             protocol,
@@ -220,9 +223,7 @@ def _open(parsed: WebSocketURI, headers: Headers, settings: _Settings, deadline:
             response=response,
             subprotocol=result.subprotocol,
             watcher=client_watcher(),
-            options=ConnectionOptions(max_size=settings.max_size, max_queue=settings.max_queue,
-                                      ping_interval=settings.ping_interval, ping_timeout=settings.ping_timeout,
-                                      close_timeout=settings.close_timeout),
+            options=settings.options,
             initial_data=parser.leftover,
         )
     except BaseException as exc:

@@ -39,6 +39,9 @@ from typing import Optional, Union
 from .close import CloseCode
 from .exceptions import PayloadTooBig, ProtocolError
 
+#: What compress() takes: zlib reads any of these without a copy.
+BytesLike = Union[bytes, bytearray, memoryview]
+
 __all__ = [
     "DeflateOptions",
     "DeflateParams",
@@ -269,7 +272,7 @@ class PerMessageDeflate:
             return override
         return size >= self.options.threshold
 
-    def _compress(self, data: bytes, final: bool, flush: bool = True) -> bytes:
+    def _compress(self, data: BytesLike, final: bool, flush: bool = True) -> bytes:
         if self._compressor is None:
             self._compressor = zlib.compressobj(
                 self.options.level,
@@ -288,7 +291,7 @@ class PerMessageDeflate:
                 self._compressor = None
         return output
 
-    def compress(self, data: bytes) -> bytes:
+    def compress(self, data: BytesLike) -> bytes:
         """Compress a whole message (RFC 7692 section 7.2.1).
 
         Args:
@@ -304,7 +307,7 @@ class PerMessageDeflate:
             raise RuntimeError("compress() during a fragmented message")
         return self._compress(data, True)
 
-    def compress_fragment(self, data: bytes, final: bool, *, flush: bool = True) -> bytes:
+    def compress_fragment(self, data: BytesLike, final: bool, *, flush: bool = True) -> bytes:
         """Compress one fragment of a message, flushed so it can be sent at once.
 
         Only the final fragment has the trailing ``00 00 ff ff`` removed (section 7.2.1).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Generator, List, NamedTuple, Optional, Tuple, Union
 
 from .exceptions import ProtocolError
 
@@ -119,7 +119,7 @@ def apply_mask(data: BytesLike, key: bytes, offset: int = 0) -> bytes:
     if shift:
         key = key[shift:] + key[:shift]
     if n >= NUMPY_MIN_SIZE and _load_numpy():
-        return _mask_numpy(data, key)
+        return _mask_numpy(data, key).tobytes()
     if n <= _MASK_CHUNK:
         return _mask_int(data, key)
     return b"".join(_mask_chunks(data, key))
@@ -138,14 +138,14 @@ def _mask_int(data: BytesLike, key: bytes) -> bytes:
     return (int.from_bytes(data, "big") ^ int.from_bytes(repeated, "big")).to_bytes(n, "big")
 
 
-def _mask_chunks(data: BytesLike, key: bytes) -> List[bytes]:
+def _mask_chunks(data: BytesLike, key: bytes) -> List[BytesLike]:
     """Mask a payload of any size in pure Python: :data:`_MASK_CHUNK`-byte pieces, in order."""
     view = memoryview(data)
     n = len(view)
     chunk_key = int.from_bytes(key * (_MASK_CHUNK >> 2), "big")
     from_bytes = int.from_bytes
     end = n - n % _MASK_CHUNK
-    parts = [
+    parts: List[BytesLike] = [
         (from_bytes(view[start : start + _MASK_CHUNK], "big") ^ chunk_key).to_bytes(_MASK_CHUNK, "big")
         for start in range(0, end, _MASK_CHUNK)
     ]
@@ -187,12 +187,12 @@ def mask_for_sending(data: BytesLike, key: bytes) -> List[BytesLike]:
     if n <= _MASK_CHUNK:
         return [_mask_int(data, key)] if n else []
     if n >= NUMPY_MIN_SIZE and _load_numpy():
-        return [_mask_numpy(data, key, copy=False)]
-    return _mask_chunks(data, key)  # type: ignore[return-value]
+        return [_mask_numpy(data, key)]
+    return _mask_chunks(data, key)
 
 
-def _mask_numpy(data: BytesLike, key: bytes, *, copy: bool = True) -> BytesLike:
-    """:func:`apply_mask` with numpy: 8-byte words XORed at C speed; ``bytes`` if ``copy``."""
+def _mask_numpy(data: BytesLike, key: bytes) -> memoryview:
+    """:func:`apply_mask` with numpy: 8-byte words XORed at C speed, as a view of numpy's output."""
     np: Any = _numpy
     n = len(data)
     whole = n & ~7
@@ -204,7 +204,7 @@ def _mask_numpy(data: BytesLike, key: bytes, *, copy: bool = True) -> BytesLike:
     )
     if whole < n:  # Starts at a multiple of 4: the same key lines up.
         out[whole:] = np.frombuffer(_mask_int(memoryview(data)[whole:], key), dtype=np.uint8)
-    return out.tobytes() if copy else memoryview(out)
+    return memoryview(out)
 
 
 class FrameHeader(NamedTuple):
@@ -379,7 +379,7 @@ class FrameParser:
         """
         return list(self.iter_feed(data))
 
-    def iter_feed(self, data: BytesLike) -> Iterator[FramePiece]:
+    def iter_feed(self, data: BytesLike) -> Generator[FramePiece, None, None]:
         """Parse received bytes lazily: each piece is yielded before the next is parsed.
 
         So a frame that breaks the rules raises only after the pieces before it were

@@ -18,7 +18,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union, overload
 
 __all__ = [
     "SECRET_HEADERS",
@@ -60,7 +60,7 @@ class Headers:
         ValueError: an invalid name or value.
     """
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as a list is
 
     def __init__(self, headers: HeadersLike = None) -> None:
         self._items: List[Tuple[str, str]] = []
@@ -86,6 +86,15 @@ class Headers:
             ValueError: ``name`` is not a token or ``value`` holds a control character.
         """
         self._items.append(_check_field(name, value))
+
+    @overload
+    def get(self, name: str) -> Optional[str]: ...
+
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+
+    @overload
+    def get(self, name: str, default: Optional[str]) -> Optional[str]: ...
 
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The first value of ``name``, or ``default``."""
@@ -160,7 +169,7 @@ class Headers:
         """Equal when each name has the same values in the same order (names ignore case)."""
         if not isinstance(other, Headers):
             try:
-                other = Headers(other)  # type: ignore[arg-type]
+                other = Headers(other)  # type: ignore[arg-type]  # any object: one Headers() refuses is unequal
             except (TypeError, ValueError):
                 return NotImplemented
         return self.grouped() == other.grouped()

@@ -199,7 +199,7 @@ class Response:
 
         return key(self) == key(other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # equal by value, mutable: unhashable
 
     def __repr__(self) -> str:
         return (

@@ -54,10 +54,10 @@ class Opener:
 
     Args:
         watcher: the server's watcher, which every connection it opens joins.
+        options: the options of every connection it opens (checked when made).
         ssl_context, subprotocols, select_subprotocol, origins, process_request,
-        compression, max_size, max_queue, ping_interval, ping_timeout, close_timeout,
-        handshake_timeout, trusted_proxies: as :class:`~wsclient.WebSocketServer`
-            documents them.
+        compression, handshake_timeout, trusted_proxies: as
+            :class:`~wsclient.WebSocketServer` documents them.
 
     Raises:
         TypeError, ValueError: an option of the wrong type or value, at once rather than
@@ -67,6 +67,7 @@ class Opener:
     def __init__(
         self,
         watcher: Watcher,
+        options: ConnectionOptions,
         *,
         ssl_context: Optional[ssl.SSLContext],
         subprotocols: Optional[Sequence[str]],
@@ -74,11 +75,6 @@ class Opener:
         origins: Optional[Sequence[Optional[str]]],
         process_request: Optional[Callable[[Request], Any]],
         compression: Union[str, DeflateOptions, None],
-        max_size: Optional[int],
-        max_queue: Optional[int],
-        ping_interval: Optional[float],
-        ping_timeout: Optional[float],
-        close_timeout: Optional[float],
         handshake_timeout: Optional[float],
         trusted_proxies: Optional[Sequence[str]],
     ) -> None:
@@ -94,13 +90,7 @@ class Opener:
         _check_items("origins", self.origins or [], (str, type(None)))
         self.process_request = process_request
         self.deflate_options = compression_options(compression, server=True)
-        self.max_size = max_size
-        self.max_queue = max_queue
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        self.options = ConnectionOptions(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
-                                         ping_timeout=ping_timeout, close_timeout=close_timeout)
+        self.options = options
         self.handshake_timeout = handshake_timeout
         self._watcher = watcher
         self._lock = threading.Lock()
@@ -144,7 +134,7 @@ class Opener:
         if response.status != 101:
             sock.close()
             return None
-        protocol = Protocol(Side.SERVER, max_size=self.max_size, deflate=deflate)
+        protocol = Protocol(Side.SERVER, max_size=self.options.max_size, deflate=deflate)
         ws = WebSocket(
             sock, protocol, request=request, response=response, subprotocol=subprotocol,
             watcher=self._watcher, options=self.options, initial_data=parser.leftover,

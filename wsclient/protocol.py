@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Union
 
 from .close import CloseCode, known_close_code, parse_close, serialize_close
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, PayloadTooBig, ProtocolError
@@ -150,7 +150,7 @@ class Protocol:
         # The message being received.
         self._msg_opcode: Optional[int] = None
         self._msg_compressed = False
-        self._msg_parts: list = []
+        self._msg_parts: List[Any] = []  # str pieces of a text message, bytes of a binary one
         self._msg_size = 0
         self._utf8: Optional[Utf8Decoder] = None
         # The fragmented message being sent.
@@ -346,8 +346,8 @@ class Protocol:
         if len(payload) <= _JOIN_LIMIT:
             return [header + (apply_mask(payload, key) if key is not None else payload)]
         if key is None:
-            return [header, payload]  # type: ignore[list-item]
-        return [header, *mask_for_sending(payload, key)]  # type: ignore[list-item]
+            return [header, payload]  # type: ignore[list-item]  # a large payload: the caller's buffer, not copied to bytes
+        return [header, *mask_for_sending(payload, key)]  # type: ignore[list-item]  # a large payload: masked views, not copied to bytes
 
     def _check_can_send(self) -> None:
         if self.close_sent is not None or self.state is State.CLOSED:

@@ -214,7 +214,8 @@ class FaultyServer:
     def _run(self, conn: socket.socket, data: bytes) -> None:
         frames = FrameParser(expect_masked=True)
         echoed = 0
-        opcode, parts = 0, []
+        opcode = 0
+        parts: List[bytes] = []
         if self._strike(conn, echoed):
             return
         pending = collections.deque(frames.feed(data))

@@ -23,23 +23,39 @@ import time
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from .close import CloseCode
-from .connection import DEFAULT_MAX_QUEUE, WebSocket, connections_only
-from .options import check_count
+from .connection import WebSocket, connections_only
 from .deflate import DeflateOptions
 from .exceptions import ConnectionClosed
 from .http11 import Request
 from .listener import Listener, ServerAddress, reuse_port_option, set_reuse_port
 from .opening import Opener
+from .options import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    ConnectionOptions,
+    check_count,
+)
 from .protocol import DEFAULT_MAX_SIZE
 from .sockio import deadline_after
 from .watcher import Watcher
 
-__all__ = ["WebSocketServer", "serve", "broadcast", "reuse_port_option", "set_reuse_port", "DEFAULT_MAX_CONNECTIONS"]
+__all__ = [
+    "WebSocketServer", "serve", "broadcast", "reuse_port_option", "set_reuse_port", "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_HANDSHAKE_TIMEOUT", "DEFAULT_BACKLOG",
+]
 
 logger = logging.getLogger("wsclient")
 
 #: Connections (handshaking or open) a server keeps at once; more get ``503`` at once.
 DEFAULT_MAX_CONNECTIONS = 2048
+
+#: Seconds a client has to finish the TLS and opening handshakes.
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+
+#: The listening socket's backlog.
+DEFAULT_BACKLOG = 1024
 
 #: Seconds ``shutdown()`` waits for closing handshakes and handler threads.
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
@@ -111,25 +127,25 @@ class WebSocketServer:
         compression: Union[str, DeflateOptions, None] = "deflate",
         max_size: Optional[int] = DEFAULT_MAX_SIZE,
         max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
-        ping_interval: Optional[float] = 20.0,
-        ping_timeout: Optional[float] = 20.0,
-        close_timeout: Optional[float] = 10.0,
-        handshake_timeout: Optional[float] = 10.0,
+        ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+        ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+        close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
+        handshake_timeout: Optional[float] = DEFAULT_HANDSHAKE_TIMEOUT,
         max_connections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
         reuse_port: bool = False,
-        backlog: int = 1024,
+        backlog: int = DEFAULT_BACKLOG,
         trusted_proxies: Optional[Sequence[str]] = None,
     ) -> None:
         if not callable(handler):
             raise TypeError("handler must be callable")
         check_count("max_connections", max_connections)
+        self._options = ConnectionOptions(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
+                                          ping_timeout=ping_timeout, close_timeout=close_timeout)
         self._watcher = Watcher("wsclient-server-watcher")
         self._opener = Opener(
-            self._watcher, ssl_context=ssl_context, subprotocols=subprotocols,
+            self._watcher, self._options, ssl_context=ssl_context, subprotocols=subprotocols,
             select_subprotocol=select_subprotocol, origins=origins, process_request=process_request,
-            compression=compression, max_size=max_size, max_queue=max_queue,
-            ping_interval=ping_interval, ping_timeout=ping_timeout, close_timeout=close_timeout,
-            handshake_timeout=handshake_timeout, trusted_proxies=trusted_proxies,
+            compression=compression, handshake_timeout=handshake_timeout, trusted_proxies=trusted_proxies,
         )
         self.handler = handler
         self.ssl_context = ssl_context
@@ -384,8 +400,8 @@ class WebSocketServer:
             self._stop_deadline = bound
         deadline = None if bound == math.inf else bound
         close_by = deadline
-        if close_by is None and self._opener.close_timeout is not None:
-            close_by = time.monotonic() + self._opener.close_timeout
+        if close_by is None and self._options.close_timeout is not None:
+            close_by = time.monotonic() + self._options.close_timeout
         self._opener.cut_short()  # A client still sending its request gets the end of the stream.
         for ws in self.connections:
             ws.start_close(CloseCode.GOING_AWAY, "server shutting down", close_by)
@@ -401,7 +417,29 @@ class WebSocketServer:
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
 
-def serve(handler: Handler, host: str = "127.0.0.1", port: int = 0, *, unix_path: Optional[str] = None, **options: Any) -> WebSocketServer:
+def serve(
+    handler: Handler,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    unix_path: Optional[str] = None,
+    ssl_context: Optional[ssl.SSLContext] = None,
+    subprotocols: Optional[Sequence[str]] = None,
+    select_subprotocol: Optional[Callable[[Request, List[str]], Optional[str]]] = None,
+    origins: Optional[Sequence[Optional[str]]] = None,
+    process_request: Optional[Callable[[Request], Any]] = None,
+    compression: Union[str, DeflateOptions, None] = "deflate",
+    max_size: Optional[int] = DEFAULT_MAX_SIZE,
+    max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
+    ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+    ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+    close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
+    handshake_timeout: Optional[float] = DEFAULT_HANDSHAKE_TIMEOUT,
+    max_connections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
+    reuse_port: bool = False,
+    backlog: int = DEFAULT_BACKLOG,
+    trusted_proxies: Optional[Sequence[str]] = None,
+) -> WebSocketServer:
     """Create a bound, listening :class:`WebSocketServer`; call ``serve_forever()`` on it.
 
     Args:
@@ -409,13 +447,26 @@ def serve(handler: Handler, host: str = "127.0.0.1", port: int = 0, *, unix_path
         host: the address to bind (``"::1"`` or ``"::"`` for IPv6).
         port: the TCP port; 0 picks a free one (read it back from ``server.port``).
         unix_path: bind a unix domain socket at this path instead of host and port.
-        **options: the keyword options of :class:`WebSocketServer`.
+        ssl_context, subprotocols, select_subprotocol, origins, process_request,
+        compression, max_size, max_queue, ping_interval, ping_timeout, close_timeout,
+        handshake_timeout, max_connections, reuse_port, backlog, trusted_proxies: as
+            :class:`WebSocketServer` documents them.
 
     Returns:
         The server.
+
+    Raises:
+        TypeError, ValueError, OSError: as :class:`WebSocketServer` raises them.
     """
     address: ServerAddress = unix_path if unix_path is not None else (host, port)
-    return WebSocketServer(address, handler, **options)
+    return WebSocketServer(
+        address, handler, ssl_context=ssl_context, subprotocols=subprotocols,
+        select_subprotocol=select_subprotocol, origins=origins, process_request=process_request,
+        compression=compression, max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
+        ping_timeout=ping_timeout, close_timeout=close_timeout, handshake_timeout=handshake_timeout,
+        max_connections=max_connections, reuse_port=reuse_port, backlog=backlog,
+        trusted_proxies=trusted_proxies,
+    )
 
 
 def broadcast(connections: Iterable[WebSocket], message: Union[str, bytes]) -> List[WebSocket]:

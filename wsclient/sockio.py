@@ -17,6 +17,7 @@ from typing import Any, Optional, Protocol, TypeVar
 __all__ = ["check_number", "deadline_after", "remaining", "send_all", "read_head", "POLL_MAX_MS"]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 _READ_SIZE = 65536
 
@@ -25,8 +26,8 @@ _READ_SIZE = 65536
 POLL_MAX_MS = 2**31 - 1
 
 
-class _Parser(Protocol[T]):  # pragma: no cover - a typing aid
-    def feed(self, data: bytes) -> Optional[T]: ...
+class _Parser(Protocol[T_co]):  # pragma: no cover - a typing aid
+    def feed(self, data: bytes) -> Optional[T_co]: ...
 
 
 def check_number(name: str, value: Any) -> None:

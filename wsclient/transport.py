@@ -73,7 +73,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # (family, type, proto, canonname, sockaddr), as socket.getaddrinfo() gives them.
-AddrInfo = Tuple[int, int, int, str, Tuple[Any, ...]]
+AddrInfo = Tuple[socket.AddressFamily, socket.SocketKind, int, str, Tuple[Any, ...]]
 
 #: Seconds between the start of one connection attempt and the next (RFC 8305 section 5,
 #: "Connection Attempt Delay": 250 ms recommended).

@@ -37,9 +37,22 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-from .server import Handler, WebSocketServer, reuse_port_option, serve, set_reuse_port
+from .deflate import DeflateOptions
+from .http11 import Request
+from .options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_QUEUE, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
+from .protocol import DEFAULT_MAX_SIZE
+from .server import (
+    DEFAULT_BACKLOG,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    Handler,
+    WebSocketServer,
+    reuse_port_option,
+    serve,
+    set_reuse_port,
+)
 
 __all__ = [
     "serve_workers", "run_workers", "reserve_port", "ServerFactory",
@@ -96,10 +109,31 @@ def reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_workers(handler: Handler, host: str = "127.0.0.1", port: int = 0, *, workers: int,
-                  on_ready: Optional[Callable[[int, List[int]], Any]] = None,
-                  start_timeout: float = DEFAULT_START_TIMEOUT,
-                  stop_timeout: float = DEFAULT_STOP_TIMEOUT, **options: Any) -> int:
+def serve_workers(
+    handler: Handler,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    workers: int,
+    on_ready: Optional[Callable[[int, List[int]], Any]] = None,
+    start_timeout: float = DEFAULT_START_TIMEOUT,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+    ssl_context: None = None,
+    subprotocols: Optional[Sequence[str]] = None,
+    select_subprotocol: Optional[Callable[[Request, List[str]], Optional[str]]] = None,
+    origins: Optional[Sequence[Optional[str]]] = None,
+    process_request: Optional[Callable[[Request], Any]] = None,
+    compression: Union[str, DeflateOptions, None] = "deflate",
+    max_size: Optional[int] = DEFAULT_MAX_SIZE,
+    max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
+    ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+    ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+    close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
+    handshake_timeout: Optional[float] = DEFAULT_HANDSHAKE_TIMEOUT,
+    max_connections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
+    backlog: int = DEFAULT_BACKLOG,
+    trusted_proxies: Optional[Sequence[str]] = None,
+) -> int:
     """Serve ``handler`` from ``workers`` processes sharing one port, until SIGINT or SIGTERM.
 
     Args:
@@ -112,24 +146,40 @@ def serve_workers(handler: Handler, host: str = "127.0.0.1", port: int = 0, *, w
             listens.
         start_timeout: seconds each worker has to start.
         stop_timeout: seconds the workers have, in all, to exit once stopped.
-        **options: keyword options of :class:`~wsclient.WebSocketServer`, passed to each
-            worker; they must pickle (build an ``ssl_context`` in a factory and use
-            :func:`run_workers` instead).
+        ssl_context: only None: a TLS context does not pickle, so build it in a factory
+            and use :func:`run_workers` instead.
+        subprotocols, select_subprotocol, origins, process_request, compression,
+        max_size, max_queue, ping_interval, ping_timeout, close_timeout,
+        handshake_timeout, max_connections, backlog, trusted_proxies: as
+            :class:`~wsclient.WebSocketServer` documents them, for each worker's server
+            (bound with ``reuse_port=True``); they must pickle (hooks defined at module
+            level).
 
     Returns:
         The exit status: 0 after a requested stop, 1 when a worker failed to start, kept
         crashing, or had to be killed.
 
     Raises:
+        TypeError: an ``ssl_context`` other than None.
         ValueError: ``workers`` below 1, or no ``SO_REUSEPORT`` on this platform.
         OSError: the port is taken.
     """
+    if ssl_context is not None:
+        raise TypeError("serve_workers() cannot send an ssl_context to its workers (it does not pickle): "
+                        "build it in a factory and use run_workers()")
+    options: Dict[str, Any] = dict(
+        subprotocols=subprotocols, select_subprotocol=select_subprotocol, origins=origins,
+        process_request=process_request, compression=compression, max_size=max_size,
+        max_queue=max_queue, ping_interval=ping_interval, ping_timeout=ping_timeout,
+        close_timeout=close_timeout, handshake_timeout=handshake_timeout,
+        max_connections=max_connections, backlog=backlog, trusted_proxies=trusted_proxies,
+    )
     factory = functools.partial(_serve_reusing_port, handler, options)
     return run_workers(factory, host, port, workers=workers, on_ready=on_ready,
                        start_timeout=start_timeout, stop_timeout=stop_timeout)
 
 
-def _serve_reusing_port(handler: Handler, options: dict, host: str, port: int) -> WebSocketServer:
+def _serve_reusing_port(handler: Handler, options: Dict[str, Any], host: str, port: int) -> WebSocketServer:
     return serve(handler, host, port, reuse_port=True, **options)
 
 
