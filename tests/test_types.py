@@ -99,7 +99,7 @@ def _installed_location(cwd: Path, env: dict) -> str:
 _IGNORE = re.compile(r"#\s*type:\s*ignore(?P<codes>\[[^\]]*\])?(?P<rest>.*)$")
 
 #: Modules being rewritten (issue 21, item 1), whose few ignores do not say why yet.
-_PENDING = {"connection.py", "duplex.py", "background.py"}
+_PENDING: Set[str] = set()
 
 
 def _ignores() -> List[Tuple[str, int, str]]:

@@ -20,7 +20,7 @@ from typing import Any, List, Optional, Protocol as TypingProtocol, Tuple
 
 from .channel import DEFAULT_READ_SIZE, Channel
 from .close import CloseCode
-from .inbox import Inbox
+from .inbox import Inbox, Message
 from .options import ConnectionOptions
 from .outbox import Outbox
 from .protocol import Protocol
@@ -47,7 +47,7 @@ class Host(TypingProtocol):
     read_lock: threading.Lock
     closed: bool
 
-    def process(self, data: bytes, *, want: bool) -> Any: ...
+    def process(self, data: bytes, *, want: bool) -> Optional[Message]: ...
 
     def release_read(self) -> None: ...
 

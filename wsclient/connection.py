@@ -255,7 +255,7 @@ class WebSocket:
         deadline = None if timeout is None else deadline_after(timeout)
         if not isinstance(message, (str, bytes, bytearray, memoryview)):
             try:  # Any other bytes-like object (array.array, a numpy array) is one message.
-                message = memoryview(message)  # type: ignore[arg-type]
+                message = memoryview(message)  # type: ignore[arg-type]  # any other buffer: TypeError if not
             except TypeError:
                 if isinstance(message, Iterable) and not isinstance(message, Mapping):
                     self._duplex.send_fragments(iter(message), deadline, compress)

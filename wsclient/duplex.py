@@ -50,7 +50,7 @@ from .outbox import Outbox
 from .protocol import COMPRESSED_SLICE, Close, Pong, Protocol, Side
 from .watcher import BACKOFF, Watcher
 
-__all__ = ["Duplex", "NOTHING", "BROADCAST_WAIT", "remaining"]
+__all__ = ["Duplex", "BROADCAST_WAIT", "remaining"]
 
 logger = logging.getLogger("wsclient")
 
@@ -62,8 +62,8 @@ _READ_AFTER_RESET_WAIT = 0.5
 #: to a peer that reads (seconds); a peer that does not read is skipped at once.
 BROADCAST_WAIT = 0.5
 
-#: What a read returns when it has no message for the caller (at the deadline or the close).
-NOTHING: Any = object()
+#: The end of a fragmented message's iterable (``next(fragments, _END)``).
+_END: Any = object()
 
 
 class Duplex:
@@ -134,7 +134,7 @@ class Duplex:
                     message = self._read(deadline, want=True)  # Queued messages first.
                 finally:
                     self.release_read()
-                if message is not NOTHING:
+                if message is not None:
                     return message
             else:
                 with self._changed:
@@ -155,12 +155,12 @@ class Duplex:
             self.watcher.resume(self.background)
         return message
 
-    def _read(self, deadline: Optional[float], *, want: bool) -> Message:
+    def _read(self, deadline: Optional[float], *, want: bool) -> Optional[Message]:
         """Read the socket (hold the read lock) until the deadline or the close.
 
         With ``want``, return the first message that arrives (or was queued); without it,
-        queue every message and only return at the deadline or the close. Returns
-        :data:`NOTHING` at the deadline or the close.
+        queue every message and only return at the deadline or the close. Returns None at
+        the deadline or the close.
         """
         inbox = self.inbox
         while True:
@@ -169,29 +169,29 @@ class Duplex:
                     if want and inbox.messages:
                         return self._pop()
                     if self.closed:
-                        return NOTHING  # type: ignore[no-any-return]
+                        return None
                     if self.proto.eof_received:
                         # The stream ended while a sender holds the socket: the transport
                         # closes when it lets go (or at close_timeout). Wait for that
                         # rather than read the end again.
                         self._changed.wait(remaining(deadline, None))
-                        return NOTHING  # type: ignore[no-any-return]
+                        return None
             data = self.channel.recv(deadline)
             if data is None:
-                return NOTHING  # type: ignore[no-any-return]
+                return None
             message = self.process(data, want=want)
-            if message is not NOTHING:
-                return message  # type: ignore[no-any-return]
+            if message is not None:
+                return message
 
-    def process(self, data: bytes, *, want: bool) -> Any:
+    def process(self, data: bytes, *, want: bool) -> Optional[Message]:
         """Feed received bytes to the protocol (hold the read lock); ``b""`` is the end
         of the stream.
 
         Returns:
-            The first message if ``want`` and nothing is queued before it, else
-            :data:`NOTHING`; every other message is queued in the inbox.
+            The first message if ``want`` and nothing is queued before it, else None;
+            every other message is queued in the inbox.
         """
-        first: Any = NOTHING
+        first: Optional[Message] = None
         closing = False
         with self.state_lock:
             proto = self.proto
@@ -207,13 +207,13 @@ class Duplex:
             for event in events:
                 cls = event.__class__
                 if cls is str or cls is bytes:
-                    if want and first is NOTHING and not inbox.messages:
-                        first = event
+                    if want and first is None and not inbox.messages:
+                        first = event  # type: ignore[assignment]  # str or bytes: the class check above
                     else:
-                        inbox.put(event)  # type: ignore[arg-type]
+                        inbox.put(event)  # type: ignore[arg-type]  # str or bytes: the class check above
                         queued = True
                 elif cls is Pong:
-                    self.background.ack_pings(event.data)  # type: ignore[union-attr]
+                    self.background.ack_pings(event.data)  # type: ignore[union-attr]  # a Pong: the class check above
                 elif cls is Close and proto.side is Side.CLIENT:
                     closing = True  # The server should now close TCP; don't wait forever.
                 if self._debug:
@@ -286,8 +286,8 @@ class Duplex:
         try:
             # Each piece goes out as soon as the iterable yields it (streaming); an empty
             # final frame ends the message, as the end is only known after the last piece.
-            first = next(fragments, NOTHING)
-            if first is NOTHING:
+            first = next(fragments, _END)
+            if first is _END:
                 return
             empty = "" if isinstance(first, str) else b""
             # Until the first frame is out, a failure leaves nothing sent; after it, the
@@ -295,11 +295,11 @@ class Duplex:
             write = self._write_frame
             piece = first
             proto = self.proto
-            while piece is not NOTHING:
+            while piece is not _END:
                 write(deadline, lambda: proto.send_fragment(piece, fin=False, compress=compress))
                 write = self._write_more
                 try:
-                    piece = next(fragments, NOTHING)
+                    piece = next(fragments, _END)
                 except Exception as exc:
                     self.fail(CloseCode.INTERNAL_ERROR, "", wait=1.0, cause=exc)
                     raise

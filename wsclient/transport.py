@@ -270,7 +270,7 @@ def connect_addresses(
             if deadline is not None:
                 wake = deadline if wake is None else min(wake, deadline)
             for key, _events in selector.select(None if wake is None else max(wake - now, 0.0)):
-                sock = key.fileobj  # type: ignore[assignment]
+                sock = key.fileobj  # type: ignore[assignment]  # registered as a socket above
                 code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if code == 0 and winner is None:
                     winner = sock
