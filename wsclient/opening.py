@@ -15,7 +15,7 @@ import logging
 import socket
 import ssl
 import threading
-from typing import Any, Callable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 from . import tls
 from .connection import WebSocket
@@ -24,6 +24,7 @@ from .exceptions import InvalidHandshake
 from .extensions import server_accept
 from .forwarded import client_address, parse_trusted
 from .handshake import (
+    DEFAULT_SERVER_HEADER,
     accept_response,
     check_request,
     error_response,
@@ -31,13 +32,14 @@ from .handshake import (
     reject_response,
     select_subprotocol,
 )
+from .headers import has_control_character
 from .http11 import Request, RequestParser, Response
 from .options import ConnectionOptions, check_seconds
 from .protocol import Protocol, Side
 from .sockio import deadline_after, read_head, remaining, send_all
 from .watcher import Watcher
 
-__all__ = ["Opener"]
+__all__ = ["Opener", "Negotiator", "Decision", "DEFAULT_SERVER"]
 
 logger = logging.getLogger("wsclient")
 
@@ -248,3 +250,163 @@ def _check_items(name: str, values: List[Any], kinds: Tuple[type, ...]) -> None:
     for value in values:
         if not isinstance(value, kinds):
             raise TypeError(f"{name} must hold {' or '.join(k.__name__ for k in kinds)}, not {type(value).__name__}")
+
+
+class Decision(NamedTuple):
+    """What a :class:`Negotiator` decided for one request.
+
+    Attributes:
+        response: the answer: a ``101`` to upgrade, anything else refuses.
+        subprotocol: with a ``101``, the negotiated subprotocol or None.
+        deflate: with a ``101``, the permessage-deflate codec, or None without compression.
+    """
+
+    response: Response
+    subprotocol: Optional[str]
+    deflate: Optional[PerMessageDeflate]
+
+
+#: ``server_header=`` left out: the server's default ``Server`` header.
+DEFAULT_SERVER = DEFAULT_SERVER_HEADER
+
+
+class Negotiator:
+    """Decide the answer to an opening request, without any I/O.
+
+    One decision for every way a server meets a client: :class:`Opener` (``serve()``)
+    and :mod:`wsclient.wsgi` (a WSGI server's connection) both ask it. In order:
+    ``process_request`` may answer instead; the request is checked (RFC 6455 section
+    4.2.1); ``origins`` refuses with ``403``; a subprotocol is chosen (section 4.2.2);
+    a permessage-deflate offer is accepted (RFC 7692 section 5); then ``server_header``
+    sets or removes the ``Server`` header and ``process_response`` may change the answer.
+
+    Args:
+        subprotocols, select_subprotocol, origins, process_request, compression: as
+            :class:`~wsclient.WebSocketServer` documents them.
+        process_response: ``process_response(request, response)`` is called with every
+            response decided here (the 101, an origin's 403, ``process_request``'s answer)
+            and may return another :class:`~wsclient.Response` (or ``(status, headers,
+            body)`` tuple) to send instead, or None to keep it.
+        server_header: the ``Server`` header of those responses; None sends none.
+
+    Raises:
+        TypeError, ValueError: an option of the wrong type or value.
+    """
+
+    def __init__(
+        self,
+        *,
+        subprotocols: Optional[Sequence[str]] = None,
+        select_subprotocol: Optional[Callable[[Request, List[str]], Optional[str]]] = None,
+        origins: Optional[Sequence[Optional[str]]] = None,
+        process_request: Optional[Callable[[Request], Any]] = None,
+        process_response: Optional[Callable[[Request, Response], Any]] = None,
+        compression: Union[str, DeflateOptions, None] = "deflate",
+        server_header: Optional[str] = DEFAULT_SERVER,
+    ) -> None:
+        for name, value in (("subprotocols", subprotocols), ("origins", origins)):
+            if isinstance(value, (str, bytes)):
+                raise TypeError(f"{name} must be a sequence of str, not a single {type(value).__name__}")
+        for name, hook in (("select_subprotocol", select_subprotocol), ("process_request", process_request),
+                           ("process_response", process_response)):
+            if hook is not None and not callable(hook):
+                raise TypeError(f"{name} must be callable or None, not {type(hook).__name__}")
+        if server_header is not None and not isinstance(server_header, str):
+            raise TypeError(f"server_header must be a str or None, not {type(server_header).__name__}")
+        if server_header is not None and (has_control_character(server_header) or not server_header.strip()):
+            raise ValueError("server_header must be non-empty text without control characters")
+        self.subprotocols = list(subprotocols or [])
+        self.origins = None if origins is None else list(origins)
+        _check_items("subprotocols", self.subprotocols, (str,))
+        _check_items("origins", self.origins or [], (str, type(None)))
+        self.select_subprotocol = select_subprotocol
+        self.process_request = process_request
+        self.process_response = process_response
+        self.deflate_options = compression_options(compression, server=True)
+        self.server_header = server_header
+
+    def decide(self, request: Request) -> Decision:
+        """Decide the answer to ``request``.
+
+        Args:
+            request: the client's request head.
+
+        Returns:
+            The decision: a ``101`` with the subprotocol and codec, or a refusal.
+
+        Raises:
+            InvalidHandshake: the request is not a valid opening handshake (answer it
+                with :func:`~wsclient.handshake.error_response`).
+            ValueError: a hook answered what cannot be sent (a 1xx of its own, a
+                subprotocol the client did not offer, a 101 that was not decided here).
+            TypeError: a hook returned something that is not a response.
+            Exception: whatever the hooks raise.
+        """
+        decision = self._upgrade(request)
+        response = decision.response
+        headers = response.headers.copy()
+        if self.server_header is None:
+            if "Server" in headers:
+                del headers["Server"]
+        elif "Server" not in headers:
+            headers.add("Server", self.server_header)
+        response = Response(int(response.status), headers, response.body, reason=response.reason,
+                            version=response.version)
+        if self.process_response is not None:
+            negotiated = [response.headers.get_all(name) for name in _HANDSHAKE_HEADERS]
+            answer = self.process_response(request, response)
+            if answer is not None:
+                response = Response.coerce(answer)
+            if int(response.status) < 200:
+                if int(response.status) != 101 or int(decision.response.status) != 101:
+                    raise ValueError(f"process_response answered {int(response.status)}: "
+                                     "only the 101 decided here may switch protocols")
+                _check_same_handshake(negotiated, response)
+        if int(response.status) != 101:
+            return Decision(response, None, None)
+        return Decision(response, decision.subprotocol, decision.deflate)
+
+    def _upgrade(self, request: Request) -> Decision:
+        if self.process_request is not None:
+            answer = self.process_request(request)
+            if answer is not None:
+                response = Response.coerce(answer)
+                if response.status < 200:  # 101 is ours to send, after checking the request.
+                    raise ValueError(f"process_request answered {int(response.status)}: a final status is 200 or more")
+                return Decision(response, None, None)
+        check_request(request)
+        if self.origins is not None and request.headers.get("Origin") not in self.origins:
+            return Decision(reject_response(403, "origin not allowed"), None, None)
+        offered = offered_subprotocols(request)
+        if self.select_subprotocol is not None:
+            subprotocol = self.select_subprotocol(request, offered) if offered else None
+            if subprotocol is not None and subprotocol not in offered:
+                raise ValueError(f"select_subprotocol chose {subprotocol!r}, not offered")
+        else:
+            subprotocol = select_subprotocol(offered, self.subprotocols)
+        extensions = None
+        deflate = None
+        if self.deflate_options is not None:
+            accepted = server_accept(self.deflate_options, request.headers.get_all("Sec-WebSocket-Extensions") or [])
+            if accepted is not None:
+                extensions, params = accepted
+                deflate = PerMessageDeflate(params, is_client=False, options=self.deflate_options)
+        response = accept_response(request, subprotocol=subprotocol, extensions=extensions, server=None)
+        return Decision(response, subprotocol, deflate)
+
+
+#: Headers of a 101 that its connection depends on: process_response may not change them.
+_HANDSHAKE_HEADERS = ("Upgrade", "Connection", "Sec-WebSocket-Accept", "Sec-WebSocket-Protocol",
+                      "Sec-WebSocket-Extensions")
+
+
+def _check_same_handshake(negotiated: List[Optional[List[str]]], response: Response) -> None:
+    """A 101 that ``process_response`` changed keeps the negotiated headers.
+
+    Raises:
+        ValueError: it changed or dropped one.
+    """
+    for name, values in zip(_HANDSHAKE_HEADERS, negotiated):
+        if response.headers.get_all(name) != values:
+            raise ValueError(f"process_response changed the {name} header of the 101: "
+                             "the connection was negotiated with the original")
