@@ -34,12 +34,14 @@ from .connection import WebSocket, wait
 from .client import connect
 from .server import WebSocketServer, broadcast, serve
 from .tls import client_ssl_context, server_ssl_context
+from .routing import route
 
 __version__ = "0.1.0"
 
 __all__ = [
     "connect",
     "serve",
+    "route",
     "broadcast",
     "wait",
     "client_ssl_context",

@@ -1,0 +1,72 @@
+"""A plain WSGI application for tests/test_wsgi.py, served by the real gunicorn (a
+subprocess: ``gunicorn tests.wsgi_app:app``) and by Werkzeug's server (a thread).
+
+Routes:
+    /                  ordinary HTTP: ``hello``
+    /count             ordinary HTTP: how many connections wsclient.wsgi.connections() lists
+    /echo              wsclient.wsgi.accept() in a view: echoes; ``busy N`` blocks the view
+                       N seconds without reading (pings must still be answered), then says
+                       ``done``; ``broadcast X`` sends X to every connection of the process
+    /app/...           a WebSocketApp: echoes with a ``app:`` prefix
+    /room/{name}       a WebSocketApp with wsclient.route(): says the room
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Dict, Iterable
+
+import wsclient
+import wsclient.wsgi
+
+
+def echo(ws: wsclient.WebSocket) -> None:
+    for message in ws:
+        if isinstance(message, str) and message.startswith("busy "):
+            threading.Event().wait(float(message.split()[1]))  # busy with something else
+            ws.send("done")
+        elif isinstance(message, str) and message.startswith("broadcast "):
+            wsclient.broadcast(wsclient.wsgi.connections(), message[len("broadcast "):])
+        else:
+            ws.send(message)
+
+
+def app_echo(ws: wsclient.WebSocket) -> None:
+    for message in ws:
+        ws.send(f"app:{message}")
+
+
+def room(ws: wsclient.WebSocket, name: str) -> None:
+    ws.send(f"room {name}")
+    for message in ws:
+        ws.send(f"{name}:{message}")
+
+
+websocket_app = wsclient.wsgi.WebSocketApp(app_echo, subprotocols=["chat"])
+rooms_app = wsclient.wsgi.WebSocketApp(wsclient.route({"/room/{name}": room}))
+
+
+def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    path = environ.get("PATH_INFO", "")
+    if path == "/":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return [b"hello"]
+    if path == "/count":
+        body = str(len(wsclient.wsgi.connections())).encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+    if path == "/echo":
+        try:
+            ws = wsclient.wsgi.accept(environ, ping_interval=None)
+        except wsclient.wsgi.HandshakeRefused as refused:
+            return refused(environ, start_response)
+        with ws:
+            echo(ws)
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+    if path.startswith("/app"):
+        return websocket_app(environ, start_response)
+    if path.startswith("/room/") or path == "/room":
+        return rooms_app(environ, start_response)
+    start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "9")])
+    return [b"not found"]
