@@ -83,6 +83,10 @@ def flask_app() -> Any:
         ws.close()
         return ""
 
+    @app.route("/handoff", websocket=True)
+    def handoff() -> Any:
+        return wsgi_app.handoff_view  # a WSGI application, which Flask runs
+
     # A WebSocketApp and a router mounted beside the Flask app, as gunicorn serves them.
     return DispatcherMiddleware(app, {"/app": wsgi_app.websocket_app, "/room": wsgi_app.rooms_app})
 
@@ -363,6 +367,25 @@ def test_server_writes_nothing_after_the_websocket(server: Server) -> None:
             sock.sendall(b"\x88\x82" + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
             rest = read_to_end(sock)
         assert rest == b"\x88\x02\x03\xe8", rest  # the close frame, and nothing after it
+
+
+@pytest.mark.parametrize("client", ["wsclient", "websockets"])
+def test_connection_outlives_the_view(server: Server, client: str) -> None:
+    """The view returns at once, the server writes its response (which goes nowhere) and
+    finishes the request; the connection goes on in another thread, its stream intact."""
+    if client == "wsclient":
+        with wsclient.connect(server.ws + "/handoff", proxy=None, timeout=TIMEOUT) as ws:
+            for n in range(3):
+                ws.send(f"message {n}")
+                assert ws.recv(timeout=TIMEOUT) == f"message {n}"
+        assert ws.close_code == 1000
+    else:
+        from websockets.sync.client import connect
+
+        with connect(server.ws + "/handoff", open_timeout=TIMEOUT) as ws2:
+            for n in range(3):
+                ws2.send(f"message {n}")
+                assert ws2.recv(timeout=TIMEOUT) == f"message {n}"
 
 
 def test_broadcast_to_the_process_registry(server: Server) -> None:

@@ -7,6 +7,8 @@ Routes:
     /echo              wsclient.wsgi.accept() in a view: echoes; ``busy N`` blocks the view
                        N seconds without reading (pings must still be answered), then says
                        ``done``; ``broadcast X`` sends X to every connection of the process
+    /handoff           accept(), then the view returns at once; another thread echoes once
+                       the server has finished with the view's response (its close())
     /app/...           a WebSocketApp: echoes with a ``app:`` prefix
     /room/{name}       a WebSocketApp with wsclient.route(): says the room
 """
@@ -14,7 +16,7 @@ Routes:
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, Iterable
+from typing import Any, Callable, Dict, Iterable, List
 
 import wsclient
 import wsclient.wsgi
@@ -42,6 +44,35 @@ def room(ws: wsclient.WebSocket, name: str) -> None:
         ws.send(f"{name}:{message}")
 
 
+class Finished(List[bytes]):
+    """A response body that says when the server is done with it (WSGI calls close())."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = threading.Event()
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def handoff(ws: wsclient.WebSocket, finished: Finished) -> None:
+    """Echo on a connection whose view has returned, once the server wrote its response."""
+    with ws:
+        if finished.closed.wait(10):
+            for message in ws:
+                ws.send(message)
+
+
+def handoff_view(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Finished:
+    """The view hands the connection to a thread and returns at once."""
+    ws = wsclient.wsgi.accept(environ)
+    finished = Finished()
+    threading.Thread(target=handoff, args=(ws, finished), daemon=True).start()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "12")])
+    finished.append(b"view is done")  # never reaches the client
+    return finished
+
+
 websocket_app = wsclient.wsgi.WebSocketApp(app_echo, subprotocols=["chat"])
 rooms_app = wsclient.wsgi.WebSocketApp(wsclient.route({"/room/{name}": room}))
 
@@ -64,6 +95,8 @@ def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable
             echo(ws)
         start_response("200 OK", [("Content-Length", "0")])
         return []
+    if path == "/handoff":
+        return handoff_view(environ, start_response)
     if path.startswith("/app"):
         return websocket_app(environ, start_response)
     if path.startswith("/room/") or path == "/room":
