@@ -20,7 +20,7 @@ import wsclient
 
 PACKAGE = Path(wsclient.__file__).parent
 CORE = ["exceptions", "uri", "frames", "close", "utf8", "headers", "http11", "handshake", "deflate",
-        "extensions", "protocol", "forwarded"]
+        "extensions", "protocol", "forwarded", "routing"]
 FORBIDDEN_IN_CORE = {"socket", "ssl", "threading", "select", "selectors", "time", "asyncio"}
 
 
@@ -54,6 +54,12 @@ def test_client_and_server_never_import_each_other() -> None:
     assert ".client" not in imports("server")
 
 
+def test_wsgi_sits_beside_the_server() -> None:
+    # wsclient.wsgi shares the opening's decision, not the server's accept loop.
+    assert ".opening" in imports("wsgi")
+    assert not {".server", ".client", ".listener"} & imports("wsgi")
+
+
 @pytest.mark.parametrize("part", ["opening", "listener"])
 def test_the_servers_parts_sit_below_the_server(part: str) -> None:
     assert f".{part}" in imports("server")
@@ -64,7 +70,7 @@ def test_every_core_module_is_checked() -> None:
     # A new module must be placed in a layer on purpose, not slip through unchecked.
     io_layer = {"__init__", "__main__", "cli", "tls", "proxy", "sockio", "transport", "watcher",
                 "channel", "background", "duplex", "connection", "opening", "listener", "client",
-                "server", "pytest_plugin", "workers", "options", "inbox", "outbox"}
+                "server", "pytest_plugin", "workers", "options", "inbox", "outbox", "wsgi"}
     modules = {path.stem for path in PACKAGE.glob("*.py")}
     assert modules == set(CORE) | io_layer
 
