@@ -47,10 +47,6 @@ logger = logging.getLogger("wsclient")
 #: 3.x (RFC 8446 section 5.1). The ClientHello of a wss:// client on a plain port.
 _TLS_HANDSHAKE_RECORD = b"\x16\x03"
 
-#: What the upgrade decided: the response, and with a 101 the subprotocol and codec.
-_Decision = Tuple[Response, Optional[str], Optional[PerMessageDeflate]]
-
-
 class Opener:
     """Open the server's connections: TLS, request, answer, then a :class:`WebSocket`.
 
@@ -80,18 +76,12 @@ class Opener:
         handshake_timeout: Optional[float],
         trusted_proxies: Optional[Sequence[str]],
     ) -> None:
-        _check_hooks(ssl_context=ssl_context, subprotocols=subprotocols, origins=origins,
-                     select_subprotocol=select_subprotocol, process_request=process_request)
+        tls.check_context("ssl_context", ssl_context)
+        self.negotiator = Negotiator(subprotocols=subprotocols, select_subprotocol=select_subprotocol,
+                                     origins=origins, process_request=process_request, compression=compression)
         check_seconds("handshake_timeout", handshake_timeout, positive=True)
         self.trusted_proxies = None if trusted_proxies is None else parse_trusted(trusted_proxies)
         self.ssl_context = ssl_context
-        self.subprotocols = list(subprotocols or [])
-        self.select_subprotocol = select_subprotocol
-        self.origins = None if origins is None else list(origins)
-        _check_items("subprotocols", self.subprotocols, (str,))
-        _check_items("origins", self.origins or [], (str, type(None)))
-        self.process_request = process_request
-        self.deflate_options = compression_options(compression, server=True)
         self.options = options
         self.handshake_timeout = handshake_timeout
         self._watcher = watcher
@@ -122,7 +112,7 @@ class Opener:
                 sock = opening = self._wrap(sock, deadline)
                 sock.do_handshake()
             request = read_head(sock, parser, deadline)
-            response, subprotocol, deflate = self._upgrade(request)
+            response, subprotocol, deflate = self.negotiator.decide(request)
             # The answer gets time of its own: a slow process_request must not make the
             # server drop the response it chose (the deadline is for the client's request).
             if response.status != 101:
@@ -189,55 +179,12 @@ class Opener:
         finally:
             sock.close()
 
-    def _upgrade(self, request: Request) -> _Decision:
-        """Decide the answer to a request: the response, and with a 101 the negotiated
-        subprotocol and permessage-deflate codec."""
-        if self.process_request is not None:
-            answer = self.process_request(request)
-            if answer is not None:
-                response = Response.coerce(answer)
-                if response.status < 200:  # 101 is ours to send, after checking the request.
-                    raise ValueError(f"process_request answered {int(response.status)}: a final status is 200 or more")
-                return response, None, None
-        check_request(request)
-        if self.origins is not None and request.headers.get("Origin") not in self.origins:
-            return reject_response(403, "origin not allowed"), None, None
-        offered = offered_subprotocols(request)
-        if self.select_subprotocol is not None:
-            subprotocol = self.select_subprotocol(request, offered) if offered else None
-            if subprotocol is not None and subprotocol not in offered:
-                raise ValueError(f"select_subprotocol chose {subprotocol!r}, not offered")
-        else:
-            subprotocol = select_subprotocol(offered, self.subprotocols)
-        extensions = None
-        deflate = None
-        if self.deflate_options is not None:
-            accepted = server_accept(self.deflate_options, request.headers.get_all("Sec-WebSocket-Extensions") or [])
-            if accepted is not None:
-                extensions, params = accepted
-                deflate = PerMessageDeflate(params, is_client=False, options=self.deflate_options)
-        response = accept_response(request, subprotocol=subprotocol, extensions=extensions)
-        return response, subprotocol, deflate
-
 
 def _try_send(sock: Any, data: bytes, deadline: Optional[float]) -> None:
     try:
         send_all(sock, data, deadline)
     except (OSError, TimeoutError):
         pass
-
-
-def _check_hooks(
-    *, ssl_context: Any, subprotocols: Any, origins: Any, select_subprotocol: Any, process_request: Any,
-) -> None:
-    """Misuse of the handshake options raises at once, not at the first client."""
-    tls.check_context("ssl_context", ssl_context)
-    for name, value in (("subprotocols", subprotocols), ("origins", origins)):
-        if isinstance(value, (str, bytes)):
-            raise TypeError(f"{name} must be a sequence of str, not a single {type(value).__name__}")
-    for name, hook in (("select_subprotocol", select_subprotocol), ("process_request", process_request)):
-        if hook is not None and not callable(hook):
-            raise TypeError(f"{name} must be callable or None, not {type(hook).__name__}")
 
 
 def _check_items(name: str, values: List[Any], kinds: Tuple[type, ...]) -> None:
