@@ -8,6 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from types import ModuleType
 
 import pytest
@@ -52,7 +55,8 @@ class ExampleServer:
 def test_every_example_is_tested() -> None:
     names = {name[:-3] for name in os.listdir(EXAMPLES) if name.endswith(".py")}
     tested = {"echo_client", "echo_server", "chat_server", "wss_client_custom_ca", "socks5_client",
-              "reconnect_client", "token_auth_server", "notebook_cell", "test_with_fixtures", "redis_chat"}
+              "reconnect_client", "token_auth_server", "notebook_cell", "test_with_fixtures", "redis_chat",
+              "flask_chat", "wsgi_gunicorn"}
     assert names == tested
 
 
@@ -149,3 +153,63 @@ def test_with_fixtures_example_passes() -> None:
                             capture_output=True, text=True, timeout=TIMEOUT, cwd=EXAMPLES)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_flask_chat_rooms() -> None:
+    need(importlib.util.find_spec("flask") is not None, "flask is not installed (pip install -e .[test])")
+    server = ExampleServer("flask_chat")
+    try:
+        assert server.uri.startswith("ws://127.0.0.1:")
+        # One step at a time: broadcast() skips a client that is busy at that instant.
+        with wsclient.connect(server.uri + "chat/blue", proxy=None) as alice:
+            alice_name = "%s:%s" % alice.local_address[:2]
+            assert alice.recv(timeout=10) == f"* {alice_name} joined blue"
+            with wsclient.connect(server.uri + "chat/red", proxy=None) as carol:
+                carol_name = "%s:%s" % carol.local_address[:2]
+                assert carol.recv(timeout=10) == f"* {carol_name} joined red"
+                with wsclient.connect(server.uri + "chat/blue", proxy=None) as bob:
+                    bob_name = "%s:%s" % bob.local_address[:2]
+                    assert bob.recv(timeout=10) == f"* {bob_name} joined blue"
+                    assert alice.recv(timeout=10) == f"* {bob_name} joined blue"
+                    bob.send("hi blue")
+                    assert bob.recv(timeout=10) == f"{bob_name}: hi blue"
+                    assert alice.recv(timeout=10) == f"{bob_name}: hi blue"
+                    carol.send("hi red")
+                    assert carol.recv(timeout=10) == f"{carol_name}: hi red"
+                    with pytest.raises(TimeoutError):
+                        alice.recv(timeout=0.5)  # nothing from the red room reaches blue
+        page = urllib.request.urlopen(server.uri.replace("ws://", "http://"), timeout=10).read()
+        assert b"/chat/" in page
+    finally:
+        assert server.stop() == 0
+
+
+def test_wsgi_gunicorn() -> None:
+    need(importlib.util.find_spec("gunicorn") is not None, "gunicorn is not installed (pip install -e .[test])")
+    server = ExampleServer("wsgi_gunicorn", "--threads", "8")
+    try:
+        assert server.uri.startswith("ws://127.0.0.1:")
+        http = server.uri.replace("ws://", "http://")
+        deadline = time.monotonic() + TIMEOUT
+        while True:  # the worker boots after the port is printed: a bounded poll
+            try:
+                page = urllib.request.urlopen(http, timeout=10).read()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline, "gunicorn did not answer"
+                time.sleep(0.1)
+        assert b"/ws/echo" in page
+        with wsclient.connect(server.uri + "ws/echo", proxy=None) as ws:
+            ws.send("hello")
+            assert ws.recv(timeout=10) == "hello"
+        with wsclient.connect(server.uri + "ws/shout/ann", proxy=None) as ws:
+            ws.send("hello")
+            assert ws.recv(timeout=10) == "ann: HELLO"
+        with pytest.raises(wsclient.InvalidStatus) as refused:
+            wsclient.connect(server.uri + "ws/nowhere", proxy=None)
+        assert refused.value.status == 404
+        with pytest.raises(urllib.error.HTTPError) as plain:
+            urllib.request.urlopen(http + "ws/echo", timeout=10)
+        assert plain.value.code == 426
+    finally:
+        assert server.stop() == 0
