@@ -863,3 +863,104 @@ def test_default_compression_uses_a_small_server_window_and_the_client_follows(r
         assert "server_max_window_bits=12" in peer.response.headers["Sec-WebSocket-Extensions"]
         peer.send(message)
         assert peer.recv(timeout=10) == message
+
+
+# -- process_response and server_header -----------------------------------------------------------
+
+
+def test_process_response_adds_a_cookie_to_the_101(run_server):
+    seen = []
+
+    def add_cookie(request, response):
+        seen.append((request.path, int(response.status)))
+        response.headers["Set-Cookie"] = "session=abc; HttpOnly"
+        return None
+
+    server = run_server(process_response=add_cookie)
+    with wsclient.connect(server.uri + "room") as ws:
+        assert ws.response.headers["Set-Cookie"] == "session=abc; HttpOnly"
+        ws.send("still a WebSocket")
+        assert ws.recv(timeout=5) == "still a WebSocket"
+    assert seen == [("/room", 101)]
+
+
+def test_process_response_may_replace_the_answer(run_server):
+    def refuse_some(request, response):
+        if request.path == "/closed":
+            return wsclient.Response(403, [("X-Why", "closed")], b"closed today")
+        return wsclient.Response(int(response.status), list(response.headers.items()) + [("X-Extra", "1")])
+
+    server = run_server(process_response=refuse_some)
+    with pytest.raises(wsclient.InvalidStatus) as info:
+        wsclient.connect(server.uri + "closed")
+    assert info.value.response.status == 403
+    assert info.value.response.headers["X-Why"] == "closed"
+    assert info.value.response.body == b"closed today"
+    with wsclient.connect(server.uri) as ws:
+        assert ws.response.headers["X-Extra"] == "1"
+        ws.send("ok")
+        assert ws.recv(timeout=5) == "ok"
+
+
+def test_process_response_sees_process_requests_answer(run_server):
+    def health(request):
+        return (200, [], "ok") if request.path == "/health" else None
+
+    def stamp(request, response):
+        response.headers["X-Stamp"] = str(int(response.status))
+
+    server = run_server(process_request=health, process_response=stamp)
+    with socket.create_connection(("127.0.0.1", server.server.port), timeout=5) as raw:
+        raw.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"ok"):
+            chunk = raw.recv(4096)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200") and b"\r\nX-Stamp: 200\r\n" in answer
+
+
+def test_process_response_may_not_break_the_handshake(run_server, caplog):
+    def tamper(request, response):
+        response.headers["Sec-WebSocket-Accept"] = "forged"
+
+    server = run_server(process_response=tamper)
+    with caplog.at_level(logging.ERROR, logger="wsclient"):
+        with pytest.raises(wsclient.InvalidStatus) as info:
+            wsclient.connect(server.uri)
+    assert info.value.response.status == 500
+    assert any("Sec-WebSocket-Accept" in (r.exc_text or "") for r in caplog.records)
+
+
+@pytest.mark.parametrize("server_header, expected", [
+    ("default", "wsclient/"), ("my-server/1.0", "my-server/1.0"), (None, None)])
+def test_server_header(run_server, server_header, expected):
+    from websockets.sync.client import connect as websockets_connect
+
+    options = {} if server_header == "default" else {"server_header": server_header}
+    server = run_server(**options)
+    with wsclient.connect(server.uri) as ws:
+        value = ws.response.headers["Server"]
+    with websockets_connect(server.uri) as peer:
+        peer_value = peer.response.headers.get("Server")
+    if expected is None:
+        assert value is None and peer_value is None
+    else:
+        assert expected in value and expected in peer_value
+    # A refusal decided by the server carries it too.
+    refusing = run_server(origins=["https://allowed.example"], **options)
+    with pytest.raises(wsclient.InvalidStatus) as info:
+        wsclient.connect(refusing.uri, origin="https://other.example")
+    assert info.value.response.status == 403
+    assert (info.value.response.headers["Server"] is None) == (expected is None)
+
+
+@pytest.mark.parametrize("value, error", [(b"bytes", TypeError), ("", ValueError), ("a\r\nb", ValueError)])
+def test_a_bad_server_header_is_refused_at_once(value, error):
+    with pytest.raises(error):
+        wsclient.serve(lambda ws: None, server_header=value)
+
+
+def test_a_process_response_that_is_not_callable_is_refused_at_once():
+    with pytest.raises(TypeError):
+        wsclient.serve(lambda ws: None, process_response="nope")

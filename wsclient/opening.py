@@ -54,7 +54,7 @@ class Opener:
         watcher: the server's watcher, which every connection it opens joins.
         options: the options of every connection it opens (checked when made).
         ssl_context, subprotocols, select_subprotocol, origins, process_request,
-        compression, handshake_timeout, trusted_proxies: as
+        compression, process_response, server_header, handshake_timeout, trusted_proxies: as
             :class:`~wsclient.WebSocketServer` documents them.
 
     Raises:
@@ -73,12 +73,16 @@ class Opener:
         origins: Optional[Sequence[Optional[str]]],
         process_request: Optional[Callable[[Request], Any]],
         compression: Union[str, DeflateOptions, None],
+        process_response: Optional[Callable[[Request, Response], Any]] = None,
+        server_header: Optional[str] = DEFAULT_SERVER_HEADER,
         handshake_timeout: Optional[float],
         trusted_proxies: Optional[Sequence[str]],
     ) -> None:
         tls.check_context("ssl_context", ssl_context)
         self.negotiator = Negotiator(subprotocols=subprotocols, select_subprotocol=select_subprotocol,
-                                     origins=origins, process_request=process_request, compression=compression)
+                                     origins=origins, process_request=process_request,
+                                     process_response=process_response, compression=compression,
+                                     server_header=server_header)
         check_seconds("handshake_timeout", handshake_timeout, positive=True)
         self.trusted_proxies = None if trusted_proxies is None else parse_trusted(trusted_proxies)
         self.ssl_context = ssl_context

@@ -26,9 +26,9 @@ from .close import CloseCode
 from .connection import WebSocket, connections_only
 from .deflate import DeflateOptions
 from .exceptions import ConnectionClosed
-from .http11 import Request
+from .http11 import Request, Response
 from .listener import Listener, ServerAddress, reuse_port_option, set_reuse_port
-from .opening import Opener
+from .opening import DEFAULT_SERVER, Opener
 from .options import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_QUEUE,
@@ -38,6 +38,7 @@ from .options import (
     check_count,
 )
 from .protocol import DEFAULT_MAX_SIZE
+from .routing import Router
 from .sockio import deadline_after
 from .watcher import Watcher
 
@@ -76,7 +77,8 @@ class WebSocketServer:
             such as ``"::1"`` binds IPv6), or a ``str`` path for a unix domain socket.
         handler: called with each open :class:`~wsclient.WebSocket` in its own thread;
             when it returns the connection closes with 1000, when it raises with 1011
-            (and the traceback is logged).
+            (and the traceback is logged). A :func:`wsclient.route` router answers a
+            path none of its templates matches ``404`` before any upgrade.
         ssl_context: a server-side TLS context, for ``wss://``.
         subprotocols: the subprotocols the server supports, in preference order.
         select_subprotocol: ``f(request, offered) -> str | None`` to choose instead.
@@ -84,6 +86,12 @@ class WebSocketServer:
             without one); others get 403. None accepts any.
         process_request: ``f(request)`` returning None to go on with the upgrade, or a
             :class:`~wsclient.Response` or ``(status, headers, body)`` to send instead.
+        process_response: ``f(request, response)`` called with the response decided
+            for a request (the 101, an origin's 403, ``process_request``'s answer), which
+            it may change in place; it returns None to send that one, or another
+            response to send instead (a 101 must keep its negotiated headers).
+        server_header: the ``Server`` header of those responses (wsclient's name and
+            version by default); None sends none.
         compression: ``"deflate"`` (the server compresses with a 12-bit window and
             memLevel 5: :data:`wsclient.deflate.SERVER_WINDOW_BITS`), a
             :class:`~wsclient.DeflateOptions` taken as it is, or None.
@@ -124,6 +132,8 @@ class WebSocketServer:
         select_subprotocol: Optional[Callable[[Request, List[str]], Optional[str]]] = None,
         origins: Optional[Sequence[Optional[str]]] = None,
         process_request: Optional[Callable[[Request], Any]] = None,
+        process_response: Optional[Callable[[Request, Response], Any]] = None,
+        server_header: Optional[str] = DEFAULT_SERVER,
         compression: Union[str, DeflateOptions, None] = "deflate",
         max_size: Optional[int] = DEFAULT_MAX_SIZE,
         max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
@@ -144,8 +154,10 @@ class WebSocketServer:
         self._watcher = Watcher("wsclient-server-watcher")
         self._opener = Opener(
             self._watcher, self._options, ssl_context=ssl_context, subprotocols=subprotocols,
-            select_subprotocol=select_subprotocol, origins=origins, process_request=process_request,
-            compression=compression, handshake_timeout=handshake_timeout, trusted_proxies=trusted_proxies,
+            select_subprotocol=select_subprotocol, origins=origins,
+            process_request=_routed(handler, process_request), process_response=process_response,
+            server_header=server_header, compression=compression, handshake_timeout=handshake_timeout,
+            trusted_proxies=trusted_proxies,
         )
         self.handler = handler
         self.ssl_context = ssl_context
@@ -417,6 +429,24 @@ class WebSocketServer:
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
 
+def _routed(handler: Handler, process_request: Optional[Callable[[Request], Any]]) -> Optional[Callable[[Request], Any]]:
+    """The request hook of a server whose handler may be a router: the router's ``404``
+    for an unknown path first, then ``process_request``."""
+    if not isinstance(handler, Router):
+        return process_request
+    if process_request is None:
+        return handler.process_request
+    user_hook = process_request
+    if not callable(user_hook):
+        raise TypeError(f"process_request must be callable or None, not {type(user_hook).__name__}")
+
+    def routed(request: Request) -> Any:
+        refused = handler.process_request(request)
+        return refused if refused is not None else user_hook(request)
+
+    return routed
+
+
 def serve(
     handler: Handler,
     host: str = "127.0.0.1",
@@ -428,6 +458,8 @@ def serve(
     select_subprotocol: Optional[Callable[[Request, List[str]], Optional[str]]] = None,
     origins: Optional[Sequence[Optional[str]]] = None,
     process_request: Optional[Callable[[Request], Any]] = None,
+    process_response: Optional[Callable[[Request, Response], Any]] = None,
+    server_header: Optional[str] = DEFAULT_SERVER,
     compression: Union[str, DeflateOptions, None] = "deflate",
     max_size: Optional[int] = DEFAULT_MAX_SIZE,
     max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
@@ -448,9 +480,9 @@ def serve(
         port: the TCP port; 0 picks a free one (read it back from ``server.port``).
         unix_path: bind a unix domain socket at this path instead of host and port.
         ssl_context, subprotocols, select_subprotocol, origins, process_request,
-        compression, max_size, max_queue, ping_interval, ping_timeout, close_timeout,
-        handshake_timeout, max_connections, reuse_port, backlog, trusted_proxies: as
-            :class:`WebSocketServer` documents them.
+        process_response, server_header, compression, max_size, max_queue, ping_interval,
+        ping_timeout, close_timeout, handshake_timeout, max_connections, reuse_port, backlog,
+        trusted_proxies: as :class:`WebSocketServer` documents them.
 
     Returns:
         The server.
@@ -462,6 +494,7 @@ def serve(
     return WebSocketServer(
         address, handler, ssl_context=ssl_context, subprotocols=subprotocols,
         select_subprotocol=select_subprotocol, origins=origins, process_request=process_request,
+        process_response=process_response, server_header=server_header,
         compression=compression, max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
         ping_timeout=ping_timeout, close_timeout=close_timeout, handshake_timeout=handshake_timeout,
         max_connections=max_connections, reuse_port=reuse_port, backlog=backlog,
