@@ -503,3 +503,32 @@ def test_options_checked_at_once() -> None:
         wsclient.wsgi.WebSocketApp("not callable")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         wsclient.wsgi.WebSocketApp(lambda ws: None, unknown=1)  # type: ignore[call-arg]
+
+
+def test_a_tls_socket_is_refused_with_a_clear_error(pki) -> None:
+    """Werkzeug serving TLS hands over an SSLSocket, whose TLS state cannot change hands."""
+    need(flask is not None, "werkzeug is not installed (pip install -e .[test])")
+    failures: List[str] = []
+
+    def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        try:
+            wsclient.wsgi.accept(environ)
+        except RuntimeError as exc:
+            failures.append(str(exc))
+        start_response("500 Internal Server Error", [("Content-Length", "0")])
+        return []
+
+    server = werkzeug.serving.make_server("127.0.0.1", 0, app, threaded=True, ssl_context=pki.server_context())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(wsclient.InvalidStatus) as refused:
+            wsclient.connect(f"wss://localhost:{server.port}/", ssl_context=pki.client_context(), proxy=None,
+                             timeout=TIMEOUT)
+        assert refused.value.status == 500
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(TIMEOUT)
+    assert len(failures) == 1
+    assert "Werkzeug/" in failures[0] and "TLS" in failures[0]
