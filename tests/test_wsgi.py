@@ -88,7 +88,8 @@ def flask_app() -> Any:
         return wsgi_app.handoff_view  # a WSGI application, which Flask runs
 
     # A WebSocketApp and a router mounted beside the Flask app, as gunicorn serves them.
-    return DispatcherMiddleware(app, {"/app": wsgi_app.websocket_app, "/room": wsgi_app.rooms_app})
+    return DispatcherMiddleware(app, {"/app": wsgi_app.websocket_app, "/room": wsgi_app.rooms_app,
+                                      "/keepalive": wsgi_app.keepalive_app})
 
 
 def start_werkzeug() -> Server:
@@ -188,8 +189,10 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
         yield running
     finally:
         log = running.stop()
-    # The server logged no error of its own about the connections it handed over.
-    for bad in ("Traceback", "[ERROR]", "Error handling request", "Socket error"):
+    # The server logged no error of its own about the connections it handed over (the
+    # traceback of test_a_failing_handler_closes_with_1011 is wsclient's, and expected).
+    assert log.count("Traceback") == log.count("WebSocket handler failed"), log
+    for bad in ("[ERROR]", "Error handling request", "Socket error"):
         assert bad not in log, log
 
 
@@ -356,12 +359,7 @@ def test_server_writes_nothing_after_the_websocket(server: Server) -> None:
     for path in ("/echo", "/app/x"):
         sock = raw_handshake("127.0.0.1", port, path)
         with sock:
-            head = b""
-            while b"\r\n\r\n" not in head:  # a client waits for the 101 (RFC 6455 section 4.1)
-                chunk = sock.recv(1)
-                assert chunk, head
-                head += chunk
-            assert head.startswith(b"HTTP/1.1 101 ")
+            assert read_head(sock).startswith(b"HTTP/1.1 101 ")
             mask = b"\x01\x02\x03\x04"
             payload = (1000).to_bytes(2, "big")
             sock.sendall(b"\x88\x82" + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
@@ -386,6 +384,41 @@ def test_connection_outlives_the_view(server: Server, client: str) -> None:
             for n in range(3):
                 ws2.send(f"message {n}")
                 assert ws2.recv(timeout=TIMEOUT) == f"message {n}"
+
+
+def read_head(sock: socket.socket) -> bytes:
+    head = b""
+    while b"\r\n\r\n" not in head:  # a client waits for the 101 (RFC 6455 section 4.1)
+        chunk = sock.recv(1)
+        assert chunk, head
+        head += chunk
+    return head
+
+
+def test_keepalive_closes_a_silent_client(server: Server) -> None:
+    """The process's watcher pings WSGI connections; a client that never answers is
+    closed with 1011 after ping_timeout, while the handler waits in recv()."""
+    port = int(server.http.rsplit(":", 1)[1])
+    with raw_handshake("127.0.0.1", port, "/keepalive") as sock:
+        assert read_head(sock).startswith(b"HTTP/1.1 101 ")
+        started = time.monotonic()
+        data = read_to_end(sock)
+    frames = []
+    while data:  # the server's frames: unmasked control frames (payload < 126 bytes)
+        length = data[1] & 0x7F
+        frames.append((data[0] & 0x0F, data[2:2 + length]))
+        data = data[2 + length:]
+    assert frames[0][0] == 0x9, frames  # a ping first, never answered
+    assert frames[-1][0] == 0x8 and frames[-1][1][:2] == (1011).to_bytes(2, "big"), frames
+    assert time.monotonic() - started < 5
+
+
+def test_a_failing_handler_closes_with_1011(server: Server) -> None:
+    with wsclient.connect(server.ws + "/app/x", proxy=None, timeout=TIMEOUT) as ws:
+        ws.send("raise")
+        with pytest.raises(wsclient.ConnectionClosedError):
+            ws.recv(timeout=TIMEOUT)
+    assert ws.close_code == 1011
 
 
 def test_broadcast_to_the_process_registry(server: Server) -> None:

@@ -9,7 +9,8 @@ Routes:
                        ``done``; ``broadcast X`` sends X to every connection of the process
     /handoff           accept(), then the view returns at once; another thread echoes once
                        the server has finished with the view's response (its close())
-    /app/...           a WebSocketApp: echoes with a ``app:`` prefix
+    /app/...           a WebSocketApp: echoes with a ``app:`` prefix; ``raise`` raises
+    /keepalive         the same, pinging every 0.2 s and closing 1011 without a pong in 0.5 s
     /room/{name}       a WebSocketApp with wsclient.route(): says the room
 """
 
@@ -35,6 +36,8 @@ def echo(ws: wsclient.WebSocket) -> None:
 
 def app_echo(ws: wsclient.WebSocket) -> None:
     for message in ws:
+        if message == "raise":
+            raise ValueError("the handler failed")
         ws.send(f"app:{message}")
 
 
@@ -74,6 +77,7 @@ def handoff_view(environ: Dict[str, Any], start_response: Callable[..., Any]) ->
 
 
 websocket_app = wsclient.wsgi.WebSocketApp(app_echo, subprotocols=["chat"])
+keepalive_app = wsclient.wsgi.WebSocketApp(app_echo, ping_interval=0.2, ping_timeout=0.5)
 rooms_app = wsclient.wsgi.WebSocketApp(wsclient.route({"/room/{name}": room}))
 
 
@@ -97,6 +101,8 @@ def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         return []
     if path == "/handoff":
         return handoff_view(environ, start_response)
+    if path == "/keepalive":
+        return keepalive_app(environ, start_response)
     if path.startswith("/app"):
         return websocket_app(environ, start_response)
     if path.startswith("/room/") or path == "/room":
