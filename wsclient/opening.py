@@ -2,9 +2,11 @@
 
 An :class:`Opener` holds a server's per-connection options and runs, in the connection's
 thread, everything before the handler: the TLS handshake, reading the request (a peer that
-does not speak HTTP is refused with its first bytes), deciding the answer
-(``process_request``, ``origins``, subprotocols, permessage-deflate: RFC 6455 section 4.2.2,
-RFC 7692 section 5) and sending a refusal, all within ``handshake_timeout``. It keeps the
+does not speak HTTP is refused with its first bytes), deciding the answer and sending a
+refusal, all within ``handshake_timeout``. The decision is a :class:`Negotiator`'s, which
+does no I/O, so :mod:`wsclient.wsgi` decides a WSGI server's requests the same way:
+``process_request``, ``origins``, subprotocols, permessage-deflate (RFC 6455 section 4.2.2,
+RFC 7692 section 5), then ``server_header`` and ``process_response``. It keeps the
 sockets still in their opening, so a server shutting down can cut them short. The accept
 loop, the threads and the handler are :mod:`wsclient.server`'s.
 """

@@ -51,7 +51,7 @@ from .protocol import DEFAULT_MAX_SIZE, Protocol, Side
 from .routing import Router
 from .watcher import Watcher
 
-__all__ = ["accept", "WebSocketApp", "HandshakeRefused", "connections", "SOCKET_KEYS"]
+__all__ = ["accept", "WebSocketApp", "HandshakeRefused", "connections", "request_from_environ", "SOCKET_KEYS"]
 
 logger = logging.getLogger("wsclient")
 
