@@ -96,6 +96,12 @@ def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         except wsclient.wsgi.HandshakeRefused as refused:
             return refused(environ, start_response)
         with ws:
+            try:
+                wsclient.wsgi.accept(environ)
+            except RuntimeError as twice:  # a second accept() of one request is refused
+                assert "already accepted" in str(twice)
+            else:
+                raise AssertionError("accepted twice")
             echo(ws)
         start_response("200 OK", [("Content-Length", "0")])
         return []

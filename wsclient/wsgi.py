@@ -59,6 +59,9 @@ logger = logging.getLogger("wsclient")
 #: Werkzeug's development server, then gunicorn's sync and gthread workers.
 SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")
 
+#: Set in the environ once its request became a WebSocket.
+_ACCEPTED = "wsclient.accepted"
+
 WSGIEnviron = Dict[str, Any]
 StartResponse = Callable[..., Any]
 
@@ -141,7 +144,7 @@ def accept(
             the exception from the view to send its response.
         RuntimeError: the WSGI server does not hand over its socket (named from
             ``SERVER_SOFTWARE``), hands over a TLS socket, or runs on a platform without
-            ``os.dup2`` for sockets.
+            ``os.dup2`` for sockets; or the request was accepted already.
         TypeError, ValueError: an option of the wrong type or value.
         OSError: the socket failed while being taken over.
     """
@@ -292,8 +295,11 @@ def _accept(environ: WSGIEnviron, negotiator: Negotiator, options: ConnectionOpt
         raise HandshakeRefused(error_response(exc), str(exc)) from exc
     if int(decision.response.status) != 101:
         raise HandshakeRefused(decision.response)
+    if environ.get(_ACCEPTED):
+        raise RuntimeError("this request was already accepted as a WebSocket")
     server_sock = _server_socket(environ)
     sock = _take_over(server_sock)
+    environ[_ACCEPTED] = True
     try:
         protocol = Protocol(Side.SERVER, max_size=options.max_size, deflate=decision.deflate)
         ws = WebSocket(sock, protocol, request=request, response=decision.response,
