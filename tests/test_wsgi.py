@@ -89,7 +89,7 @@ def flask_app() -> Any:
 
     # A WebSocketApp and a router mounted beside the Flask app, as gunicorn serves them.
     return DispatcherMiddleware(app, {"/app": wsgi_app.websocket_app, "/room": wsgi_app.rooms_app,
-                                      "/keepalive": wsgi_app.keepalive_app})
+                                      "/keepalive": wsgi_app.keepalive_app, "/auth": wsgi_app.auth_app})
 
 
 def start_werkzeug() -> Server:
@@ -287,6 +287,17 @@ def test_route_under_wsgi(server: Server) -> None:
     with pytest.raises(wsclient.InvalidStatus) as refused:
         wsclient.connect(server.ws + "/room/a/b", proxy=None, timeout=TIMEOUT)
     assert refused.value.status == 404
+
+
+def test_websocket_app_process_request(server: Server) -> None:
+    with pytest.raises(wsclient.InvalidStatus) as refused:
+        wsclient.connect(server.ws + "/auth", proxy=None, timeout=TIMEOUT)
+    assert refused.value.status == 401
+    assert refused.value.response.headers["WWW-Authenticate"] == "Token"
+    assert refused.value.response.body == b"no token"
+    with wsclient.connect(server.ws + "/auth?token=yes", proxy=None, timeout=TIMEOUT) as ws:
+        ws.send("in")
+        assert ws.recv(timeout=TIMEOUT) == "app:in"
 
 
 def test_pings_answered_while_the_handler_is_busy(server: Server) -> None:

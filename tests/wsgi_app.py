@@ -10,6 +10,7 @@ Routes:
     /handoff           accept(), then the view returns at once; another thread echoes once
                        the server has finished with the view's response (its close())
     /app/...           a WebSocketApp: echoes with a ``app:`` prefix; ``raise`` raises
+    /auth              a WebSocketApp with process_request: 401 without ``?token=yes``
     /keepalive         the same, pinging every 0.2 s and closing 1011 without a pong in 0.5 s
     /room/{name}       a WebSocketApp with wsclient.route(): says the room
 """
@@ -77,6 +78,11 @@ def handoff_view(environ: Dict[str, Any], start_response: Callable[..., Any]) ->
 
 
 websocket_app = wsclient.wsgi.WebSocketApp(app_echo, subprotocols=["chat"])
+def token_required(request: wsclient.Request) -> Any:
+    return None if request.path.endswith("?token=yes") else (401, [("WWW-Authenticate", "Token")], "no token")
+
+
+auth_app = wsclient.wsgi.WebSocketApp(app_echo, process_request=token_required)
 keepalive_app = wsclient.wsgi.WebSocketApp(app_echo, ping_interval=0.2, ping_timeout=0.5)
 rooms_app = wsclient.wsgi.WebSocketApp(wsclient.route({"/room/{name}": room}))
 
@@ -107,6 +113,8 @@ def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         return []
     if path == "/handoff":
         return handoff_view(environ, start_response)
+    if path == "/auth":
+        return auth_app(environ, start_response)
     if path == "/keepalive":
         return keepalive_app(environ, start_response)
     if path.startswith("/app"):

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 from .handshake import reject_response
 from .http11 import Request, Response
 
-__all__ = ["Router", "route"]
+__all__ = ["Router", "route", "request_hook"]
 
 #: ``{name}``: a segment parameter; the name is a Python identifier (it becomes a keyword).
 _PARAM_RE = re.compile(r"\{([^{}]*)\}")
@@ -117,6 +117,37 @@ def route(routes: Mapping[str, Callable[..., Any]]) -> Router:
         TypeError, ValueError: as :class:`Router`.
     """
     return Router(routes)
+
+
+def request_hook(
+    handler: Callable[..., Any], process_request: Optional[Callable[[Request], Any]]
+) -> Optional[Callable[[Request], Any]]:
+    """The ``process_request`` of a server whose handler may be a :class:`Router`.
+
+    Args:
+        handler: the server's handler.
+        process_request: the user's hook, or None.
+
+    Returns:
+        ``process_request`` itself when ``handler`` is no router; else a hook that asks
+        the router first (its ``404`` for an unknown path), then ``process_request``.
+
+    Raises:
+        TypeError: ``process_request`` is neither callable nor None.
+    """
+    if process_request is not None and not callable(process_request):
+        raise TypeError(f"process_request must be callable or None, not {type(process_request).__name__}")
+    if not isinstance(handler, Router):
+        return process_request
+    if process_request is None:
+        return handler.process_request
+    router, user_hook = handler, process_request
+
+    def routed(request: Request) -> Any:
+        refused = router.process_request(request)
+        return refused if refused is not None else user_hook(request)
+
+    return routed
 
 
 def _compile(template: str) -> Pattern[str]:

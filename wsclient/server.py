@@ -38,7 +38,7 @@ from .options import (
     check_count,
 )
 from .protocol import DEFAULT_MAX_SIZE
-from .routing import Router
+from .routing import request_hook
 from .sockio import deadline_after
 from .watcher import Watcher
 
@@ -155,7 +155,7 @@ class WebSocketServer:
         self._opener = Opener(
             self._watcher, self._options, ssl_context=ssl_context, subprotocols=subprotocols,
             select_subprotocol=select_subprotocol, origins=origins,
-            process_request=_routed(handler, process_request), process_response=process_response,
+            process_request=request_hook(handler, process_request), process_response=process_response,
             server_header=server_header, compression=compression, handshake_timeout=handshake_timeout,
             trusted_proxies=trusted_proxies,
         )
@@ -427,24 +427,6 @@ class WebSocketServer:
         for thread in threads:
             if thread is not threading.current_thread():  # shutdown() from a handler
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-
-
-def _routed(handler: Handler, process_request: Optional[Callable[[Request], Any]]) -> Optional[Callable[[Request], Any]]:
-    """The request hook of a server whose handler may be a router: the router's ``404``
-    for an unknown path first, then ``process_request``."""
-    if not isinstance(handler, Router):
-        return process_request
-    if process_request is None:
-        return handler.process_request
-    user_hook = process_request
-    if not callable(user_hook):
-        raise TypeError(f"process_request must be callable or None, not {type(user_hook).__name__}")
-
-    def routed(request: Request) -> Any:
-        refused = handler.process_request(request)
-        return refused if refused is not None else user_hook(request)
-
-    return routed
 
 
 def serve(

@@ -36,7 +36,7 @@ from .close import CloseCode
 from .connection import WebSocket
 from .deflate import DeflateOptions
 from .exceptions import ConnectionClosed, InvalidHandshake
-from .handshake import error_response
+from .handshake import error_response, reject_response
 from .headers import Headers
 from .http11 import Request, Response
 from .opening import DEFAULT_SERVER, Negotiator
@@ -48,7 +48,7 @@ from .options import (
     ConnectionOptions,
 )
 from .protocol import DEFAULT_MAX_SIZE, Protocol, Side
-from .routing import Router
+from .routing import request_hook
 from .watcher import Watcher
 
 __all__ = ["accept", "WebSocketApp", "HandshakeRefused", "connections", "request_from_environ", "SOCKET_KEYS"]
@@ -173,6 +173,8 @@ class WebSocketApp:
 
     Args:
         handler: called with each connection.
+        process_request: ``f(request)`` returning None to go on with the upgrade, or a
+            response to send instead (authentication, say), as :func:`wsclient.serve`.
         subprotocols, select_subprotocol, origins, process_response, server_header,
         compression, max_size, max_queue, ping_interval, ping_timeout, close_timeout:
             as :func:`accept`.
@@ -188,6 +190,7 @@ class WebSocketApp:
         subprotocols: Optional[Sequence[str]] = None,
         select_subprotocol: Optional[Callable[[Request, List[str]], Optional[str]]] = None,
         origins: Optional[Sequence[Optional[str]]] = None,
+        process_request: Optional[Callable[[Request], Any]] = None,
         process_response: Optional[Callable[[Request, Response], Any]] = None,
         server_header: Optional[str] = DEFAULT_SERVER,
         compression: Union[str, DeflateOptions, None] = "deflate",
@@ -202,7 +205,7 @@ class WebSocketApp:
         self.handler = handler
         self._negotiator = Negotiator(
             subprotocols=subprotocols, select_subprotocol=select_subprotocol, origins=origins,
-            process_request=handler.process_request if isinstance(handler, Router) else None,
+            process_request=request_hook(handler, process_request),
             process_response=process_response, compression=compression, server_header=server_header,
         )
         self._options = ConnectionOptions(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
@@ -218,6 +221,9 @@ class WebSocketApp:
             ws = _accept(environ, self._negotiator, self._options)
         except HandshakeRefused as refused:
             return refused(environ, start_response)
+        except Exception:  # A bug in a hook: the client gets 500, as from serve().
+            logger.exception("answering the WebSocket handshake failed")
+            return HandshakeRefused(reject_response(500, "internal server error"))(environ, start_response)
         try:
             self.handler(ws)
         except ConnectionClosed:
