@@ -40,7 +40,8 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from .deflate import DeflateOptions
-from .http11 import Request
+from .http11 import Request, Response
+from .opening import DEFAULT_SERVER
 from .options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_QUEUE, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from .protocol import DEFAULT_MAX_SIZE
 from .server import (
@@ -123,6 +124,8 @@ def serve_workers(
     select_subprotocol: Optional[Callable[[Request, List[str]], Optional[str]]] = None,
     origins: Optional[Sequence[Optional[str]]] = None,
     process_request: Optional[Callable[[Request], Any]] = None,
+    process_response: Optional[Callable[[Request, Response], Any]] = None,
+    server_header: Optional[str] = DEFAULT_SERVER,
     compression: Union[str, DeflateOptions, None] = "deflate",
     max_size: Optional[int] = DEFAULT_MAX_SIZE,
     max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
@@ -148,8 +151,8 @@ def serve_workers(
         stop_timeout: seconds the workers have, in all, to exit once stopped.
         ssl_context: only None: a TLS context does not pickle, so build it in a factory
             and use :func:`run_workers` instead.
-        subprotocols, select_subprotocol, origins, process_request, compression,
-        max_size, max_queue, ping_interval, ping_timeout, close_timeout,
+        subprotocols, select_subprotocol, origins, process_request, process_response,
+        server_header, compression, max_size, max_queue, ping_interval, ping_timeout, close_timeout,
         handshake_timeout, max_connections, backlog, trusted_proxies: as
             :class:`~wsclient.WebSocketServer` documents them, for each worker's server
             (bound with ``reuse_port=True``); they must pickle (hooks defined at module
@@ -169,7 +172,8 @@ def serve_workers(
                         "build it in a factory and use run_workers()")
     options: Dict[str, Any] = dict(
         subprotocols=subprotocols, select_subprotocol=select_subprotocol, origins=origins,
-        process_request=process_request, compression=compression, max_size=max_size,
+        process_request=process_request, process_response=process_response,
+        server_header=server_header, compression=compression, max_size=max_size,
         max_queue=max_queue, ping_interval=ping_interval, ping_timeout=ping_timeout,
         close_timeout=close_timeout, handshake_timeout=handshake_timeout,
         max_connections=max_connections, backlog=backlog, trusted_proxies=trusted_proxies,
