@@ -145,8 +145,10 @@ def accept(
         RuntimeError: the WSGI server does not hand over its socket (named from
             ``SERVER_SOFTWARE``), hands over a TLS socket, or runs on a platform without
             ``os.dup2`` for sockets; or the request was accepted already.
-        TypeError, ValueError: an option of the wrong type or value.
+        TypeError, ValueError: an option of the wrong type or value; a hook's answer that
+            cannot be sent (see :class:`wsclient.opening.Negotiator`).
         OSError: the socket failed while being taken over.
+        Exception: whatever ``select_subprotocol`` or ``process_response`` raise.
     """
     negotiator = Negotiator(subprotocols=subprotocols, select_subprotocol=select_subprotocol, origins=origins,
                             process_response=process_response, compression=compression,
