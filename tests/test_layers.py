@@ -60,6 +60,16 @@ def test_wsgi_sits_beside_the_server() -> None:
     assert not {".server", ".client", ".listener"} & imports("wsgi")
 
 
+def test_reconnecting_sits_below_the_client_and_reconnect_above_it() -> None:
+    # connect(reconnect=...) hands a dial callable down to reconnecting; reconnect() calls
+    # connect() from above: no cycle.
+    assert {".reconnecting", ".backoff"} <= imports("client")
+    assert not {".client", ".redial", ".server"} & imports("reconnecting")
+    assert not {".client", ".redial", ".reconnecting", ".connection", ".server"} & imports("backoff")
+    assert ".client" in imports("redial")
+    assert ".redial" not in imports("client")
+
+
 @pytest.mark.parametrize("part", ["opening", "listener"])
 def test_the_servers_parts_sit_below_the_server(part: str) -> None:
     assert f".{part}" in imports("server")
@@ -70,7 +80,8 @@ def test_every_core_module_is_checked() -> None:
     # A new module must be placed in a layer on purpose, not slip through unchecked.
     io_layer = {"__init__", "__main__", "cli", "tls", "proxy", "sockio", "transport", "watcher",
                 "channel", "background", "duplex", "connection", "opening", "listener", "client",
-                "server", "pytest_plugin", "workers", "options", "inbox", "outbox", "wsgi"}
+                "server", "pytest_plugin", "workers", "options", "inbox", "outbox", "wsgi",
+                "backoff", "reconnecting", "redial"}
     modules = {path.stem for path in PACKAGE.glob("*.py")}
     assert modules == set(CORE) | io_layer
 

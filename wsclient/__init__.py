@@ -31,7 +31,10 @@ from .headers import Headers
 from .http11 import Request, Response
 from .deflate import DeflateOptions
 from .connection import WebSocket, wait
+from .backoff import Backoff
+from .reconnecting import ReconnectingWebSocket
 from .client import connect
+from .redial import reconnect
 from .server import WebSocketServer, broadcast, serve
 from .tls import client_ssl_context, server_ssl_context
 from .routing import route
@@ -40,6 +43,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "connect",
+    "reconnect",
+    "Backoff",
+    "ReconnectingWebSocket",
     "serve",
     "route",
     "broadcast",

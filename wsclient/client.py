@@ -6,9 +6,10 @@ import logging
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Literal, Optional, Sequence, Tuple, Union, overload
 
 from . import tls, transport
+from .backoff import Backoff
 from .connection import WebSocket
 from .deflate import DeflateOptions, PerMessageDeflate, compression_options
 from .exceptions import InvalidHandshake, InvalidStatus
@@ -25,8 +26,9 @@ from .options import (
 )
 from .protocol import DEFAULT_MAX_SIZE, Protocol, Side
 from .proxy import select_proxy
+from .reconnecting import ReconnectingWebSocket
 from .sockio import deadline_after, read_head, send_all
-from .uri import WebSocketURI, parse_uri, resolve_redirect
+from .uri import WebSocketURI, parse_uri, redact, resolve_redirect
 from .watcher import client_watcher
 
 __all__ = ["connect", "DEFAULT_MAX_REDIRECTS"]
@@ -39,11 +41,92 @@ DEFAULT_MAX_REDIRECTS = 10
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 
 
+@overload
 def connect(
-    uri: str,
+    uri: Union[str, Callable[[], str]],
+    *,
+    timeout: Optional[float] = ...,
+    headers: Union[HeadersLike, Callable[[], HeadersLike]] = ...,
+    subprotocols: Optional[Sequence[str]] = ...,
+    origin: Optional[str] = ...,
+    proxy: Optional[str] = ...,
+    ssl_context: Optional[ssl.SSLContext] = ...,
+    compression: Union[str, DeflateOptions, None] = ...,
+    max_size: Optional[int] = ...,
+    ping_interval: Optional[float] = ...,
+    ping_timeout: Optional[float] = ...,
+    close_timeout: Optional[float] = ...,
+    max_queue: Optional[int] = ...,
+    user_agent: Optional[str] = ...,
+    max_redirects: int = ...,
+    sock: Any = ...,
+    unix_path: Optional[str] = ...,
+    proxy_ssl_context: Optional[ssl.SSLContext] = ...,
+    proxy_headers: HeadersLike = ...,
+    reconnect: Literal[None, False] = ...,
+    on_connect: Optional[Callable[[WebSocket], Any]] = ...,
+) -> WebSocket: ...
+
+
+@overload
+def connect(
+    uri: Union[str, Callable[[], str]],
+    *,
+    timeout: Optional[float] = ...,
+    headers: Union[HeadersLike, Callable[[], HeadersLike]] = ...,
+    subprotocols: Optional[Sequence[str]] = ...,
+    origin: Optional[str] = ...,
+    proxy: Optional[str] = ...,
+    ssl_context: Optional[ssl.SSLContext] = ...,
+    compression: Union[str, DeflateOptions, None] = ...,
+    max_size: Optional[int] = ...,
+    ping_interval: Optional[float] = ...,
+    ping_timeout: Optional[float] = ...,
+    close_timeout: Optional[float] = ...,
+    max_queue: Optional[int] = ...,
+    user_agent: Optional[str] = ...,
+    max_redirects: int = ...,
+    sock: Any = ...,
+    unix_path: Optional[str] = ...,
+    proxy_ssl_context: Optional[ssl.SSLContext] = ...,
+    proxy_headers: HeadersLike = ...,
+    reconnect: Union[Literal[True], Backoff],
+    on_connect: Optional[Callable[[WebSocket], Any]] = ...,
+) -> ReconnectingWebSocket: ...
+
+
+@overload
+def connect(
+    uri: Union[str, Callable[[], str]],
+    *,
+    timeout: Optional[float] = ...,
+    headers: Union[HeadersLike, Callable[[], HeadersLike]] = ...,
+    subprotocols: Optional[Sequence[str]] = ...,
+    origin: Optional[str] = ...,
+    proxy: Optional[str] = ...,
+    ssl_context: Optional[ssl.SSLContext] = ...,
+    compression: Union[str, DeflateOptions, None] = ...,
+    max_size: Optional[int] = ...,
+    ping_interval: Optional[float] = ...,
+    ping_timeout: Optional[float] = ...,
+    close_timeout: Optional[float] = ...,
+    max_queue: Optional[int] = ...,
+    user_agent: Optional[str] = ...,
+    max_redirects: int = ...,
+    sock: Any = ...,
+    unix_path: Optional[str] = ...,
+    proxy_ssl_context: Optional[ssl.SSLContext] = ...,
+    proxy_headers: HeadersLike = ...,
+    reconnect: Union[bool, Backoff, None] = ...,
+    on_connect: Optional[Callable[[WebSocket], Any]] = ...,
+) -> Union[WebSocket, ReconnectingWebSocket]: ...
+
+
+def connect(
+    uri: Union[str, Callable[[], str]],
     *,
     timeout: Optional[float] = 10.0,
-    headers: HeadersLike = None,
+    headers: Union[HeadersLike, Callable[[], HeadersLike]] = None,
     subprotocols: Optional[Sequence[str]] = None,
     origin: Optional[str] = None,
     proxy: Optional[str] = "auto",
@@ -60,17 +143,21 @@ def connect(
     unix_path: Optional[str] = None,
     proxy_ssl_context: Optional[ssl.SSLContext] = None,
     proxy_headers: HeadersLike = None,
-) -> WebSocket:
+    reconnect: Union[bool, Backoff, None] = None,
+    on_connect: Optional[Callable[[WebSocket], Any]] = None,
+) -> Union[WebSocket, ReconnectingWebSocket]:
     """Open a WebSocket connection.
 
     Args:
         uri: ``ws://`` or ``wss://``, a host name, IPv4 or bracketed IPv6 literal, an
-            optional port, path and query; ``user:password@`` sends HTTP Basic auth.
+            optional port, path and query; ``user:password@`` sends HTTP Basic auth. Or
+            a callable returning one, called for each attempt (with ``reconnect``).
         timeout: one bound, in seconds, on everything opening takes: DNS, TCP, proxy,
             TLS, the HTTP upgrade and redirects. None: no bound.
         headers: extra request headers: a mapping or a list of ``(name, value)`` pairs
             (repeated names allowed). ``Origin``, ``User-Agent`` and ``Authorization``
-            given here replace the defaults.
+            given here replace the defaults. Or a callable returning them, called for
+            each attempt (fresh tokens when reconnecting).
         subprotocols: subprotocols to offer, in order of preference.
         origin: the ``Origin`` header; none is sent by default.
         proxy: ``"auto"`` reads the proxy environment variables (see
@@ -96,9 +183,16 @@ def connect(
             URI still gives the ``Host`` header and the path.
         proxy_ssl_context: the TLS context for an ``https://`` proxy.
         proxy_headers: extra headers for an HTTP proxy's ``CONNECT`` request.
+        reconnect: True (``Backoff()``) or a :class:`~wsclient.Backoff`: return a
+            :class:`~wsclient.ReconnectingWebSocket` that reconnects after drops, as
+            the backoff's delays and ``retry`` policy say; the first connection is
+            retried too. None or False: one plain connection.
+        on_connect: with ``reconnect``, ``on_connect(ws)`` runs with each new
+            :class:`~wsclient.WebSocket` before messages queued meanwhile are sent.
 
     Returns:
-        The open :class:`~wsclient.WebSocket`.
+        The open :class:`~wsclient.WebSocket`; with ``reconnect``, a
+        :class:`~wsclient.ReconnectingWebSocket`.
 
     Raises:
         InvalidURI: a malformed URI, before any network traffic.
@@ -109,7 +203,32 @@ def connect(
         TimeoutError: ``timeout`` passed.
         OSError: DNS and connection failures, ``ssl.SSLCertVerificationError``: passed
             through unchanged.
+        With ``reconnect``, only what the policy calls final (or the last error after
+        ``max_attempts``) is raised.
     """
+    if reconnect is not None and reconnect is not False:
+        backoff = Backoff() if reconnect is True else reconnect
+        if not isinstance(backoff, Backoff):
+            raise TypeError(f"reconnect must be a bool, a wsclient.Backoff or None, not {type(reconnect).__name__}")
+        if sock is not None:
+            raise ValueError("reconnect= cannot be combined with sock=: a socket serves one connection")
+
+        def dial() -> WebSocket:  # One plain connection; the URI and headers evaluated now.
+            return connect(uri() if callable(uri) else uri, headers=headers() if callable(headers) else headers,
+                           timeout=timeout, subprotocols=subprotocols, origin=origin, proxy=proxy,
+                           ssl_context=ssl_context, compression=compression, max_size=max_size,
+                           ping_interval=ping_interval, ping_timeout=ping_timeout, close_timeout=close_timeout,
+                           max_queue=max_queue, user_agent=user_agent, max_redirects=max_redirects, sock=sock,
+                           unix_path=unix_path, proxy_ssl_context=proxy_ssl_context, proxy_headers=proxy_headers)
+
+        name = redact(uri) if isinstance(uri, str) else getattr(uri, "__qualname__", "uri()")
+        return ReconnectingWebSocket(dial, backoff, on_connect=on_connect, name=name)
+    if on_connect is not None:
+        raise TypeError("on_connect= needs reconnect=True or a wsclient.Backoff")
+    if callable(uri):
+        uri = uri()
+    if callable(headers):
+        headers = headers()
     parsed = parse_uri(uri)
     deflate = compression_options(compression)
     options = ConnectionOptions(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
