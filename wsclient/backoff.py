@@ -137,7 +137,7 @@ def _check_number(name: str, value: object, *, minimum: float, above: bool = Fal
         raise ValueError(f"{name} must be finite and {relation} {minimum}, not {value!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Backoff:
     """How a reconnecting client waits between attempts, and when it gives up.
 
