@@ -1,92 +1,121 @@
-"""A client that reconnects with exponential backoff and jitter when the server goes away.
+"""A feed client that survives server restarts: connect(reconnect=...) with on_connect.
 
-With no ``--uri`` it runs a self-contained demonstration: it starts an echo server, talks
-to it, restarts the server on the same port, and shows the client coming back.
+The client subscribes in ``on_connect``, which runs after every (re)connection, so the
+subscription comes back with the connection. Each message carries a sequence number: the
+client resumes from the next one it needs and skips any it already has (messages received
+before a drop are still returned, so a resumed feed may repeat a few).
+
+With no ``--uri`` it runs a self-contained demonstration: it starts a feed server, follows
+the feed, restarts the server on the same port part-way, and shows the client coming back
+on its own.
 """
 
 import argparse
-import random
+import logging
 import threading
-import time
 
 import wsclient
 
-
-def connect_with_backoff(uri, *, attempts=10, base=0.1, cap=5.0):
-    """Connect, retrying failures after base * 2**n seconds (capped), with full jitter."""
-    for attempt in range(attempts):
-        try:
-            return wsclient.connect(uri, timeout=5, proxy=None)
-        except (OSError, wsclient.InvalidHandshake) as exc:  # Refused, reset, 503...
-            delay = random.uniform(0, min(cap, base * 2**attempt))
-            print(f"attempt {attempt + 1} failed ({exc}); retrying in {delay:.2f} s")
-            time.sleep(delay)
-    raise ConnectionError(f"gave up on {uri} after {attempts} attempts")
+FEED_LENGTH = 20
 
 
-def run_client(uri, messages, pause=0.0):
-    """Send each message and read the answer, reconnecting whenever the connection drops.
+class FeedClient:
+    """Follows a feed of ``m<sequence>`` messages, resuming after each reconnection."""
 
-    Returns the answers and how many times the client reconnected.
-    """
-    answers, reconnects, ws = [], 0, connect_with_backoff(uri)
-    for message in messages:
-        time.sleep(pause)
-        while True:
-            try:
-                ws.send(message)
-                answers.append(ws.recv(timeout=5))
-                break
-            except wsclient.ConnectionClosed as exc:
-                print(f"connection closed ({exc.code}); reconnecting")
-                ws = connect_with_backoff(uri)
-                reconnects += 1
-    ws.close()
-    return answers, reconnects
+    def __init__(self, uri, topic="prices"):
+        self.topic = topic
+        self.next_seq = 0  # The first sequence number not yet handled.
+        self.received = []
+        self.ws = wsclient.connect(
+            uri,
+            proxy=None,
+            reconnect=wsclient.Backoff(initial=0.1, maximum=2.0),
+            on_connect=self.subscribe,
+        )
+
+    def subscribe(self, ws):
+        """Runs after every (re)connection, before anything queued is sent."""
+        ws.send(f"subscribe {self.topic} from {self.next_seq}")
+
+    def follow(self, count, on_message=None):
+        """Handle messages until ``count`` distinct ones arrived; return them."""
+        while self.next_seq < count:
+            message = self.ws.recv(timeout=30)
+            seq = int(message[1:])
+            if seq < self.next_seq:
+                continue  # A repeat after resuming.
+            self.next_seq = seq + 1
+            self.received.append(message)
+            if on_message is not None:
+                on_message(seq)
+        return self.received
+
+    def close(self):
+        self.ws.close()
 
 
-def echo(ws):
-    for message in ws:
-        ws.send(message)
+def feed_until(limit):
+    """The demo server's handler: ``subscribe <topic> from <n>`` starts the feed at ``n``;
+    it publishes up to ``limit`` (a server about to be restarted stops early)."""
+
+    def feed(ws):
+        _, _topic, _, start = ws.recv().split()
+        for seq in range(int(start), limit):
+            ws.send(f"m{seq}")
+        for _ in ws:  # Stay connected until the client leaves or the server stops.
+            pass
+
+    return feed
 
 
-def start_server(port=0):
-    server = wsclient.serve(echo, "127.0.0.1", port)
+def start_server(port=0, limit=FEED_LENGTH):
+    server = wsclient.serve(feed_until(limit), "127.0.0.1", port)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
 
 def demo():
-    server = start_server()
-    uri, port = server.uri, server.port
-    results = []
-    messages = [f"m{i}" for i in range(20)]
-    client = threading.Thread(target=lambda: results.extend(run_client(uri, messages, pause=0.05)))
-    client.start()
+    server = start_server(limit=FEED_LENGTH // 2)  # Goes down half-way through the feed.
+    port = server.port
+    client = FeedClient(server.uri)
+    restarted = threading.Event()
 
     def restart():
         nonlocal server
-        server.shutdown()  # Clients see 1001 "going away".
+        server.shutdown()  # The client sees 1001 "going away" and reconnects.
         server.server_close()
-        time.sleep(0.3)  # The server is down for a moment: connections are refused.
-        server = start_server(port)
+        server = start_server(port)  # Same port: connections are refused meanwhile.
+        restarted.set()
 
-    time.sleep(0.3)  # Let a few messages through first.
-    restart()
-    client.join(60)
+    def on_message(seq):
+        if seq == FEED_LENGTH // 2 - 1 and not restarted.is_set():
+            threading.Thread(target=restart).start()
+
+    answers = client.follow(FEED_LENGTH, on_message)
+    reconnects = client.ws.reconnects
+    client.close()
+    restarted.wait(30)
     server.shutdown()
     server.server_close()
-    answers, reconnects = results
-    print(f"received {len(answers)} answers after {reconnects} reconnection(s)")
+    print(f"received {len(answers)} messages after {reconnects} reconnection(s)")
     return answers, reconnects
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--uri", help="a server to talk to (default: the self-contained demo)")
+    parser.add_argument("--uri", help="a feed server to follow (default: the self-contained demo)")
+    parser.add_argument("--verbose", action="store_true", help="log each drop and attempt")
     args = parser.parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO)
     if args.uri:
-        return run_client(args.uri, ["hello"] * 10)
+        client = FeedClient(args.uri)
+        try:
+            for message in client.follow(10):
+                print(message)
+        finally:
+            client.close()
+        return client.received, client.ws.reconnects
     return demo()
 
 
