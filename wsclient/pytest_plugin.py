@@ -332,7 +332,7 @@ def ws_connect() -> Iterator[Callable[..., WebSocket]]:
 
     def open_connection(uri: str, **options: Any) -> WebSocket:
         options.setdefault("proxy", None)
-        ws = connect(uri, **options)
+        ws: WebSocket = connect(uri, **options)  # Any: the options may say reconnect=
         connections.append(ws)
         return ws
 
