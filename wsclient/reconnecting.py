@@ -142,8 +142,8 @@ class Redialer:
             try:
                 ws = self._dial()
             except Exception as exc:
+                error = self.last_error = exc
                 logger.info("%s: attempt %d failed: %s", self.name, self._attempts.count, _describe(exc))
-                error = exc
                 continue
             if self._stop.is_set():
                 ws.close()
@@ -170,6 +170,7 @@ class Redialer:
         healthy = self._attempts.closed()
         if error is None:
             error = closed_error(ws)
+        self.last_error = error
         logger.info("%s: connection dropped: %s%s", self.name, _describe(error),
                     "" if healthy else " (before it counted as healthy)")
         return error
