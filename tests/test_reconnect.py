@@ -8,6 +8,7 @@ injected; every wait is on an event, a queue or a bounded poll of the condition 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import queue
@@ -160,15 +161,21 @@ def test_options_are_checked_at_once(servers) -> None:
     with pytest.raises(TypeError, match="on_connect"):
         wsclient.connect(server.uri, on_connect=print)
     with pytest.raises(TypeError, match=r"reconnect\(\) got an unexpected keyword argument 'time_out'"):
-        wsclient.reconnect(server.uri, time_out=3)
+        wsclient.reconnect(server.uri, time_out=3)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="on_connect"):
-        wsclient.reconnect(server.uri, on_connect=print)
+        wsclient.reconnect(server.uri, on_connect=print)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="backoff"):
         wsclient.reconnect(server.uri, backoff=3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_size"):  # a bad value is final: raised, not retried
         wsclient.connect(server.uri, reconnect=FAST, max_size=-1)
     with pytest.raises(wsclient.InvalidURI):
         wsclient.connect("http://example.com/", reconnect=FAST)
+
+
+def test_reconnect_takes_the_options_of_connect() -> None:
+    # Listed one by one (typed, and checked by Python itself): none may be missing.
+    connect_options = set(inspect.signature(wsclient.connect).parameters) - {"reconnect", "on_connect", "sock"}
+    assert set(inspect.signature(wsclient.reconnect).parameters) == connect_options | {"backoff"}
 
 
 # -- drops --------------------------------------------------------------------------------

@@ -16,26 +16,43 @@ machinery it shares with ``connect(reconnect=...)`` sits below it
 
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable, Iterator, Optional, Union
+import ssl
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 from .backoff import Backoff
-from .client import connect
-from .connection import WebSocket
+from .client import DEFAULT_MAX_REDIRECTS, connect
+from .connection import DEFAULT_MAX_QUEUE, WebSocket
+from .deflate import DeflateOptions
+from .handshake import DEFAULT_USER_AGENT
+from .headers import HeadersLike
+from .protocol import DEFAULT_MAX_SIZE
 from .reconnecting import Redialer, connections
 from .uri import redact
 
 __all__ = ["reconnect"]
-
-_CONNECT = inspect.signature(connect)
-_NOT_HERE = frozenset({"reconnect", "on_connect", "sock"})
 
 
 def reconnect(
     uri: Union[str, Callable[[], str]],
     *,
     backoff: Optional[Backoff] = None,
-    **connect_options: Any,
+    timeout: Optional[float] = 10.0,
+    headers: Union[HeadersLike, Callable[[], HeadersLike]] = None,
+    subprotocols: Optional[Sequence[str]] = None,
+    origin: Optional[str] = None,
+    proxy: Optional[str] = "auto",
+    ssl_context: Optional[ssl.SSLContext] = None,
+    compression: Union[str, DeflateOptions, None] = "deflate",
+    max_size: Optional[int] = DEFAULT_MAX_SIZE,
+    ping_interval: Optional[float] = 20.0,
+    ping_timeout: Optional[float] = 20.0,
+    close_timeout: Optional[float] = 10.0,
+    max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
+    user_agent: Optional[str] = DEFAULT_USER_AGENT,
+    max_redirects: int = DEFAULT_MAX_REDIRECTS,
+    unix_path: Optional[str] = None,
+    proxy_ssl_context: Optional[ssl.SSLContext] = None,
+    proxy_headers: HeadersLike = None,
 ) -> Iterator[WebSocket]:
     """Yield a new open connection to ``uri`` after each drop, with backoff.
 
@@ -48,18 +65,21 @@ def reconnect(
     Args:
         uri: as for :func:`wsclient.connect`; a callable is called for each attempt.
         backoff: the delays, attempt limit and policy; None: ``Backoff()``.
-        connect_options: the keyword arguments of :func:`wsclient.connect` (``headers``
-            may be a callable, called for each attempt), except ``reconnect``,
-            ``on_connect`` and ``sock``.
+        headers: as for :func:`wsclient.connect`; a callable is called for each attempt
+            (a fresh token each time).
+        timeout, subprotocols, origin, proxy, ssl_context, compression, max_size,
+            ping_interval, ping_timeout, close_timeout, max_queue, user_agent,
+            max_redirects, unix_path, proxy_ssl_context, proxy_headers: as for
+            :func:`wsclient.connect`, for every connection (``sock=`` has no place here: a
+            socket serves one connection).
 
     Returns:
         An iterator of open :class:`~wsclient.WebSocket` connections; the first attempt
         is made on the first ``next()``.
 
     Raises:
-        TypeError: at once, an option ``connect()`` does not take (a misspelt name),
-            ``reconnect``, ``on_connect`` or ``sock``, or a ``backoff`` that is not a
-            :class:`~wsclient.Backoff`.
+        TypeError: at once, an option ``connect()`` does not take (a misspelt name) or a
+            ``backoff`` that is not a :class:`~wsclient.Backoff`.
         From the iterator: the final error (``InvalidStatus`` for a 403, the
         ``ConnectionClosed`` of a close the policy calls final, the last error once
         ``max_attempts`` attempts failed in a row).
@@ -68,15 +88,14 @@ def reconnect(
         backoff = Backoff()
     elif not isinstance(backoff, Backoff):
         raise TypeError(f"backoff must be a wsclient.Backoff or None, not {type(backoff).__name__}")
-    for name in connect_options:
-        if name in _NOT_HERE or name not in _CONNECT.parameters or name == "uri":
-            raise TypeError(f"reconnect() got an unexpected keyword argument {name!r}")
-    headers = connect_options.pop("headers", None)
 
-    def dial() -> WebSocket:
-        ws: WebSocket = connect(uri() if callable(uri) else uri, headers=headers() if callable(headers) else headers,
-                                **connect_options)
-        return ws
+    def dial() -> WebSocket:  # One plain connection; the URI and headers evaluated now.
+        return connect(uri() if callable(uri) else uri, headers=headers() if callable(headers) else headers,
+                       timeout=timeout, subprotocols=subprotocols, origin=origin, proxy=proxy,
+                       ssl_context=ssl_context, compression=compression, max_size=max_size,
+                       ping_interval=ping_interval, ping_timeout=ping_timeout, close_timeout=close_timeout,
+                       max_queue=max_queue, user_agent=user_agent, max_redirects=max_redirects,
+                       unix_path=unix_path, proxy_ssl_context=proxy_ssl_context, proxy_headers=proxy_headers)
 
     name = redact(uri) if isinstance(uri, str) else getattr(uri, "__qualname__", "uri()")
     return connections(Redialer(dial, backoff, name=name))
