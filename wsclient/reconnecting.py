@@ -259,7 +259,9 @@ class ReconnectingWebSocket:
         on_connect: called with each new connection before anything queued is sent: first
             in the thread that builds this object, then in the reconnecting thread. If it
             raises, the connection is closed and the exception judged by the policy (a
-            ``ConnectionClosed`` or another ``OSError`` is retried, a bug is final).
+            ``ConnectionClosed`` or another ``OSError`` is retried, a bug is final). It
+            talks through the ``WebSocket`` it is given: this object's ``send()`` would
+            queue behind it, and its ``recv()`` would wait for it to finish.
         name: what log lines call the server (never a password).
         max_buffer: bytes of messages queued while disconnected
             (:data:`DEFAULT_MAX_BUFFER`); None: unbounded.
