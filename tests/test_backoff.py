@@ -187,6 +187,8 @@ def test_policy_stops_on_final_close_codes(code: int) -> None:
     (wsclient.ProxyError("proxy unreachable"), True),
     (wsclient.ProxyError("bad gateway", status=502), True),
     (wsclient.ProxyError("proxy authentication required", status=407), False),
+    (wsclient.ProxyError("too many tunnels", status=429), True),
+    (wsclient.ProxyError("forbidden", status=403), False),
     (ssl.SSLCertVerificationError("certificate verify failed"), False),
     (wsclient.InvalidURI("not a URI"), False),
     (wsclient.InvalidHeader("Sec-WebSocket-Accept", "wrong"), False),

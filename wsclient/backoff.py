@@ -68,8 +68,8 @@ def should_retry(error: BaseException) -> bool:
 
     Retried: network errors (refused, reset, unreachable, DNS, any other ``OSError``),
     timeouts, a response cut short (``InvalidHTTP``: a server going down mid-handshake),
-    HTTP 5xx, 408 and 429, a proxy failure without an HTTP status or with a 5xx, and the
-    close codes in :data:`RETRY_CLOSE_CODES`.
+    HTTP 5xx, 408 and 429 (from the server or a proxy), a proxy failure without an HTTP
+    status, and the close codes in :data:`RETRY_CLOSE_CODES`.
 
     Final: other HTTP statuses (401, 403, 404...), a certificate that fails verification
     (retrying cannot fix it), an invalid URI, a handshake the server got wrong (a missing
@@ -93,7 +93,7 @@ def should_retry(error: BaseException) -> bool:
     if isinstance(error, (InvalidHandshake, InvalidURI, ssl.SSLCertVerificationError)):
         return False
     if isinstance(error, ProxyError):
-        return error.status is None or error.status >= 500
+        return error.status is None or error.status in RETRY_STATUSES or error.status >= 500
     return isinstance(error, OSError)  # TimeoutError is one.
 
 

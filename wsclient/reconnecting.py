@@ -439,7 +439,7 @@ class ReconnectingWebSocket:
                     if ws is not None:
                         break
                     if self._final is not None:
-                        raise self._final
+                        raise self._final.with_traceback(None)  # One instance, raised afresh each time.
                     if self._closing:
                         ws = self._closed_ws  # Its remaining messages, then its close.
                         if ws is None:
@@ -583,7 +583,7 @@ class ReconnectingWebSocket:
             The final error, or ``ConnectionClosedOK`` after close().
         """
         if self._final is not None:
-            raise self._final
+            raise self._final.with_traceback(None)  # One instance, raised afresh each time.
         if self._closing:
             raise ConnectionClosedOK(CloseCode.NORMAL_CLOSURE, "")
         if self._outbox:
@@ -614,7 +614,7 @@ class ReconnectingWebSocket:
     def _current(self) -> WebSocket:
         with self._lock:
             if self._final is not None:
-                raise self._final
+                raise self._final.with_traceback(None)  # One instance, raised afresh each time.
             if self._closing:
                 raise ConnectionClosedOK(CloseCode.NORMAL_CLOSURE, "")
             ws = self._ws
