@@ -183,6 +183,10 @@ def test_reconnect_takes_the_options_of_connect() -> None:
     # Listed one by one (typed, and checked by Python itself): none may be missing.
     connect_options = set(inspect.signature(wsclient.connect).parameters) - {"reconnect", "on_connect", "sock"}
     assert set(inspect.signature(wsclient.reconnect).parameters) == connect_options | {"backoff"}
+    defaults = {name: p.default for name, p in inspect.signature(wsclient.connect).parameters.items()}
+    for name, parameter in inspect.signature(wsclient.reconnect).parameters.items():
+        if name in connect_options and name != "uri":
+            assert parameter.default == defaults[name], name
 
 
 # -- drops --------------------------------------------------------------------------------

@@ -21,10 +21,11 @@ from typing import Callable, Iterator, Optional, Sequence, Union
 
 from .backoff import Backoff
 from .client import DEFAULT_MAX_REDIRECTS, connect
-from .connection import DEFAULT_MAX_QUEUE, WebSocket
+from .connection import WebSocket
 from .deflate import DeflateOptions
 from .handshake import DEFAULT_USER_AGENT
 from .headers import HeadersLike
+from .options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_QUEUE, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT
 from .protocol import DEFAULT_MAX_SIZE
 from .reconnecting import Redialer, connections
 from .uri import redact
@@ -44,9 +45,9 @@ def reconnect(
     ssl_context: Optional[ssl.SSLContext] = None,
     compression: Union[str, DeflateOptions, None] = "deflate",
     max_size: Optional[int] = DEFAULT_MAX_SIZE,
-    ping_interval: Optional[float] = 20.0,
-    ping_timeout: Optional[float] = 20.0,
-    close_timeout: Optional[float] = 10.0,
+    ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+    ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+    close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
     max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
     user_agent: Optional[str] = DEFAULT_USER_AGENT,
     max_redirects: int = DEFAULT_MAX_REDIRECTS,
