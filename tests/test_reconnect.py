@@ -457,7 +457,9 @@ def test_iterator_form_yields_a_connection_per_drop(servers) -> None:
 
     server = servers(handler)
     got = []
-    iterator = wsclient.reconnect(server.uri, backoff=LIMITED, proxy=None)
+    tokens = iter(range(1, 100))
+    iterator = wsclient.reconnect(server.uri, backoff=LIMITED, proxy=None,
+                                  headers=lambda: [("Authorization", f"Bearer {next(tokens)}")])
     assert count == []  # nothing happens before the first next()
     with pytest.raises(wsclient.ConnectionClosedError) as info:
         for ws in iterator:
@@ -469,6 +471,7 @@ def test_iterator_form_yields_a_connection_per_drop(servers) -> None:
                 continue
     assert info.value.code == 1008
     assert got == ["connection 1", "connection 2", "connection 3"]
+    assert [ws.request.headers["Authorization"] for ws in count] == ["Bearer 1", "Bearer 2", "Bearer 3"]
 
 
 def test_iterator_form_stops_on_403_and_break_ends_it(servers) -> None:
@@ -487,6 +490,45 @@ def test_iterator_form_stops_on_403_and_break_ends_it(servers) -> None:
         next(iterator)  # closes the first connection (1000), then gets 403
     assert ws.closed and ws.close_code == 1000
     assert len(seen) == 2
+
+
+def test_healthy_connections_reset_the_attempt_limit(servers, clients) -> None:
+    count = []
+
+    def handler(ws: wsclient.WebSocket) -> None:
+        count.append(ws)
+        ws.send(f"n{len(count)}")
+        ws.close(1012)
+
+    server = servers(handler)
+    # Every connection counts as healthy (healthy_after=0): one attempt per drop is enough.
+    ws = wsclient.connect(server.uri, proxy=None,
+                          reconnect=wsclient.Backoff(initial=0.01, max_attempts=1, healthy_after=0.0))
+    clients.append(ws)
+    assert [ws.recv(timeout=TIMEOUT) for _ in range(3)] == ["n1", "n2", "n3"]
+    # None counts as healthy: the drop of the first is one failed attempt too many.
+    flaky = wsclient.connect(server.uri, proxy=None,
+                             reconnect=wsclient.Backoff(initial=0.01, max_attempts=1, healthy_after=1000.0))
+    clients.append(flaky)
+    assert flaky.recv(timeout=TIMEOUT).startswith("n")
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        flaky.recv(timeout=TIMEOUT)
+    assert info.value.code == 1012 and flaky.reconnects == 0
+
+
+def test_logs_never_show_the_password(servers, clients, logs) -> None:
+    def handler(ws: wsclient.WebSocket) -> None:
+        ws.close(1012)
+
+    server = servers(handler)
+    uri = f"ws://user:s3cret@127.0.0.1:{server.port}/"
+    ws = wsclient.connect(uri, proxy=None, reconnect=wsclient.Backoff(initial=0.01, max_attempts=3))
+    clients.append(ws)
+    with pytest.raises(wsclient.ConnectionClosedError):
+        ws.recv(timeout=TIMEOUT)
+    logs.wait_for("giving up")
+    assert logs.seen and not [line for line in logs.seen if "s3cret" in line]
+    assert "s3cret" not in repr(ws)
 
 
 # -- sends, on_connect, headers -------------------------------------------------------
