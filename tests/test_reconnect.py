@@ -562,6 +562,13 @@ def test_sends_during_an_outage_are_delivered_in_order_after_on_connect(servers,
     assert ws.connection is None
     with pytest.raises(wsclient.ConnectionClosedError):
         ws.ping()  # nothing to ping while reconnecting
+    # What could never be sent fails the send() now, not the reconnection later.
+    with pytest.raises(UnicodeEncodeError):
+        ws.send("\udc00")
+    with pytest.raises(TypeError):
+        ws.send(["text", b"bytes"])
+    with pytest.raises(TypeError):
+        ws.send({"a": 1})  # type: ignore[arg-type]
     with pytest.raises(TimeoutError):
         ws.recv(timeout=0)
     servers(handler, port=port)

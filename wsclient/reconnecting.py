@@ -205,7 +205,11 @@ def connections(redialer: Redialer) -> Iterator[WebSocket]:
 
 
 class _Queued:
-    """A message waiting for the next connection: a copy, and its size in bytes."""
+    """A message waiting for the next connection: a copy, and its size in bytes.
+
+    Checked now as ``WebSocket.send()`` would check it (type, UTF-8), so a message that
+    could never be sent fails the caller's ``send()``, not the reconnection.
+    """
 
     __slots__ = ("message", "compress", "size")
 
@@ -213,7 +217,7 @@ class _Queued:
         self.compress = compress
         if isinstance(message, str):
             self.message: Any = message
-            self.size = len(message.encode("utf-8", "surrogatepass"))
+            self.size = len(message.encode("utf-8"))  # UnicodeEncodeError: a lone surrogate
             return
         try:  # A copy: the caller may reuse its buffer once send() returns.
             self.message = memoryview(message).tobytes()
@@ -224,10 +228,21 @@ class _Queued:
                 raise TypeError(
                     f"a message is str, bytes-like or an iterable of them, not {type(message).__name__}"
                 ) from None
-        pieces = [piece if isinstance(piece, str) else memoryview(piece).tobytes() for piece in message]
+        pieces: List[Any] = []
+        self.size = 0
+        for piece in message:
+            if isinstance(piece, str):
+                self.size += len(piece.encode("utf-8"))
+            else:
+                try:
+                    piece = memoryview(piece).tobytes()
+                except TypeError:
+                    raise TypeError(f"a fragment is str or bytes-like, not {type(piece).__name__}") from None
+                self.size += len(piece)
+            if pieces and isinstance(piece, str) != isinstance(pieces[0], str):
+                raise TypeError("the fragments of one message are all str or all bytes-like")
+            pieces.append(piece)
         self.message = pieces
-        self.size = sum(len(piece.encode("utf-8", "surrogatepass")) if isinstance(piece, str) else len(piece)
-                        for piece in pieces)
 
 
 def _one_shot(message: Any) -> bool:
