@@ -163,6 +163,13 @@ def test_reconnect_returns_a_reconnecting_websocket_with_the_websocket_face(serv
 
 def test_options_are_checked_at_once(servers) -> None:
     server = servers()
+    dial = lambda: wsclient.connect(server.uri, proxy=None)  # noqa: E731
+    with pytest.raises(TypeError, match="max_buffer"):
+        wsclient.ReconnectingWebSocket(dial, FAST, max_buffer="1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_buffer"):
+        wsclient.ReconnectingWebSocket(dial, FAST, max_buffer=0)
+    with pytest.raises(TypeError, match="backoff"):
+        wsclient.ReconnectingWebSocket(dial, True)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="reconnect"):
         wsclient.connect(server.uri, reconnect="yes")  # type: ignore[call-overload]
     with pytest.raises(TypeError, match="on_connect"):

@@ -33,6 +33,7 @@ from .backoff import Attempts, Backoff
 from .close import CloseCode, serialize_close
 from .connection import Message, WebSocket
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
+from .options import check_count
 from .protocol import OK_CLOSE_CODES
 from .sockio import deadline_after
 
@@ -282,6 +283,9 @@ class ReconnectingWebSocket:
             (:data:`DEFAULT_MAX_BUFFER`); None: unbounded.
 
     Raises:
+        TypeError: a ``dial`` or ``on_connect`` that is not callable, a ``backoff`` that is
+            not a :class:`~wsclient.Backoff`, a ``max_buffer`` that is not an int.
+        ValueError: a ``max_buffer`` below 1.
         The first connection's final error, as ``connect()`` raises it.
     """
 
@@ -300,9 +304,7 @@ class ReconnectingWebSocket:
             raise TypeError(f"on_connect must be callable or None, not {type(on_connect).__name__}")
         if not isinstance(backoff, Backoff):
             raise TypeError(f"backoff must be a wsclient.Backoff, not {type(backoff).__name__}")
-        if max_buffer is not None and (isinstance(max_buffer, bool) or not isinstance(max_buffer, int)
-                                       or max_buffer < 1):
-            raise ValueError(f"max_buffer must be a positive int or None, not {max_buffer!r}")
+        check_count("max_buffer", max_buffer)
         self.name = name
         self.max_buffer = max_buffer
         self._redialer = Redialer(dial, backoff, name=name)
