@@ -48,7 +48,7 @@ def main() -> None:
         ws.close()
         count: int = ws.recv()  # E: Incompatible types in assignment
     wsclient.serve(echo, ssl_contxt=None)  # E: Unexpected keyword argument "ssl_contxt" for "serve"
-    wsclient.connect("ws://localhost/", max_sise=1)  # E: Unexpected keyword argument "max_sise" for "connect"
+    wsclient.connect("ws://localhost/", max_sise=1)  # E: Unexpected keyword argument "max_sise" for overloaded function "connect"
     WebSocketServer(("127.0.0.1", 0), echo, ping_intervall=1.0)  # E: Unexpected keyword argument "ping_intervall"
     serve_workers(echo, workers=2, close_timout=1.0)  # E: Unexpected keyword argument "close_timout" for "serve_workers"
 '''
