@@ -175,21 +175,30 @@ class Protocol:
 
     # -- receiving -------------------------------------------------------------------
 
-    def receive_data(self, data: BytesLike) -> List[Event]:
-        """Feed bytes read from the peer.
+    def receive_data(self, data: BytesLike, *, max_messages: Optional[int] = None) -> List[Event]:
+        """Feed bytes read from the peer, and parse them.
 
         Args:
             data: the bytes, in any chunking.
+            max_messages: None (the default) parses all the bytes. A number parses
+                lazily, as :meth:`feed` then :meth:`next_events` with this
+                ``max_messages`` would, at the cost of :meth:`receive_data` when ``data``
+                is one small whole message (the usual read).
 
         Returns:
             The events now complete, in order.
+
+        Raises:
+            ValueError: ``max_messages`` is less than 1.
         """
+        if max_messages is not None and max_messages < 1:
+            raise ValueError(f"max_messages must be at least 1, not {max_messages}")
         if self.failed or self.close_rcvd is not None or self.eof_received:
             return []  # Failed, or the peer closed: whatever follows is ignored.
         if self._input or self._pieces is not None or self._eof_pending:
-            # The lazy pair left bytes: they come first.
+            # Bytes fed and not parsed yet come first.
             self.feed(data)
-            return self.next_events(max_messages=None)
+            return self.next_events(max_messages=max_messages)
         if self._msg_opcode is None:
             whole = self._parser.feed_whole(data, self.max_size)
             if whole is not None:  # One small, whole, uncompressed message: the hot path.
@@ -200,6 +209,9 @@ class Protocol:
                 except ProtocolError as exc:
                     self._fail(exc)
                     return []
+        if max_messages is not None:
+            self.feed(data)
+            return self.next_events(max_messages=max_messages)
         events: List[Event] = []
         # Lazily: frames before a bad one are handled, and bytes after a close frame are
         # never parsed, however the bytes were chunked.
