@@ -1525,6 +1525,24 @@ def test_lazy_parsing_ends_as_eager_parsing_does(side: Side) -> None:
 
 
 @SIDES
+def test_lazy_parsing_of_compressed_messages(side: Side) -> None:
+    """permessage-deflate keeps its context across messages parsed in separate calls; a
+    corrupt compressed message behind them fails (1007) only when reached."""
+    peer = peer_of(side)
+    messages: List[Union[str, bytes]] = [f"message {i} " * (i * 7) for i in range(6)] + [PAYLOAD_256]
+    data = b"".join(b"".join(peer.send_message(m)) for m in messages)
+    data += b"".join(peer.send_fragment("frag", fin=False) + peer.send_fragment("ment", fin=True))
+    bad = frame(side, Opcode.BINARY, b"\xff\xff\xff", rsv1=True)
+    proto = make(side, deflate=True)
+    proto.feed(data + bad)
+    for message in messages + ["fragment"]:
+        assert proto.next_events() == [message]
+        assert proto.data_to_send() == []
+    assert proto.next_events() == []
+    assert_failed(observe(proto, [], b"".join(proto.data_to_send())), 1007)
+
+
+@SIDES
 def test_receive_data_parses_what_was_fed_first(side: Side) -> None:
     """The background reader may take over from a lazy recv(): receive_data() parses the
     bytes left unparsed before its own, and everything after."""
