@@ -1648,6 +1648,22 @@ def test_fail_from_this_end_drops_what_was_fed(side: Side) -> None:
 
 
 @SIDES
+def test_transport_closed_drops_what_was_fed(side: Side) -> None:
+    """The I/O layer cut the transport: the stream ends now, parsed or not."""
+    for eof_first in (False, True):
+        proto = make(side)
+        proto.feed(frame(side, Opcode.TEXT, b"1") + frame(side, Opcode.TEXT, b"2"))
+        assert proto.next_events() == ["1"]
+        if eof_first:
+            proto.receive_eof()
+        proto.transport_closed()
+        assert proto.eof_received and proto.state is State.CLOSED and not proto.can_send
+        assert not proto.input_pending
+        assert proto.next_events() == []
+        assert proto.close_code == 1006
+
+
+@SIDES
 def test_feed_copies_a_reused_buffer(side: Side) -> None:
     buf = bytearray(frame(side, Opcode.TEXT, b"first"))
     proto = make(side)

@@ -692,7 +692,11 @@ class Protocol:
                 was cut while it waited behind a stalled write). If the peer's close frame
                 never came either, no close frame went either way: the close code is then
                 1006 (RFC 6455 section 7.1.5), whatever :meth:`send_close` was asked.
+
+        Bytes :meth:`feed` kept and :meth:`next_events` did not parse yet are dropped:
+        the stream ends at once.
         """
+        self._drop_input()
         if not self.eof_received:
             self.receive_eof()
         if close_unsent and self.close_sent is not None:
