@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import array
 from dataclasses import dataclass
+import functools
 import random
 from typing import Any, Callable, Iterator, List, Optional, Tuple, Union
 
@@ -1339,6 +1340,338 @@ def test_deflate_conversation_keeps_context() -> None:
         message = f"message {i} " + "payload " * rng.randint(0, 50)
         assert server.receive_data(b"".join(client.send_message(message))) == [message]
         assert client.receive_data(b"".join(server.send_message(message.encode()))) == [message.encode()]
+
+
+# -- parsing lazily: feed / next_events / input_pending (Autobahn "strict") -------------
+
+HELLO_WORLD = b"Hello, world!"
+
+
+def _autobahn_text_then(side: Side, bad: bytes) -> bytes:
+    """Autobahn's 3.2-3.4, 4.1.3-4.1.5, 4.2.3-4.2.5: a text message, a bad frame, a ping."""
+    return frame(side, Opcode.TEXT, HELLO_WORLD) + bad + frame(side, Opcode.PING)
+
+
+# (case, the bytes for a protocol of ``side``, the message before the bad data)
+AUTOBAHN_STRICT: List[Tuple[str, Callable[[Side], bytes], Union[str, bytes]]] = [
+    ("3.2", lambda s: _autobahn_text_then(s, frame(s, Opcode.TEXT, HELLO_WORLD, rsv2=True)), "Hello, world!"),
+    ("3.3", lambda s: _autobahn_text_then(s, frame(s, Opcode.TEXT, HELLO_WORLD, rsv2=True, rsv3=True)), "Hello, world!"),
+    ("3.4", lambda s: _autobahn_text_then(s, frame(s, Opcode.TEXT, HELLO_WORLD, rsv1=True)), "Hello, world!"),
+    ("4.1.3", lambda s: _autobahn_text_then(s, frame(s, 5)), "Hello, world!"),
+    ("4.1.4", lambda s: _autobahn_text_then(s, frame(s, 6, b"reserved opcode")), "Hello, world!"),
+    ("4.1.5", lambda s: _autobahn_text_then(s, frame(s, 7, b"reserved opcode")), "Hello, world!"),
+    ("4.2.3", lambda s: _autobahn_text_then(s, frame(s, 12)), "Hello, world!"),
+    ("4.2.4", lambda s: _autobahn_text_then(s, frame(s, 13, b"reserved opcode")), "Hello, world!"),
+    ("4.2.5", lambda s: _autobahn_text_then(s, frame(s, 14, b"reserved opcode")), "Hello, world!"),
+    # A text message in two fragments, then a continuation (FIN=0) with nothing to
+    # continue, then one that ends it: the first message is whole before the error.
+    ("5.15", lambda s: frame(s, Opcode.TEXT, b"fragment1", fin=False) + frame(s, Opcode.CONT, b"fragment2")
+     + frame(s, Opcode.CONT, b"fragment3", fin=False) + frame(s, Opcode.CONT, b"fragment4"), "fragment1fragment2"),
+]
+
+
+def _first_call(proto: Protocol, data: bytes, how: str) -> list:
+    if how == "feed":
+        proto.feed(data)
+        return proto.next_events()
+    return proto.receive_data(data, max_messages=1)
+
+
+@SIDES
+@pytest.mark.parametrize("how", ["feed", "receive_data"])
+@pytest.mark.parametrize(("case", "build", "message"), AUTOBAHN_STRICT, ids=[c[0] for c in AUTOBAHN_STRICT])
+def test_lazy_valid_message_before_the_failure(
+    side: Side, how: str, case: str, build: Callable[[Side], bytes], message: Union[str, bytes]
+) -> None:
+    """Strict: the message comes out with nothing queued, so the application's answer can
+    leave first; the bad frame behind it fails the connection (1002) on the next call, and
+    the ping after that is never answered."""
+    proto = make(side)
+    data = build(side)
+    assert _first_call(proto, data, how) == [message]
+    assert proto.data_to_send() == []  # no close frame (and no pong) yet
+    assert proto.error is None and not proto.failed
+    assert proto.state is State.OPEN
+    assert proto.input_pending
+    echo = b"".join(proto.send_message(message))  # the application answers
+    assert proto.next_events() == []
+    assert not proto.input_pending
+    outcome = observe(proto, [], b"".join(proto.data_to_send()))
+    assert_failed(outcome, 1002)
+    assert [f.opcode for f in outcome.sent] == [Opcode.CLOSE]  # the ping is not answered
+    assert parse_frames(echo, expect_masked=side is CLIENT) == [
+        Frame(Opcode.TEXT, message.encode() if isinstance(message, str) else message)
+    ]
+
+
+@SIDES
+@pytest.mark.parametrize(("case", "build", "message"), AUTOBAHN_STRICT, ids=[c[0] for c in AUTOBAHN_STRICT])
+def test_eager_receive_data_fails_with_the_message(
+    side: Side, case: str, build: Callable[[Side], bytes], message: Union[str, bytes]
+) -> None:
+    """The contrast: receive_data() parses everything, so the close frame is queued in the
+    same call that returns the message (right for a reader nobody waits on)."""
+    proto = make(side)
+    assert proto.receive_data(build(side)) == [message]
+    assert_failed(observe(proto, [message], b"".join(proto.data_to_send())), 1002)
+
+
+@SIDES
+def test_lazy_control_frames_before_the_message_are_handled(side: Side) -> None:
+    """Pings before the message are answered in the call that returns it; a ping after
+    it waits for the next call."""
+    proto = make(side)
+    proto.feed(frame(side, Opcode.PING, b"1") + frame(side, Opcode.PONG, b"x") + frame(side, Opcode.TEXT, b"a")
+               + frame(side, Opcode.PING, b"2") + frame(side, Opcode.BINARY, b"b"))
+    assert proto.next_events() == [Ping(b"1"), Pong(b"x"), "a"]
+    assert parse_frames(b"".join(proto.data_to_send()), expect_masked=side is CLIENT) == [Frame(Opcode.PONG, b"1")]
+    assert proto.input_pending
+    assert proto.next_events() == [Ping(b"2"), b"b"]
+    assert parse_frames(b"".join(proto.data_to_send()), expect_masked=side is CLIENT) == [Frame(Opcode.PONG, b"2")]
+    assert proto.input_pending  # stopped at its message: it cannot know nothing follows
+    assert proto.next_events() == []
+    assert not proto.input_pending
+    assert proto.next_events() == []
+
+
+@SIDES
+def test_lazy_max_messages(side: Side) -> None:
+    data = b"".join(frame(side, Opcode.TEXT, b"%d" % i) for i in range(5))
+    proto = make(side)
+    proto.feed(data)
+    assert proto.next_events(max_messages=2) == ["0", "1"]
+    assert proto.next_events(max_messages=None) == ["2", "3", "4"]
+    assert not proto.input_pending
+    with pytest.raises(ValueError):
+        proto.next_events(max_messages=0)
+    with pytest.raises(ValueError):
+        proto.receive_data(data, max_messages=0)
+    assert proto.next_events() == []  # nothing changed
+
+
+@SIDES
+def test_lazy_close_frame_ends_parsing(side: Side) -> None:
+    """A close frame is answered in the call that reaches it; what follows it is dropped."""
+    proto = make(side)
+    proto.feed(frame(side, Opcode.TEXT, b"a") + frame(side, Opcode.CLOSE, close_payload(1001, b"bye"))
+               + frame(side, Opcode.TEXT, b"after") + frame(side, 3))
+    assert proto.next_events() == ["a"]
+    assert proto.data_to_send() == []
+    assert proto.next_events() == [Close(1001, "bye")]
+    assert not proto.input_pending
+    assert proto.error is None and proto.close_rcvd == (1001, "bye")
+    assert [f.opcode for f in parse_frames(b"".join(proto.data_to_send()), expect_masked=side is CLIENT)] == [Opcode.CLOSE]
+    proto.feed(frame(side, Opcode.TEXT, b"later"))
+    assert not proto.input_pending
+    assert proto.next_events() == []
+
+
+@SIDES
+def test_lazy_message_across_feeds(side: Side) -> None:
+    """Fragments and frames cut anywhere: no event until the message is whole."""
+    data = frame(side, Opcode.TEXT, "é".encode() * 200, fin=False) + frame(side, Opcode.CONT, b"!")
+    data += frame(side, Opcode.BINARY, PAYLOAD_256)
+    proto = make(side)
+    got: list = []
+    for i in range(0, len(data), 7):
+        proto.feed(data[i : i + 7])
+        while proto.input_pending:
+            got += proto.next_events()
+    assert got == ["é" * 200 + "!", PAYLOAD_256]
+    assert proto.error is None
+
+
+def _lazily(proto: Protocol, chunks: List[bytes], rng: random.Random) -> Outcome:
+    """Feed ``chunks``, parsing one message a call (now and then two, or all) until nothing
+    is pending; a chunk may be fed before the previous one is all parsed."""
+    events: list = []
+    raw: List[bytes] = []
+    for chunk in chunks:
+        proto.feed(chunk)
+        while proto.input_pending and rng.random() < 0.9:
+            events += proto.next_events(max_messages=rng.choice([1, 1, 1, 2, None]))
+            raw += proto.data_to_send()
+    while proto.input_pending:
+        events += proto.next_events()
+        raw += proto.data_to_send()
+    return observe(proto, events, b"".join(raw))
+
+
+def _streams(side: Side) -> Iterator[bytes]:
+    f = functools.partial(frame, side)
+    rng = random.Random(21)
+    parts = [
+        f(Opcode.TEXT, b"hi"), f(Opcode.BINARY, PAYLOAD_256), f(Opcode.PING, b"p"), f(Opcode.PONG),
+        f(Opcode.TEXT, b"ab", fin=False) + f(Opcode.PING, b"mid") + f(Opcode.CONT, b"cd"),
+        f(Opcode.BINARY, PAYLOAD_64K[:3000]), f(Opcode.TEXT, "€".encode() * 50),
+    ]
+    endings = [b"", f(Opcode.CLOSE, close_payload(1000)) + f(Opcode.TEXT, b"after"), f(5) + f(Opcode.PING),
+               f(Opcode.TEXT, b"\xff"), f(Opcode.CONT, b"x"), f(Opcode.TEXT, b"a", rsv2=True),
+               f(Opcode.TEXT, b"cut", fin=False), f(Opcode.BINARY, b"partial")[:-3]]
+    for ending in endings:
+        yield b"".join(rng.choice(parts) for _ in range(rng.randint(0, 8))) + ending
+
+
+@SIDES
+def test_lazy_parsing_ends_as_eager_parsing_does(side: Side) -> None:
+    """However chunked and however many messages a call, parsing lazily gives the events,
+    the frames queued, the error and the state that receive_data() gives."""
+    rng = random.Random(5)
+    for n, data in enumerate(_streams(side)):
+        eager = run(make(side), [data])
+        for chunks in chunkings(data, n):
+            assert _lazily(make(side), chunks, rng) == eager
+            assert run(make(side), chunks) == eager
+
+
+@SIDES
+def test_lazy_parsing_of_compressed_messages(side: Side) -> None:
+    """permessage-deflate keeps its context across messages parsed in separate calls; a
+    corrupt compressed message behind them fails (1007) only when reached."""
+    peer = peer_of(side)
+    messages: List[Union[str, bytes]] = [f"message {i} " * (i * 7) for i in range(6)] + [PAYLOAD_256]
+    data = b"".join(b"".join(peer.send_message(m)) for m in messages)
+    data += b"".join(peer.send_fragment("frag", fin=False) + peer.send_fragment("ment", fin=True))
+    bad = frame(side, Opcode.BINARY, b"\xff\xff\xff", rsv1=True)
+    proto = make(side, deflate=True)
+    proto.feed(data + bad)
+    for message in messages + ["fragment"]:
+        assert proto.next_events() == [message]
+        assert proto.data_to_send() == []
+    assert proto.next_events() == []
+    assert_failed(observe(proto, [], b"".join(proto.data_to_send())), 1007)
+
+
+@SIDES
+def test_receive_data_parses_what_was_fed_first(side: Side) -> None:
+    """The background reader may take over from a lazy recv(): receive_data() parses the
+    bytes left unparsed before its own, and everything after."""
+    proto = make(side)
+    proto.feed(frame(side, Opcode.TEXT, b"1") + frame(side, Opcode.TEXT, b"2") + frame(side, Opcode.BINARY, b"3", fin=False))
+    assert proto.next_events() == ["1"]
+    assert proto.receive_data(frame(side, Opcode.CONT, b"4") + frame(side, Opcode.TEXT, b"5")) == ["2", b"34", "5"]
+    assert not proto.input_pending
+    # And receive_data(max_messages=1) too leaves the rest for later.
+    assert proto.receive_data(frame(side, Opcode.TEXT, b"6") + frame(side, Opcode.TEXT, b"7"), max_messages=1) == ["6"]
+    assert proto.input_pending
+    assert proto.receive_data(frame(side, Opcode.TEXT, b"8"), max_messages=1) == ["7"]
+    assert proto.next_events() == ["8"]
+
+
+@SIDES
+def test_lazy_eof_takes_effect_after_what_was_fed(side: Side) -> None:
+    proto = make(side)
+    proto.feed(frame(side, Opcode.TEXT, b"1") + frame(side, Opcode.TEXT, b"2"))
+    assert proto.next_events() == ["1"]
+    proto.receive_eof()
+    assert not proto.eof_received and proto.state is State.OPEN and not proto.should_close_transport
+    assert proto.input_pending
+    proto.feed(frame(side, Opcode.TEXT, b"after the end"))  # ignored, as after any EOF
+    assert proto.next_events() == ["2"]
+    assert not proto.eof_received and proto.input_pending  # the answer to "2" may still go
+    assert proto.send_message("answer")
+    assert proto.next_events() == []
+    assert proto.eof_received and proto.state is State.CLOSED and proto.should_close_transport
+    assert not proto.input_pending
+    assert (proto.close_code, proto.close_reason) == (1006, "")
+    assert proto.receive_data(frame(side, Opcode.TEXT, b"3")) == []
+
+
+@SIDES
+def test_lazy_eof_waits_for_a_call_that_finds_nothing_more(side: Side) -> None:
+    """Also when the last message was a whole frame fed on its own (the quick path)."""
+    proto = make(side)
+    proto.feed(frame(side, Opcode.TEXT, b"1") + frame(side, Opcode.PING, b"p"))
+    assert proto.next_events() == ["1"]
+    proto.feed(frame(side, Opcode.TEXT, b"2"))
+    proto.receive_eof()
+    assert proto.next_events() == [Ping(b"p"), "2"]
+    assert not proto.eof_received and proto.input_pending
+    assert proto.next_events() == []
+    assert proto.eof_received
+
+
+@SIDES
+def test_lazy_eof_after_an_unfinished_frame(side: Side) -> None:
+    proto = make(side)
+    proto.feed(frame(side, Opcode.TEXT, b"1") + frame(side, Opcode.TEXT, b"never finished")[:5])
+    assert proto.next_events() == ["1"]
+    proto.receive_eof()
+    assert proto.next_events() == []
+    assert proto.eof_received and proto.state is State.CLOSED and proto.error is None
+
+
+@SIDES
+def test_lazy_eof_with_nothing_pending_is_at_once(side: Side) -> None:
+    proto = make(side)
+    proto.feed(frame(side, Opcode.TEXT, b"1"))
+    assert proto.next_events() == ["1"]
+    assert not proto.input_pending  # feed_whole took it all
+    proto.receive_eof()
+    assert proto.eof_received and proto.state is State.CLOSED and not proto.input_pending
+
+
+@SIDES
+def test_lazy_eof_then_bad_data_fails_then_ends(side: Side) -> None:
+    """Bad data before the end still fails the connection (its close frame may still
+    reach a peer that only shut down its sending side); then the end takes effect."""
+    proto = make(side)
+    proto.feed(frame(side, Opcode.TEXT, b"1") + frame(side, 3))
+    assert proto.next_events() == ["1"]
+    proto.receive_eof()
+    assert proto.next_events() == []
+    assert proto.error is not None and proto.error.code == 1002
+    assert proto.close_sent is not None and proto.close_sent[0] == 1002
+    assert proto.eof_received and proto.state is State.CLOSED and not proto.input_pending
+
+
+@SIDES
+def test_receive_data_after_eof_held_back(side: Side) -> None:
+    proto = make(side)
+    proto.feed(frame(side, Opcode.TEXT, b"1") + frame(side, Opcode.TEXT, b"2"))
+    assert proto.next_events() == ["1"]
+    proto.receive_eof()
+    assert proto.receive_data(frame(side, Opcode.TEXT, b"ignored")) == ["2"]
+    assert proto.eof_received and not proto.input_pending
+
+
+@SIDES
+def test_fail_from_this_end_drops_what_was_fed(side: Side) -> None:
+    proto = make(side)
+    proto.feed(frame(side, Opcode.TEXT, b"1") + frame(side, Opcode.TEXT, b"2"))
+    assert proto.next_events() == ["1"]
+    assert proto.fail(CloseCode.INTERNAL_ERROR, "keepalive")
+    assert not proto.input_pending
+    assert proto.next_events() == []
+    proto.feed(frame(side, Opcode.TEXT, b"3"))
+    assert not proto.input_pending
+
+
+@SIDES
+def test_transport_closed_drops_what_was_fed(side: Side) -> None:
+    """The I/O layer cut the transport: the stream ends now, parsed or not."""
+    for eof_first in (False, True):
+        proto = make(side)
+        proto.feed(frame(side, Opcode.TEXT, b"1") + frame(side, Opcode.TEXT, b"2"))
+        assert proto.next_events() == ["1"]
+        if eof_first:
+            proto.receive_eof()
+        proto.transport_closed()
+        assert proto.eof_received and proto.state is State.CLOSED and not proto.can_send
+        assert not proto.input_pending
+        assert proto.next_events() == []
+        assert proto.close_code == 1006
+
+
+@SIDES
+def test_feed_copies_a_reused_buffer(side: Side) -> None:
+    buf = bytearray(frame(side, Opcode.TEXT, b"first"))
+    proto = make(side)
+    proto.feed(buf)
+    proto.feed(memoryview(frame(side, Opcode.TEXT, b"second")))
+    buf[:] = frame(side, Opcode.TEXT, b"other")
+    proto.feed(b"")
+    assert proto.next_events(max_messages=None) == ["first", "second"]
 
 
 # -- the module stays sans-I/O (DESIGN.md: the core never touches sockets or threads) ----

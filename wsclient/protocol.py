@@ -6,6 +6,14 @@ with :meth:`Protocol.receive_data` / :meth:`Protocol.receive_eof`, gets back eve
 :meth:`Protocol.data_to_send` returns (pongs and close frames the protocol answers by
 itself), and turns the application's calls into bytes with the ``send_*`` methods.
 
+Received bytes are parsed one of two ways. :meth:`Protocol.receive_data` parses all of them
+at once (eagerly): a reader that nobody waits on answers every ping at once. The lazy pair
+:meth:`Protocol.feed` and :meth:`Protocol.next_events` parses only up to the next message and
+leaves the rest for the next call (:attr:`Protocol.input_pending`), so that an application's
+answer to that message leaves before the close frame for bad data behind it in the same read
+(what the Autobahn testsuite calls strict, cases 3.2-3.4, 4.1.3-4.2.5, 5.15). The two may be
+mixed: :meth:`Protocol.receive_data` first parses whatever the lazy pair left.
+
 A peer that breaks the protocol does not raise out of :meth:`Protocol.receive_data`: the
 protocol records the :class:`~wsclient.exceptions.ProtocolError` in :attr:`Protocol.error`,
 queues a close frame with the matching code (RFC 6455 section 7.1.7, "fail the WebSocket
@@ -17,7 +25,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Generator, List, Optional, Tuple, Union
 
 from .close import CloseCode, known_close_code, parse_close, serialize_close
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, PayloadTooBig, ProtocolError
@@ -147,6 +155,11 @@ class Protocol:
         self.eof_received = False
         self.close_unsent = False
         self._out: List[bytes] = []
+        # Lazy parsing: bytes fed and not yet parsed, the parse stopped after a message
+        # (resumed by the next call), and an end of stream that waits for both.
+        self._input: List[bytes] = []
+        self._pieces: Optional[Generator[FramePiece, None, None]] = None
+        self._eof_pending = False
         # The message being received.
         self._msg_opcode: Optional[int] = None
         self._msg_compressed = False
@@ -162,17 +175,30 @@ class Protocol:
 
     # -- receiving -------------------------------------------------------------------
 
-    def receive_data(self, data: BytesLike) -> List[Event]:
-        """Feed bytes read from the peer.
+    def receive_data(self, data: BytesLike, *, max_messages: Optional[int] = None) -> List[Event]:
+        """Feed bytes read from the peer, and parse them.
 
         Args:
             data: the bytes, in any chunking.
+            max_messages: None (the default) parses all the bytes. A number parses
+                lazily, as :meth:`feed` then :meth:`next_events` with this
+                ``max_messages`` would, at the cost of :meth:`receive_data` when ``data``
+                is one small whole message (the usual read).
 
         Returns:
             The events now complete, in order.
+
+        Raises:
+            ValueError: ``max_messages`` is less than 1.
         """
+        if max_messages is not None and max_messages < 1:
+            raise ValueError(f"max_messages must be at least 1, not {max_messages}")
         if self.failed or self.close_rcvd is not None or self.eof_received:
             return []  # Failed, or the peer closed: whatever follows is ignored.
+        if self._input or self._pieces is not None or self._eof_pending:
+            # Bytes fed and not parsed yet come first.
+            self.feed(data)
+            return self.next_events(max_messages=max_messages)
         if self._msg_opcode is None:
             whole = self._parser.feed_whole(data, self.max_size)
             if whole is not None:  # One small, whole, uncompressed message: the hot path.
@@ -183,6 +209,9 @@ class Protocol:
                 except ProtocolError as exc:
                     self._fail(exc)
                     return []
+        if max_messages is not None:
+            self.feed(data)
+            return self.next_events(max_messages=max_messages)
         events: List[Event] = []
         # Lazily: frames before a bad one are handled, and bytes after a close frame are
         # never parsed, however the bytes were chunked.
@@ -201,9 +230,130 @@ class Protocol:
         return events
 
     def receive_eof(self) -> None:
-        """The peer closed its side of the transport (or it vanished)."""
+        """The peer closed its side of the transport (or it vanished).
+
+        If :meth:`feed` gave bytes that :meth:`next_events` has not parsed yet, the end
+        takes effect only once they are parsed: :attr:`eof_received` stays false and
+        :attr:`input_pending` true until a :meth:`next_events` call finds nothing more to
+        parse (or the connection fails, or the peer's close frame arrives).
+        """
+        if self._input or self._pieces is not None:
+            self._eof_pending = True
+            return
         self.eof_received = True
         self.state = State.CLOSED
+
+    # -- receiving lazily ----------------------------------------------------------------
+
+    def feed(self, data: BytesLike) -> None:
+        """Keep received bytes for :meth:`next_events`, without parsing them.
+
+        Bytes that arrive after the connection failed, after the peer's close frame or
+        after the end of the stream are ignored, as :meth:`receive_data` ignores them.
+
+        Args:
+            data: the bytes, in any chunking (copied unless they are ``bytes``, so the
+                caller may reuse its buffer).
+        """
+        if self.failed or self.close_rcvd is not None or self.eof_received or self._eof_pending:
+            return
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        if data:
+            self._input.append(data)
+
+    @property
+    def input_pending(self) -> bool:
+        """Whether :meth:`next_events` has something to parse without more bytes.
+
+        True after :meth:`feed`, after a :meth:`next_events` that stopped at its last
+        message with bytes left, and after a :meth:`receive_eof` that waits for them. The
+        I/O layer calls :meth:`next_events` while this is true, and reads the transport
+        only when it is false. The call may still return no event: the rest can be an
+        unfinished frame.
+        """
+        return bool(self._input) or self._pieces is not None or self._eof_pending
+
+    def next_events(self, *, max_messages: Optional[int] = 1) -> List[Event]:
+        """Parse what :meth:`feed` kept, up to and including the ``max_messages``-th message.
+
+        Control frames before that message are handled as :meth:`receive_data` handles
+        them (pongs queued, a close frame answered; parsing stops after a close frame);
+        the bytes after it stay unparsed until the next call, so a frame that breaks the
+        protocol there fails the connection only when that call reaches it. Once
+        everything fed is parsed, an end of stream :meth:`receive_eof` held back takes
+        effect.
+
+        Args:
+            max_messages: how many data messages (``str`` or ``bytes`` events) to parse
+                at most; None parses everything, as :meth:`receive_data` does.
+
+        Returns:
+            The events now complete, in order: any control events, then at most
+            ``max_messages`` messages (with control events between them).
+
+        Raises:
+            ValueError: ``max_messages`` is less than 1.
+        """
+        if max_messages is not None and max_messages < 1:
+            raise ValueError(f"max_messages must be at least 1, not {max_messages}")
+        events: List[Event] = []
+        if self.failed or self.close_rcvd is not None or self.eof_received:
+            self._drop_input()
+            return events
+        count = 0
+        pieces = self._pieces
+        try:
+            while True:
+                if pieces is None:
+                    chunks = self._input
+                    if not chunks:
+                        break
+                    self._input = []
+                    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    if self._msg_opcode is None:
+                        whole = self._parser.feed_whole(data, self.max_size)
+                        if whole is not None:  # The hot path, as in receive_data().
+                            events.append(whole[1] if whole[0] == Opcode.BINARY else decode_text(whole[1]))
+                            count += 1
+                            if count == max_messages:
+                                return events
+                            continue
+                    pieces = self._pieces = self._parser.iter_feed(data)
+                for piece in pieces:
+                    event = self._receive_piece(piece)
+                    if event is None:
+                        continue
+                    events.append(event)
+                    cls = event.__class__
+                    if cls is Close:
+                        self._drop_input()
+                        return events
+                    if cls is str or cls is bytes:
+                        count += 1
+                        if count == max_messages:
+                            return events  # self._pieces goes on from here next time.
+                pieces = self._pieces = None  # All of this data parsed.
+        except ProtocolError as exc:
+            self._fail(exc)
+            return events
+        self._end_of_input()
+        return events
+
+    def _end_of_input(self) -> None:
+        """Everything fed is parsed: an end of stream held back takes effect."""
+        if self._eof_pending:
+            self._eof_pending = False
+            self.eof_received = True
+            self.state = State.CLOSED
+
+    def _drop_input(self) -> None:
+        """Nothing more will be parsed: forget what was fed, and end the stream if it ended."""
+        self._input = []
+        pieces, self._pieces = self._pieces, None
+        if pieces is not None:
+            pieces.close()
+        self._end_of_input()
 
     def _receive_piece(self, piece: FramePiece) -> Optional[Event]:
         header = piece.header
@@ -325,7 +475,9 @@ class Protocol:
         reason = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
         payload = serialize_close(code, reason)  # an invalid code raises before any change
         self.failed = True
-        return self._close_frame(code, reason, payload)
+        frames = self._close_frame(code, reason, payload)
+        self._drop_input()  # Nothing the peer sent is parsed any more.
+        return frames
 
     # -- sending -----------------------------------------------------------------------
 
@@ -540,7 +692,11 @@ class Protocol:
                 was cut while it waited behind a stalled write). If the peer's close frame
                 never came either, no close frame went either way: the close code is then
                 1006 (RFC 6455 section 7.1.5), whatever :meth:`send_close` was asked.
+
+        Bytes :meth:`feed` kept and :meth:`next_events` did not parse yet are dropped:
+        the stream ends at once.
         """
+        self._drop_input()
         if not self.eof_received:
             self.receive_eof()
         if close_unsent and self.close_sent is not None:

@@ -401,6 +401,8 @@ class Case:
         upgrade: the driver's ``Upgrade`` and ``Connection`` header values.
         lowercase: the driver writes its header names in lower case.
         timeout: seconds for the whole case.
+        pending: why wsclient does not pass the case yet: the test is then expected to
+            fail (``xfail``, strict: passing is reported too); None for a case it passes.
     """
 
     id: str
@@ -419,6 +421,7 @@ class Case:
     upgrade: Tuple[str, str] = ("websocket", "Upgrade")
     lowercase: bool = False
     timeout: float = 10.0
+    pending: Optional[str] = None
 
     @property
     def strict(self) -> bool:

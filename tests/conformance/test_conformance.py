@@ -68,6 +68,15 @@ def verdict(case: Case, obs: Observed, api: ApiResult) -> None:
     )
 
 
+def _params(role: str) -> list:
+    """The role's cases; a case wsclient does not pass yet (``pending``) as a strict xfail."""
+    return [
+        pytest.param(c, id=_id(c), marks=pytest.mark.xfail(strict=True, reason=c.pending)) if c.pending
+        else pytest.param(c, id=_id(c))
+        for c in for_role(role)
+    ]
+
+
 def _first_frame(case: Case, *, client: bool) -> bytes:
     """The first action's bytes, for cases that send it with the handshake."""
     if not case.with_handshake:
@@ -86,7 +95,7 @@ def _skip_first(case: Case) -> Case:
     return replace(case, script=case.script[1:])
 
 
-@pytest.mark.parametrize("case", for_role(SERVER), ids=_id)
+@pytest.mark.parametrize("case", _params(SERVER))
 def test_server_role(case: Case, echo_servers) -> None:
     """The driver is the client; wsclient's server echoes."""
     deadline = time.monotonic() + case.timeout
@@ -106,7 +115,7 @@ def test_server_role(case: Case, echo_servers) -> None:
     verdict(case, obs, echo_servers.result(local_port, timeout=10))
 
 
-@pytest.mark.parametrize("case", for_role(CLIENT), ids=_id)
+@pytest.mark.parametrize("case", _params(CLIENT))
 def test_client_role(case: Case) -> None:
     """The driver is the server; a wsclient client echoes."""
     deadline = time.monotonic() + case.timeout

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Dict, List
 
 from ..model import ROLES, Case
-from . import closing, compression, fragmentation, framing, limits, misc, opcodes, pingpong, rsv, utf8
+from . import closing, compression, fragmentation, framing, limits, misc, opcodes, pingpong, rsv, strict, utf8
 
 GROUPS = {
     "framing": framing.CASES,
@@ -19,6 +19,7 @@ GROUPS = {
     "limits": limits.CASES,
     "misc": misc.CASES,
     "compression": compression.CASES,
+    "strict": strict.CASES,
 }
 
 ALL: List[Case] = [c for cases in GROUPS.values() for c in cases]
