@@ -428,3 +428,53 @@ def _result_or_error(call, *args, **kwargs):
         return call(*args, **kwargs)
     except Exception as exc:
         return exc
+
+
+def _bad_data_after(text: bytes) -> bytes:
+    """A text message, then a frame with RSV2 set (1002), a ping, in one write."""
+    bad = bytearray(Frame(Opcode.TEXT, b"bad").serialize())
+    bad[0] |= 0x20
+    return Frame(Opcode.TEXT, text).serialize() + bytes(bad) + Frame(Opcode.PING, b"p").serialize()
+
+
+def test_bad_data_fails_the_connection_only_after_the_message_before_it_was_answered():
+    got = []
+
+    def peer(sock):
+        sock.sendall(_bad_data_after(b"question"))
+        got.extend(client_frames(sock, until_close=True))
+
+    raw = RawServer(peer)
+    ws = wsclient.connect(raw.uri, ping_interval=None, compression=None)
+    assert ws.recv(timeout=5) == "question"
+    ws.send("answer")  # Still allowed: the application has not asked past the message.
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        ws.recv(timeout=5)
+    raw.join()
+    assert info.value.code == 1002 and isinstance(info.value.__cause__, wsclient.ProtocolError)
+    # The answer left before the close frame, and the ping behind the bad frame was never
+    # answered (nothing after bad data is parsed).
+    assert [f.opcode for f in got] == [Opcode.TEXT, Opcode.CLOSE]
+    assert got[0].payload == b"answer" and got[1].payload[:2] == (1002).to_bytes(2, "big")
+
+
+def test_bad_data_fails_the_connection_after_the_grace_when_nobody_reads():
+    from wsclient.duplex import FAILURE_GRACE
+
+    closed_at = []
+
+    def peer(sock):
+        sock.sendall(_bad_data_after(b"unread"))
+        frames = client_frames(sock, until_close=True)
+        closed_at.append(time.monotonic())
+        assert frames[-1].payload[:2] == (1002).to_bytes(2, "big")
+
+    raw = RawServer(peer)
+    ws = wsclient.connect(raw.uri, ping_interval=None, compression=None)
+    sent_at = time.monotonic()
+    raw.join()  # The application never calls recv(): the watcher fails it after the grace.
+    assert FAILURE_GRACE - 0.1 <= closed_at[0] - sent_at <= FAILURE_GRACE + 3
+    assert ws.recv(timeout=5) == "unread"  # Nothing received before it is lost.
+    with pytest.raises(wsclient.ConnectionClosedError) as info:
+        ws.recv(timeout=5)
+    assert info.value.code == 1002

@@ -18,7 +18,7 @@ import pytest
 
 from wsclient.close import CloseCode
 from wsclient.deflate import DeflateOptions, DeflateParams, PerMessageDeflate
-from wsclient.exceptions import PayloadTooBig
+from wsclient.exceptions import PayloadTooBig, ProtocolError
 from wsclient.frames import Frame, Opcode, apply_mask, parse_frames
 from wsclient.protocol import (
     DEFAULT_MAX_SIZE,
@@ -1675,3 +1675,22 @@ def test_feed_copies_a_reused_buffer(side: Side) -> None:
 
 
 # -- the module stays sans-I/O (DESIGN.md: the core never touches sockets or threads) ----
+
+
+def test_a_deferred_failure_waits_for_release_and_parses_nothing_after_the_bad_frame() -> None:
+    proto = Protocol(Side.CLIENT, mask_key=lambda: b"\x00\x00\x00\x00")
+    proto.defer_failures = True
+    bad = bytearray(Frame(Opcode.TEXT, b"bad").serialize())
+    bad[0] |= 0x20  # RSV2
+    stream = Frame(Opcode.TEXT, b"first").serialize() + bytes(bad) + Frame(Opcode.PING, b"p").serialize()
+    assert proto.receive_data(stream) == ["first"]
+    assert isinstance(proto.pending_failure, ProtocolError)
+    assert proto.data_to_send() == []  # No close frame yet, and the ping after it is not parsed.
+    assert proto.can_send and not proto.failed
+    assert proto.receive_data(Frame(Opcode.TEXT, b"later").serialize()) == []  # Ignored.
+    proto.release_failure()
+    assert proto.failed and proto.close_code == 1002
+    [frame] = proto.data_to_send()
+    assert frame[0] == 0x88 and frame[6:8] == (1002).to_bytes(2, "big")
+    proto.release_failure()  # Idempotent.
+    assert proto.data_to_send() == []

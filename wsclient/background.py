@@ -51,6 +51,10 @@ class Host(TypingProtocol):
 
     def release_read(self) -> None: ...
 
+    def release_failure(self) -> None: ...
+
+    failure_due: Optional[float]
+
     def flush_control(self) -> None: ...
 
     def abort(self, cause: Optional[BaseException]) -> None: ...
@@ -171,6 +175,10 @@ class Background:
         host = self._host
         if host.closed:
             return None
+        if host.failure_due is not None and now >= host.failure_due and host.proto.pending_failure is not None:
+            host.release_failure()  # The application did not come back for it in time.
+            if host.closed:
+                return None
         if self._close_deadline is not None and now >= self._close_deadline:
             host.abort(TimeoutError("the closing handshake did not finish in time"))
             return None

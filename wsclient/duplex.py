@@ -50,7 +50,7 @@ from .outbox import Outbox
 from .protocol import COMPRESSED_SLICE, Close, Pong, Protocol, Side
 from .watcher import BACKOFF, Watcher
 
-__all__ = ["Duplex", "BROADCAST_WAIT", "remaining"]
+__all__ = ["Duplex", "BROADCAST_WAIT", "FAILURE_GRACE", "remaining"]
 
 logger = logging.getLogger("wsclient")
 
@@ -61,6 +61,13 @@ _READ_AFTER_RESET_WAIT = 0.5
 #: How long :meth:`Duplex.send_nowait` (``broadcast()``) waits for another thread's write
 #: to a peer that reads (seconds); a peer that does not read is skipped at once.
 BROADCAST_WAIT = 0.5
+
+#: How long a peer's protocol error may wait for the application (seconds). Messages
+#: that arrived before the bad data are delivered first; the connection fails (1002,
+#: 1007...) when the application asks for the message after them, so its answers to them
+#: leave before the close frame (what the Autobahn testsuite calls strict), or at the
+#: latest this long after the bad data arrived. Pings before it are answered at once.
+FAILURE_GRACE = 1.0
 
 #: The end of a fragmented message's iterable (``next(fragments, _END)``).
 _END: Any = object()
@@ -112,6 +119,10 @@ class Duplex:
         self._changed = self.inbox.changed
         self.outbox = Outbox(self.channel)
         self.background = Background(self, options)
+        # A peer's protocol error waits until the application has taken (and could answer)
+        # the messages before it: release_failure().
+        protocol.defer_failures = True
+        self.failure_due: Optional[float] = None
         if initial_data:
             with self.read_lock:
                 self.process(initial_data, want=False)
@@ -176,6 +187,10 @@ class Duplex:
                         # rather than read the end again.
                         self._changed.wait(remaining(deadline, None))
                         return None
+            if self.proto.pending_failure is not None and not inbox.messages:
+                # Every message before the peer's bad data was taken: fail now.
+                self.release_failure()
+                continue
             data = self.channel.recv(deadline)
             if data is None:
                 return None
@@ -200,6 +215,7 @@ class Duplex:
                 events = proto.receive_data(data)
             else:
                 events = []
+                proto.release_failure()  # The stream ended: nothing is left to answer.
                 proto.receive_eof()
                 self.abort_cause = self.abort_cause or self.channel.error
                 self._changed.notify_all()  # A failed write waits for this (_read_what_arrived).
@@ -227,11 +243,28 @@ class Duplex:
                 inbox.notify()
         if pending:
             self.flush_control()
+        if proto.pending_failure is not None and self.failure_due is None:
+            self.failure_due = time.monotonic() + FAILURE_GRACE
+            self.background.schedule(self.failure_due)
         if finished:
             self._close_when_written()
         elif closing and self.close_timeout is not None:
             self.background.close_by(time.monotonic() + self.close_timeout)
         return first
+
+    def release_failure(self) -> None:
+        """Fail the connection for the peer's protocol error the protocol kept (see
+        :data:`FAILURE_GRACE`): the close frame goes out, then the transport closes."""
+        with self.state_lock:
+            self.proto.release_failure()
+            control = self.proto.data_to_send()
+            if control:
+                self.outbox.queue(control)
+            finished = self.proto.should_close_transport
+        if control:
+            self.flush_control()
+        if finished:
+            self._close_when_written()
 
     def _wait_for_reader(self, deadline: Optional[float]) -> None:
         """Wait (hold the inbox's condition) until the thread reading gives the socket

@@ -154,6 +154,10 @@ class Protocol:
         self.failed = False
         self.eof_received = False
         self.close_unsent = False
+        #: Set by the I/O layer: a peer's protocol error is kept in
+        #: :attr:`pending_failure` until :meth:`release_failure`, rather than failing at once.
+        self.defer_failures = False
+        self.pending_failure: Optional[ProtocolError] = None
         self._out: List[bytes] = []
         # Lazy parsing: bytes fed and not yet parsed, the parse stopped after a message
         # (resumed by the next call), and an end of stream that waits for both.
@@ -193,7 +197,7 @@ class Protocol:
         """
         if max_messages is not None and max_messages < 1:
             raise ValueError(f"max_messages must be at least 1, not {max_messages}")
-        if self.failed or self.close_rcvd is not None or self.eof_received:
+        if self.failed or self.close_rcvd is not None or self.eof_received or self.pending_failure:
             return []  # Failed, or the peer closed: whatever follows is ignored.
         if self._input or self._pieces is not None or self._eof_pending:
             # Bytes fed and not parsed yet come first.
@@ -207,7 +211,7 @@ class Protocol:
                 try:
                     return [decode_text(whole[1])]
                 except ProtocolError as exc:
-                    self._fail(exc)
+                    self._peer_failed(exc)
                     return []
         if max_messages is not None:
             self.feed(data)
@@ -224,7 +228,7 @@ class Protocol:
                     if event.__class__ is Close:
                         break
         except ProtocolError as exc:
-            self._fail(exc)
+            self._peer_failed(exc)
         finally:
             pieces.close()
         return events
@@ -255,7 +259,7 @@ class Protocol:
             data: the bytes, in any chunking (copied unless they are ``bytes``, so the
                 caller may reuse its buffer).
         """
-        if self.failed or self.close_rcvd is not None or self.eof_received or self._eof_pending:
+        if self.failed or self.close_rcvd is not None or self.eof_received or self._eof_pending or self.pending_failure:
             return
         if not isinstance(data, bytes):
             data = bytes(data)
@@ -335,7 +339,7 @@ class Protocol:
                             return events  # self._pieces goes on from here next time.
                 pieces = self._pieces = None  # All of this data parsed.
         except ProtocolError as exc:
-            self._fail(exc)
+            self._peer_failed(exc)
             return events
         self._end_of_input()
         return events
@@ -448,6 +452,32 @@ class Protocol:
             self.close_sent = (code, "")
             self._out.append(self._frame(Opcode.CLOSE, serialize_close(code)))
         return Close(code, reason)
+
+    def _peer_failed(self, exc: ProtocolError) -> None:
+        """The peer broke the protocol: fail now, or keep the failure for
+        :meth:`release_failure` (with :attr:`defer_failures`). Nothing after the bad data
+        is parsed either way."""
+        if self.defer_failures:
+            self.pending_failure = exc
+            self._drop_input()
+        else:
+            self._fail(exc)
+
+    def release_failure(self) -> None:
+        """Fail the connection for the protocol error kept in :attr:`pending_failure`.
+
+        With :attr:`defer_failures`, the I/O layer calls this once the application has
+        taken every message received before the bad data and asked for the next (or after
+        a grace period): its answers to those messages then leave before the close frame,
+        as RFC 6455 section 7.1.7 allows and the Autobahn testsuite calls strict. The
+        close frame is then in :meth:`data_to_send`. Nothing happens without a pending
+        failure, or if the connection failed or closed meanwhile.
+        """
+        exc, self.pending_failure = self.pending_failure, None
+        if exc is not None and not self.failed and self.close_sent is None:
+            self._fail(exc)
+        elif exc is not None and self.error is None:
+            self.error = exc
 
     def _fail(self, exc: ProtocolError) -> None:
         self.error = exc

@@ -21,9 +21,6 @@ from ..model import Batch, Big, Binary, Case, PongOf, Send, Text, binary, case, 
 G = "strict"
 R = "7.1.7: the connection fails at the bad frame; the messages before it are delivered and answered"
 
-#: Why these cases fail until ``recv()`` parses lazily (removed once it does).
-PENDING = "until recv() parses lazily"
-
 HELLO = "Hello, world!"
 
 
@@ -31,7 +28,7 @@ def _then(bad: Send, title: str, autobahn: str, code: int = 1002) -> Case:
     """Autobahn's shape: a text message, the bad frame, a ping (never answered), in one write."""
     return case(
         f"{autobahn}-one-write", G, f"text, then {title}, then ping, in one write",
-        [Batch((text(HELLO), bad, ping(b"")))], fail(code, Text(HELLO)), rfc=R, pending=PENDING,
+        [Batch((text(HELLO), bad, ping(b"")))], fail(code, Text(HELLO)), rfc=R,
     )
 
 
@@ -49,17 +46,17 @@ CASES = [
          "text in 2 fragments, then continuation FIN=0 with nothing to continue, then text, in one write",
          [Batch((text("fragment1", fin=False), cont("fragment2"), cont("fragment3", fin=False), cont("fragment4"),
                  text("Hello")))],
-         fail(1002, Text("fragment1fragment2")), rfc=R, pending=PENDING),
+         fail(1002, Text("fragment1fragment2")), rfc=R),
     # More than one message before the bad data: each recv() takes one, each is answered.
     case("s.1", G, "10 text messages, a ping, then text with RSV2, then ping, in one write",
          [Batch(tuple(text(f"message {i}") for i in range(10)) + (ping(b"p"), text(HELLO, rsv=2), ping(b"q")))],
-         fail(1002, *[Text(f"message {i}") for i in range(10)], PongOf(b"p")), rfc=R, pending=PENDING),
+         fail(1002, *[Text(f"message {i}") for i in range(10)], PongOf(b"p")), rfc=R),
     # Other codes: the message before invalid UTF-8 (1007) or an oversized one (1009).
     case("s.2", G, "text, then text with invalid UTF-8, in one write",
          [Batch((text(HELLO), text(b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited")))],
-         fail(1007, Text(HELLO)), rfc=R + "; 8.1: invalid UTF-8 fails with 1007", pending=PENDING),
+         fail(1007, Text(HELLO)), rfc=R + "; 8.1: invalid UTF-8 fails with 1007"),
     case("s.3", G, "max_size=65536: binary, then the header of a binary of 65537 bytes, in one write",
          [Batch((binary(b"\x00\x01"), binary(Big(65537), cut=0)))],
          fail(1009, Binary(b"\x00\x01")), rfc=R + "; 10.4, 7.4.1: a message over the limit fails with 1009",
-         options={"max_size": 65536}, pending=PENDING),
+         options={"max_size": 65536}),
 ]
