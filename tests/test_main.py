@@ -375,11 +375,22 @@ def test_headers_and_subprotocol_are_sent(run_server) -> None:
     assert result.stdout.strip() == "abc chat"
 
 
-def test_verbose_logs_frames_on_stderr(echo_server) -> None:
-    result = run(["connect", echo_server.uri, "-v"], stdin="traced\n")
+def test_verbose_traces_both_directions_alike_with_keepalive_pings(run_server) -> None:
+    def slow_echo(ws: wsclient.WebSocket) -> None:
+        message = ws.recv(timeout=TIMEOUT)
+        time.sleep(0.5)  # Long enough for a few keepalive pings at --ping-interval 0.1.
+        ws.send(message)
+        ws.recv(timeout=TIMEOUT)
+
+    result = run(["connect", run_server(slow_echo).uri, "-v", "--ping-interval", "0.1", "--idle", "1"],
+                 stdin="traced\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "traced"
-    assert "client < text" in result.stderr
+    lines = [line.split(" ", 2)[2] for line in result.stderr.splitlines()]  # without the time
+    assert "> text 'traced'" in lines and "< text 'traced'" in lines
+    assert "> ping 8 bytes 0000000000000001 (keepalive)" in lines
+    assert any(line.startswith("< pong 8 bytes 0000000000000001 after ") for line in lines)
+    assert lines[-2:] == ["> close 1000", "< close 1000"]
 
 
 @pytest.mark.parametrize("command", [[], ["demo"], ["connect"], ["serve"]])

@@ -1,0 +1,161 @@
+"""The ``connect`` subcommand: turn its options into a connection, run it as a pipe or
+interactively (:mod:`wsclient.cli_interactive`), and turn how it ended into an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import ssl
+import sys
+from typing import IO, Any, List, Optional, Tuple
+
+from .cli_interactive import interactive
+from .cli_pipe import pipe
+from .cli_session import Session, trace_logger
+from .cli_show import Formatter, Palette, reason_of, wants_colour
+from .cli_status import EXIT_FAILED, EXIT_USAGE, INTERRUPT_CLOSE_TIMEOUT, interrupted
+from .client import connect as ws_connect
+from .connection import WebSocket
+from .exceptions import InvalidStatus, InvalidURI
+from .recording import Recorder
+from .uri import redact
+
+__all__ = ["connect", "MAX_BODY_SHOWN"]
+
+#: Characters of a rejected handshake's body (a 401's explanation) shown on stderr.
+MAX_BODY_SHOWN = 2000
+
+
+def _ssl_context(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
+    if args.insecure:
+        # Deliberately unverified, and only on request (--insecure): a fresh context,
+        # never a default one changed behind the user's back.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if args.cafile:
+        try:
+            return ssl.create_default_context(cafile=args.cafile)
+        except OSError as exc:  # ssl.SSLError too
+            raise ValueError(f"cannot load --cafile {args.cafile!r}: {reason_of(exc)}") from None
+    return None
+
+
+def _headers(values: List[str]) -> List[Tuple[str, str]]:
+    pairs = []
+    for value in values:
+        name, sep, rest = value.partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"a header is NAME:VALUE, not {value!r}")
+        pairs.append((name.strip(), rest.strip()))
+    return pairs
+
+
+def _setup_logging(verbose: int) -> None:
+    """``-v``: this command's frame trace on stderr; ``-vv``: the library's debug log too."""
+    if not verbose:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    trace_logger.addHandler(handler)
+    trace_logger.setLevel(logging.DEBUG)
+    trace_logger.propagate = False
+    if verbose > 1:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
+                            format="%(asctime)s %(threadName)s %(name)s %(message)s")
+
+
+def _rejected(exc: InvalidStatus, uri: str) -> None:
+    """A non-101 answer: the status, then its body (a 401 or 403 usually says why)."""
+    print(f"wsclient: cannot connect to {redact(uri)}: {exc}", file=sys.stderr)
+    body = exc.response.body or b""
+    if body:
+        text = body.decode("utf-8", "replace").strip()
+        if len(text) > MAX_BODY_SHOWN:
+            text = text[:MAX_BODY_SHOWN] + f"... ({len(body)} bytes in all)"
+        print("wsclient: the server said:", file=sys.stderr)
+        for line in text.splitlines():
+            print(f"  {line}", file=sys.stderr)
+
+
+def _open(args: argparse.Namespace) -> Any:
+    """The open connection, or an exit status when it could not be opened."""
+    try:
+        headers = _headers(args.header)
+        context = _ssl_context(args)
+    except ValueError as exc:
+        print(f"wsclient: invalid argument: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return ws_connect(
+            args.uri, timeout=args.timeout, headers=headers, subprotocols=args.subprotocol or None,
+            origin=args.origin, proxy=args.proxy, ssl_context=context,
+            compression=None if args.no_compression else "deflate",
+            ping_interval=None,  # The session sends its own keepalive pings (traced, timed).
+        )
+    except KeyboardInterrupt:
+        return interrupted()
+    except InvalidURI as exc:
+        print(f"wsclient: invalid URI: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except InvalidStatus as exc:
+        _rejected(exc, args.uri)
+        return EXIT_FAILED
+    except OSError as exc:  # WebSocketError and TimeoutError are OSErrors.
+        print(f"wsclient: cannot connect to {redact(args.uri)}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ValueError, TypeError) as exc:  # Refused before any traffic: misuse, not failure.
+        print(f"wsclient: invalid argument: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def connect(args: argparse.Namespace) -> int:
+    """The ``connect`` subcommand: open a connection, then run it interactively or as a pipe.
+
+    Args:
+        args: the parsed arguments (see ``python -m wsclient connect --help``).
+
+    Returns:
+        The exit status (see :mod:`wsclient.cli_status`).
+    """
+    _setup_logging(args.verbose)
+    if args.ping_interval < 0:
+        print(f"wsclient: invalid argument: ping_interval must be 0 or more, not {args.ping_interval}", file=sys.stderr)
+        return EXIT_USAGE
+    record: Optional[IO[str]] = None
+    if args.record:
+        try:
+            record = open(args.record, "w", encoding="utf-8")
+        except OSError as exc:
+            print(f"wsclient: cannot write --record {args.record!r}: {reason_of(exc)}", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        opened = _open(args)
+        if isinstance(opened, int):
+            return opened
+        return _run(args, opened, record)
+    finally:
+        if record is not None:
+            record.close()
+
+
+def _run(args: argparse.Namespace, ws: WebSocket, record: Optional[IO[str]]) -> int:
+    recorder = Recorder(record, uri=args.uri, subprotocol=ws.subprotocol) if record is not None else None
+    terminal = sys.stdin.isatty() and args.recv is None
+    palette = Palette(wants_colour(sys.stdout if terminal else sys.stderr))
+    formatter = Formatter(binary_format=args.binary_format, pretty_json=args.json)
+    session = Session(ws, recorder=recorder, keepalive=args.ping_interval or None,
+                      ping_timeout=args.ping_timeout or None)
+    try:
+        if terminal:
+            return interactive(session, formatter=formatter, palette=palette,
+                               show_pings=args.show_ping_pong, uri=args.uri)
+        return pipe(session, formatter=formatter, palette=palette, show_pings=args.show_ping_pong,
+                    recv=args.recv, timeout=args.timeout, idle=args.idle)
+    except KeyboardInterrupt:  # Ctrl-C while sending, waiting or closing
+        ws.close_timeout = min(ws.close_timeout or INTERRUPT_CLOSE_TIMEOUT, INTERRUPT_CLOSE_TIMEOUT)
+        return interrupted(ws)
+    finally:
+        session.finish()
