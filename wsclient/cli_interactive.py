@@ -96,7 +96,7 @@ class _Screen:
         with self.lock:
             buffer = readline.get_line_buffer() if readline is not None else ""
             tail = _PROMPT + buffer if self.reading else ""
-            lines = self.palette.paint(role, text).replace("\n", "\r\n" if self.reading else "\n")
+            lines = self.palette.paint(role, text)
             sys.stdout.write(f"\r\x1b[K{lines}\n{tail}" if self.reading else f"{lines}\n")
             sys.stdout.flush()
 
