@@ -227,6 +227,8 @@ class ReplayServer:
         except TimeoutError:
             return ReplayMismatch(session, event.line, expected, f"nothing within {self.timeout:g} s")
         except ConnectionClosed as exc:
+            if self._stopping.is_set():  # stop() ended the session: not the client's doing.
+                return None
             return ReplayMismatch(session, event.line, expected, f"a close ({exc.code})")
         if isinstance(got, str) != isinstance(event.data, str) or (self.compare and got != event.data):
             return ReplayMismatch(session, event.line, expected,
