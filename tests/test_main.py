@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Iterator, List, Optional
 
 import pytest
@@ -405,3 +407,117 @@ def test_main_without_a_command_is_a_usage_error(capsys: pytest.CaptureFixture) 
     with pytest.raises(SystemExit) as info:
         main([])
     assert info.value.code == 2
+
+
+def test_version() -> None:
+    result = run(["--version"])
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"wsclient {wsclient.__version__}"
+
+
+def test_a_rejected_handshake_shows_the_body_that_says_why(run_server) -> None:
+    server = run_server(lambda ws: None,
+                        process_request=lambda request: (401, [("Content-Type", "text/plain")],
+                                                         b"token expired\nlog in again"))
+    result = run(["connect", server.uri])
+    assert result.returncode == 1
+    assert result.stderr == (f"wsclient: cannot connect to {server.uri}: server rejected WebSocket "
+                             "connection: HTTP 401\nwsclient: the server said:\n  token expired\n  log in again\n")
+
+
+def test_pipe_mode_shows_pings_with_p_and_never_colours(run_server) -> None:
+    def slow_echo(ws: wsclient.WebSocket) -> None:
+        message = ws.recv(timeout=TIMEOUT)
+        time.sleep(0.5)  # A window for a few keepalive pings at --ping-interval 0.1.
+        ws.send(message)
+        ws.recv(timeout=TIMEOUT)
+
+    result = run(["connect", run_server(slow_echo).uri, "-P", "--ping-interval", "0.1", "--recv", "1"],
+                 stdin="x\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "x\n"
+    assert "ping: pong after " in result.stderr
+    assert "\x1b[" not in result.stdout + result.stderr
+
+
+def test_pipe_mode_json_and_base64(run_server) -> None:
+    def sender(ws: wsclient.WebSocket) -> None:
+        ws.send('{"a": 1, "b": [true]}')
+        ws.send("not json")
+        ws.send(b"\x00\xff\x10")
+
+    result = run(["connect", run_server(sender).uri, "--json", "--binary-format", "base64", "--recv", "3"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == '{\n  "a": 1,\n  "b": [\n    true\n  ]\n}\nnot json\n[binary 3 bytes] base64:AP8Q\n'
+
+
+def test_record_a_session_the_server_closes(run_server, tmp_path) -> None:
+    def closer(ws: wsclient.WebSocket) -> None:
+        ws.send(f"bye {ws.recv(timeout=TIMEOUT)}")
+        ws.close(4000, "server done")
+
+    path = tmp_path / "session.jsonl"
+    process = start(["connect", run_server(closer).uri, "--record", str(path)])
+    process.stdin.write("hello\n")
+    process.stdin.flush()  # ... and stdin stays open.
+    status, out, err = finish(process)
+    assert (status, out) == (1, "bye hello\n"), err
+    events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[1:]]
+    assert [(e["from"], e["type"], e.get("text", e.get("code"))) for e in events] == [
+        ("client", "text", "hello"), ("server", "text", "bye hello"),
+        ("server", "close", 4000), ("client", "close", 4000)]
+
+
+def test_record_to_an_unwritable_file_is_a_usage_error(echo_server, tmp_path) -> None:
+    result = run(["connect", echo_server.uri, "--record", str(tmp_path / "no" / "such" / "dir.jsonl")])
+    assert result.returncode == 2
+    assert "cannot write --record" in result.stderr and "No such file" in result.stderr
+
+
+# -- the exit status table ------------------------------------------------------------------
+
+def _status_interrupted(run_server, tmp_path) -> int:
+    process = start(["connect", run_server().uri])
+    process.stdin.write("ready\n")
+    process.stdin.flush()
+    wait_for_line(process, "ready")
+    process.send_signal(signal.SIGINT)
+    return finish(process)[0]
+
+
+def _status_mismatch(run_server, tmp_path) -> int:
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"wsclient-recording": 1}\n{"t": 0, "from": "client", "type": "text", "text": "a"}\n',
+                    encoding="utf-8")
+    process = start(["replay", str(path), "127.0.0.1:0", "--once"], stdin=subprocess.DEVNULL)
+    uri = process.stdout.readline().strip()
+    with wsclient.connect(uri, proxy=None) as ws:
+        ws.send("b")
+    return finish(process)[0]
+
+
+STATUS_SCENARIOS = {
+    0: lambda run_server, tmp_path: run(["connect", run_server().uri], stdin="x\n").returncode,
+    1: lambda run_server, tmp_path: run(["connect", run_server(lambda ws: ws.close(4000)).uri]).returncode,
+    2: lambda run_server, tmp_path: run(["connect", "http://nowhere/"]).returncode,
+    3: _status_mismatch,
+    130: _status_interrupted,
+}
+
+
+@pytest.mark.parametrize("status", sorted(STATUS_SCENARIOS))
+def test_each_exit_status_of_the_table(status: int, run_server, tmp_path) -> None:
+    assert STATUS_SCENARIOS[status](run_server, tmp_path) == status
+
+
+def test_the_exit_status_table_is_documented_in_help_and_readme() -> None:
+    from wsclient.cli_status import EXIT_STATUSES, exit_table
+
+    assert sorted(STATUS_SCENARIOS) == sorted(code for code, _ in EXIT_STATUSES)  # each one tested
+    table = exit_table()
+    for command in ([], ["connect"], ["serve"], ["replay"], ["demo"]):
+        assert table in run([*command, "--help"]).stdout
+    readme = (Path(__file__).parent.parent / "README.rst").read_text(encoding="utf-8")
+    for code, meaning in EXIT_STATUSES:
+        row = f"   * - {code}\n     - {meaning}\n"
+        assert row in readme, row
