@@ -20,7 +20,7 @@ import pytest
 import wsclient
 from wsclient.__main__ import main
 from wsclient.close import parse_close
-from wsclient.frames import FrameParser, Opcode
+from wsclient.frames import FrameParser, Opcode, serialize_frame
 from wsclient.handshake import accept_response
 from wsclient.http11 import RequestParser
 
@@ -119,6 +119,59 @@ def silent_peer() -> Iterator[type]:
     yield make  # type: ignore[misc]
     for peer in peers:
         peer.stop()
+
+
+class PingingPeer:
+    """A scripted server on 127.0.0.1 for one client: it answers pings, and echoes a text
+    message only once it has answered ``pings`` pings, so the client's keepalive pings are
+    sure to have happened while the message was outstanding; it echoes the close frame."""
+
+    def __init__(self, pings: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.uri = f"ws://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.pings = pings
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.listener.settimeout(TIMEOUT)
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.settimeout(TIMEOUT)
+            parser, request = RequestParser(), None
+            while request is None:
+                request = parser.feed(conn.recv(65536))
+            conn.sendall(accept_response(request).serialize())
+            frames, data, answered, waiting = FrameParser(expect_masked=True), parser.leftover, 0, []
+            for _ in range(10000):  # bounded; the socket timeout bounds each read
+                for piece in frames.feed(data):
+                    opcode = piece.header.opcode
+                    if opcode == Opcode.PING:
+                        conn.sendall(serialize_frame(Opcode.PONG, piece.data))
+                        answered += 1
+                    elif opcode == Opcode.TEXT:
+                        waiting.append(piece.data)
+                    elif opcode == Opcode.CLOSE:
+                        conn.sendall(serialize_frame(Opcode.CLOSE, piece.data))
+                        return
+                if waiting and answered >= self.pings:
+                    for payload in waiting:
+                        conn.sendall(serialize_frame(Opcode.TEXT, payload))
+                    waiting = []
+                data = conn.recv(65536)
+                if not data:
+                    return
+
+    def stop(self) -> None:
+        self.listener.close()
+        self.thread.join(TIMEOUT)
+
+
+@pytest.fixture
+def pinging_peer() -> Iterator[PingingPeer]:
+    peer = PingingPeer(pings=2)
+    yield peer
+    peer.stop()
 
 
 def assert_interrupted(status: int, err: str) -> None:
@@ -377,15 +430,8 @@ def test_headers_and_subprotocol_are_sent(run_server) -> None:
     assert result.stdout.strip() == "abc chat"
 
 
-def test_verbose_traces_both_directions_alike_with_keepalive_pings(run_server) -> None:
-    def slow_echo(ws: wsclient.WebSocket) -> None:
-        message = ws.recv(timeout=TIMEOUT)
-        time.sleep(0.5)  # Long enough for a few keepalive pings at --ping-interval 0.1.
-        ws.send(message)
-        ws.recv(timeout=TIMEOUT)
-
-    result = run(["connect", run_server(slow_echo).uri, "-v", "--ping-interval", "0.1", "--idle", "1"],
-                 stdin="traced\n")
+def test_verbose_traces_both_directions_alike_with_keepalive_pings(pinging_peer: PingingPeer) -> None:
+    result = run(["connect", pinging_peer.uri, "-v", "--ping-interval", "0.1", "--recv", "1"], stdin="traced\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "traced"
     lines = [line.split(" ", 2)[2] for line in result.stderr.splitlines()]  # without the time
@@ -425,15 +471,8 @@ def test_a_rejected_handshake_shows_the_body_that_says_why(run_server) -> None:
                              "connection: HTTP 401\nwsclient: the server said:\n  token expired\n  log in again\n")
 
 
-def test_pipe_mode_shows_pings_with_p_and_never_colours(run_server) -> None:
-    def slow_echo(ws: wsclient.WebSocket) -> None:
-        message = ws.recv(timeout=TIMEOUT)
-        time.sleep(0.5)  # A window for a few keepalive pings at --ping-interval 0.1.
-        ws.send(message)
-        ws.recv(timeout=TIMEOUT)
-
-    result = run(["connect", run_server(slow_echo).uri, "-P", "--ping-interval", "0.1", "--recv", "1"],
-                 stdin="x\n")
+def test_pipe_mode_shows_pings_with_p_and_never_colours(pinging_peer: PingingPeer) -> None:
+    result = run(["connect", pinging_peer.uri, "-P", "--ping-interval", "0.1", "--recv", "1"], stdin="x\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "x\n"
     assert "ping: pong after " in result.stderr
