@@ -156,6 +156,10 @@ def _run(args: argparse.Namespace, ws: WebSocket, record: Optional[IO[str]]) -> 
                     recv=args.recv, timeout=args.timeout, idle=args.idle)
     except KeyboardInterrupt:  # Ctrl-C while sending, waiting or closing
         ws.close_timeout = min(ws.close_timeout or INTERRUPT_CLOSE_TIMEOUT, INTERRUPT_CLOSE_TIMEOUT)
+        try:
+            session.close(1001)  # Traced and recorded; while closing already, a bounded wait.
+        except (KeyboardInterrupt, OSError):  # A second Ctrl-C stops the wait.
+            pass
         return interrupted(ws)
     finally:
         session.finish()

@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import select
 import socket
 import struct
 import threading
 import time
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Union
 
 import pytest
 
@@ -374,8 +375,8 @@ class ReplayTestServer:
 
     __test__ = False
 
-    def __init__(self, path: str, **options: Any) -> None:
-        self.replay = ReplayServer(str(path), **options).start()
+    def __init__(self, path: Union[str, "os.PathLike[str]"], **options: Any) -> None:
+        self.replay = ReplayServer(path, **options).start()
         self._reported = False
 
     @property
@@ -422,7 +423,7 @@ def ws_replay_server() -> Iterator[Callable[..., ReplayTestServer]]:
     """Factory: ``ws_replay_server(path, **options)`` replays a recording (see :class:`ReplayTestServer`)."""
     servers: List[ReplayTestServer] = []
 
-    def start(path: str, **options: Any) -> ReplayTestServer:
+    def start(path: Union[str, "os.PathLike[str]"], **options: Any) -> ReplayTestServer:
         server = ReplayTestServer(path, **options)
         servers.append(server)
         return server

@@ -32,6 +32,7 @@ import binascii
 import dataclasses
 import datetime
 import json
+import os
 import threading
 import time
 from typing import IO, Any, Dict, List, Optional, Union
@@ -178,7 +179,7 @@ def _parse_event(number: int, obj: Any) -> Event:
     return Event(float(t), sender, kind, data, line=number)
 
 
-def read(path: str) -> Recording:
+def read(path: Union[str, "os.PathLike[str]"]) -> Recording:
     """Read a recording file.
 
     Args:

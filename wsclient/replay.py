@@ -15,6 +15,7 @@ server answers the client's pings by itself), and pongs from the server.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Callable, List, Optional, Union
@@ -74,12 +75,12 @@ class ReplayServer:
         OSError: the file cannot be read, or the address cannot be bound.
     """
 
-    def __init__(self, recording: Union[Recording, str], host: str = "127.0.0.1", port: int = 0, *,
+    def __init__(self, recording: Union[Recording, str, "os.PathLike[str]"], host: str = "127.0.0.1", port: int = 0, *,
                  fast: bool = False, compare: bool = True, timeout: float = DEFAULT_REPLAY_TIMEOUT,
                  on_mismatch: Optional[Callable[[ReplayMismatch], None]] = None,
                  on_session: Optional[Callable[[int, Optional[ReplayMismatch]], None]] = None,
                  **options: Any) -> None:
-        self.recording = read(recording) if isinstance(recording, str) else recording
+        self.recording = recording if isinstance(recording, Recording) else read(recording)
         self.fast = fast
         self.compare = compare
         self.timeout = timeout
