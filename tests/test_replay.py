@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, List, Union
@@ -219,6 +222,32 @@ def test_cli_replay_once(recording: Path, first: str, status: int) -> None:
         assert received == [1008]
         assert "wsclient: replay mismatch in session 1 at recording line" in err
         assert "expected the client to send text 'hello', got text 'hullo'" in err
+
+
+def test_cli_replay_serves_every_client_until_ctrl_c(recording: Path) -> None:
+    process, uri = start_replay(str(recording), "127.0.0.1:0", "--fast")
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                if text in lines.get(timeout=max(0.0, deadline - time.monotonic())):
+                    return
+            except queue.Empty:
+                pytest.fail(f"replay never wrote {text!r}")
+
+    try:
+        for session in (1, 2):
+            assert with_wsclient(uri, len(SERVER_MESSAGES)) == SERVER_MESSAGES
+            wait_for(f"session {session}: played to the end")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
 
 
 @pytest.mark.parametrize("content, message", [

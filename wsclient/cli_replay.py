@@ -56,17 +56,16 @@ def replay(args: argparse.Namespace) -> int:
         print(f"wsclient: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     signal.signal(signal.SIGTERM, raise_interrupt)
-    server.start()
     print(server.uri, flush=True)
     events = len(recording.events)
     print(f"replaying {args.file} ({events} events{', fast' if args.fast else ''}) on {server.uri}; "
           f"{'one session' if args.once else 'Ctrl-C to stop'}", file=sys.stderr, flush=True)
     try:
         if args.once:
+            server.start()
             server.wait_finished(1)
         else:
-            while not server.wait_finished(server.finished + 1, timeout=3600):
-                pass  # Sessions come and go until Ctrl-C.
+            server.serve_forever()  # Sessions come and go until Ctrl-C or SIGTERM.
     except KeyboardInterrupt:
         print("shutting down", file=sys.stderr, flush=True)
     finally:

@@ -117,9 +117,14 @@ class ReplayServer:
 
         Returns:
             The server itself.
+
+        Raises:
+            RuntimeError: it did not start serving within 10 s.
         """
         self._thread = threading.Thread(target=self.serve_forever, name="ws-replay-server", daemon=True)
         self._thread.start()
+        if not self.server.wait_serving(10.0):
+            raise RuntimeError("the replay server did not start serving")
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
