@@ -10,6 +10,7 @@ at a chosen moment (while a line is half typed, say).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -354,3 +355,19 @@ def test_binary_as_base64_json_pretty_and_pings_shown(peer, open_terminal) -> No
     term.type("\x04")
     assert term.wait() == 0
     assert server.received == [b"\x00\xff\x10", '{"a": [1, 2]}']
+
+
+def test_record_an_interactive_session(peer, open_terminal, tmp_path) -> None:
+    _, uri = peer
+    path = tmp_path / "session.jsonl"
+    term = open_terminal(uri, "--record", str(path))
+    term.type("hi\r")
+    at = term.expect("< hi\r\n")
+    term.type("/ping x\r")
+    term.expect("ping: pong after ", at)
+    term.type("\x04")
+    assert term.wait() == 0
+    events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[1:]]
+    assert [(e["from"], e["type"], e.get("text", e.get("base64", e.get("code")))) for e in events] == [
+        ("client", "text", "hi"), ("server", "text", "hi"), ("client", "ping", "eA=="),
+        ("server", "pong", "eA=="), ("client", "close", 1000), ("server", "close", 1000)]
