@@ -113,3 +113,12 @@ def test_describe_cuts_long_payloads() -> None:
     assert Event(0, "client", "text", "a" * 100).describe() == f"text {'a' * 60 + '...'!r}"
     assert Event(0, "client", "binary", bytes(40)).describe() == f"binary 40 bytes {'00' * 32}..."
     assert Event(0, "server", "close", code=4000, reason="x").describe() == "close 4000 'x'"
+
+
+def test_nothing_is_written_after_end() -> None:
+    out = io.StringIO()
+    recorder = Recorder(out, uri="ws://h/")
+    recorder.close("client", 1000)
+    recorder.end()
+    recorder.control("server", "pong", b"late")
+    assert len(out.getvalue().splitlines()) == 2

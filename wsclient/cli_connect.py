@@ -163,3 +163,5 @@ def _run(args: argparse.Namespace, ws: WebSocket, record: Optional[IO[str]]) -> 
         return interrupted(ws)
     finally:
         session.finish()
+        if recorder is not None:
+            recorder.end()

@@ -163,13 +163,12 @@ class Session:
                 self.recorder.close("client", code, "")
 
     def finish(self) -> None:
-        """The connection has closed: stop the keepalive, record the peer's close if
+        """The connection has closed: stop the keepalive (a daemon thread, not waited for:
+        it may still wait for a pong that will not come), record the peer's close if
         :meth:`recv` has not."""
         self._ended.set()
         if self.ws.closed:
             self._record_close("server")
-        if self._keepalive is not None:
-            self._keepalive.join(5.0)
 
     def _keep_alive(self, interval: float) -> None:
         """Ping every ``interval`` seconds; no pong within ``ping_timeout``: close with 1011."""

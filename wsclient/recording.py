@@ -239,12 +239,15 @@ class Recorder:
         self._clock = clock
         self._start = clock()
         self._lock = threading.Lock()
+        self._ended = False
         started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
         self._write({_HEADER_KEY: FORMAT_VERSION, "uri": redact(uri), "subprotocol": subprotocol,
                      "started": started.replace("+00:00", "Z")})
 
     def _write(self, obj: Dict[str, Any]) -> None:
         with self._lock:
+            if self._ended:
+                return
             self._file.write(json.dumps(obj, ensure_ascii=False) + "\n")
             self._file.flush()
 
@@ -277,6 +280,12 @@ class Recorder:
             reason: the close reason.
         """
         self.event(Event(self._clock() - self._start, sender, "close", None, code, reason))
+
+    def end(self) -> None:
+        """Write nothing more: events recorded later (a pong that arrives after the close,
+        from another thread) are dropped, so the file can be closed."""
+        with self._lock:
+            self._ended = True
 
     def event(self, event: Event) -> None:
         """Write one event as it is (its ``time`` included).
