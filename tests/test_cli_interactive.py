@@ -331,6 +331,7 @@ def test_colours_on_a_terminal_unless_no_color(peer, open_terminal) -> None:
     coloured = open_terminal(uri, colour=True)
     coloured.type("hue\r")
     coloured.expect("\x1b[36m< hue\x1b[0m")  # received: cyan
+    coloured.expect("\x1b[32m> \x1b[0m")  # the prompt, what we send: green
     coloured.type("/nope\r")
     coloured.expect("\x1b[31merror: unknown command")  # errors: red
     coloured.type("\x04")

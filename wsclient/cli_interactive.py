@@ -89,13 +89,17 @@ class _Screen:
 
     def __init__(self, palette: Palette) -> None:
         self.palette = palette
+        #: The prompt as drawn, in the colour of what we send.
+        self.prompt = palette.paint("sent", _PROMPT)
+        #: The same for input(): readline is told which characters take no room on screen.
+        self.input_prompt = palette.paint("sent", _PROMPT, invisible=("\001", "\002"))
         self.lock = threading.Lock()
         self.reading = False  # The main thread waits in input(): the prompt is on screen.
 
     def show(self, role: str, text: str) -> None:
         with self.lock:
             buffer = readline.get_line_buffer() if readline is not None else ""
-            tail = _PROMPT + buffer if self.reading else ""
+            tail = self.prompt + buffer if self.reading else ""
             lines = self.palette.paint(role, text)
             sys.stdout.write(f"\r\x1b[K{lines}\n{tail}" if self.reading else f"{lines}\n")
             sys.stdout.flush()
@@ -156,7 +160,7 @@ def interactive(session: Session, *, formatter: Formatter, palette: Palette, sho
                     if ended.is_set():
                         break
                     screen.reading = True
-                line = input(_PROMPT)
+                line = input(screen.input_prompt)
             except EOFError:
                 print()
                 break

@@ -11,7 +11,7 @@ import base64
 import json
 import os
 import ssl
-from typing import Any, Union
+from typing import Any, Tuple, Union
 
 __all__ = ["BINARY_FORMATS", "Formatter", "Palette", "wants_colour", "parse_binary", "reason_of"]
 
@@ -55,19 +55,22 @@ class Palette:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
 
-    def paint(self, role: str, text: str) -> str:
+    def paint(self, role: str, text: str, *, invisible: Tuple[str, str] = ("", "")) -> str:
         """``text`` in the colour of ``role``.
 
         Args:
             role: ``received``, ``sent``, ``control``, ``info`` or ``error``.
             text: the text (one line or several).
+            invisible: put around each escape sequence (``("\\001", "\\002")`` tells
+                readline that a prompt's escapes take no room on screen).
 
         Returns:
             The text, coloured when colours are on.
         """
         if not self.enabled:
             return text
-        return f"{_COLOURS[role]}{text}{_RESET}"
+        start, end = invisible
+        return f"{start}{_COLOURS[role]}{end}{text}{start}{_RESET}{end}"
 
 
 class Formatter:
