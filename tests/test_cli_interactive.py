@@ -300,7 +300,7 @@ def test_banner_comes_before_a_server_that_speaks_first(ws_server, open_terminal
 
     term = open_terminal(ws_server(greeter).uri, banner=False)
     at = term.expect("< welcome")
-    assert term.screen.index("connected (") < term.screen.index("< welcome") < at
+    assert term.screen.index("connected to ws://127.0.0.1:") < term.screen.index("< welcome") < at
     term.type("\x04")
     assert term.wait() == 0
 

@@ -18,8 +18,9 @@ from typing import Any, List, Optional, Union
 
 from .cli_session import Receiver, Session
 from .cli_show import Formatter, Palette, parse_binary
-from .cli_status import EXIT_INTERRUPTED, describe_close, status_after_close
+from .cli_status import EXIT_INTERRUPTED, INTERRUPT_CLOSE_TIMEOUT, describe_close, status_after_close
 from .exceptions import ConnectionClosed
+from .uri import redact
 
 try:
     import readline
@@ -139,8 +140,8 @@ def interactive(session: Session, *, formatter: Formatter, palette: Palette, sho
     _load_history(history)
     extensions = ws.response.headers["Sec-WebSocket-Extensions"] if ws.response is not None else None
     # The banner first, then the receiver: a server that speaks first comes after it.
-    print(palette.paint("info", f"connected (subprotocol: {ws.subprotocol}, extensions: {extensions or 'none'}); "
-                                "/help for commands, Ctrl-D to quit"), flush=True)
+    print(palette.paint("info", f"connected to {redact(uri)} (subprotocol: {ws.subprotocol}, extensions: "
+                                f"{extensions or 'none'}); /help for commands, Ctrl-D to quit"), flush=True)
     receiver = Receiver(session, received)
     receiver.start()
 
@@ -178,7 +179,7 @@ def interactive(session: Session, *, formatter: Formatter, palette: Palette, sho
         print()
         status = EXIT_INTERRUPTED
         if not ws.closed:
-            ws.close_timeout = min(ws.close_timeout or 2.0, 2.0)
+            ws.close_timeout = min(ws.close_timeout or INTERRUPT_CLOSE_TIMEOUT, INTERRUPT_CLOSE_TIMEOUT)
             try:
                 session.close(1001)
             except (KeyboardInterrupt, OSError):
