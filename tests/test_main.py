@@ -388,7 +388,9 @@ def test_cannot_connect_message_masks_the_uri_password() -> None:
     (["-H", "Bad Name: v"], "wsclient: invalid argument: invalid header name 'Bad Name'"),
     (["--subprotocol", "a b"], "wsclient: invalid argument: invalid subprotocol name 'a b'"),
     (["--origin", "a\r\nb"], "wsclient: invalid argument: "),
-    (["--ping-interval", "-1"], "wsclient: invalid argument: ping_interval"),
+    (["--ping-interval", "-1"], "argument --ping-interval: must be a finite number of seconds"),
+    (["--ping-timeout", "inf"], "argument --ping-timeout: must be a finite number of seconds"),
+    (["--binary-format", "octal"], "argument --binary-format: invalid choice: 'octal'"),
     (["--timeout", "nan"], "argument --timeout: must be a finite number of seconds"),
     (["--timeout", "-1"], "argument --timeout: must be a finite number of seconds"),
     (["--idle", "-1"], "argument --idle: must be a finite number of seconds"),
@@ -505,6 +507,14 @@ def test_record_a_session_the_server_closes(run_server, tmp_path) -> None:
     assert [(e["from"], e["type"], e.get("text", e.get("code"))) for e in events] == [
         ("client", "text", "hello"), ("server", "text", "bye hello"),
         ("server", "close", 4000), ("client", "close", 4000)]
+
+
+def test_no_recording_is_left_when_the_connection_fails(tmp_path) -> None:
+    path = tmp_path / "session.jsonl"
+    with _refusing_port() as port:
+        result = run(["connect", f"ws://127.0.0.1:{port}/", "--record", str(path)])
+    assert result.returncode == 1
+    assert not path.exists()
 
 
 def test_record_to_an_unwritable_file_is_a_usage_error(echo_server, tmp_path) -> None:

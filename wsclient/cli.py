@@ -167,7 +167,7 @@ def _add_connect(parser: argparse.ArgumentParser) -> None:
                      help="INSECURE: do not verify the server's certificate or host name "
                      "(anyone on the path can read and change the traffic); for testing only")
     parser.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate")
-    parser.add_argument("--ping-interval", type=float, default=20.0, metavar="SECONDS",
+    parser.add_argument("--ping-interval", type=_seconds, default=20.0, metavar="SECONDS",
                         help="keepalive ping interval (default 20; 0 disables)")
     parser.add_argument("--recv", type=_count, metavar="N",
                         help="exit (closing normally) after receiving N messages; "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import ssl
 import sys
 from typing import IO, Any, List, Optional, Tuple
@@ -121,9 +122,6 @@ def connect(args: argparse.Namespace) -> int:
         The exit status (see :mod:`wsclient.cli_status`).
     """
     _setup_logging(args.verbose)
-    if args.ping_interval < 0:
-        print(f"wsclient: invalid argument: ping_interval must be 0 or more, not {args.ping_interval}", file=sys.stderr)
-        return EXIT_USAGE
     record: Optional[IO[str]] = None
     if args.record:
         try:
@@ -134,6 +132,9 @@ def connect(args: argparse.Namespace) -> int:
     try:
         opened = _open(args)
         if isinstance(opened, int):
+            if record is not None:  # Nothing to record: leave no empty, unreadable file.
+                record.close()
+                os.unlink(args.record)
             return opened
         return _run(args, opened, record)
     finally:
