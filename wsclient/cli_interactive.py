@@ -25,7 +25,7 @@ from .uri import redact
 try:
     import readline
 except ImportError:  # pragma: no cover - Windows
-    readline = None  # type: ignore[assignment]
+    readline = None  # type: ignore[assignment]  # None marks the module missing
 
 __all__ = ["interactive", "history_path", "HELP", "HISTORY_LENGTH"]
 
