@@ -570,3 +570,53 @@ def test_the_exit_status_table_is_documented_in_help_and_readme() -> None:
     for code, meaning in EXIT_STATUSES:
         row = f"   * - {code}\n     - {meaning}\n"
         assert row in readme, row
+
+
+# -- TLS options ----------------------------------------------------------------------------
+
+@pytest.fixture
+def mutual_tls_server(run_server, pki):
+    """A wss:// server that requires a client certificate signed by the test CA, and greets
+    the client."""
+    def greet(ws: wsclient.WebSocket) -> None:
+        ws.send("hello, certified client")
+        ws.recv(timeout=TIMEOUT)
+
+    context = wsclient.server_ssl_context(pki.cert_file, pki.key_file, cafile=pki.ca_file)
+    return run_server(greet, ssl_context=context)
+
+
+def test_cert_and_key_for_mutual_tls(mutual_tls_server, pki) -> None:
+    result = run(["connect", mutual_tls_server.uri, "--cafile", pki.ca_file, "--cert", pki.client_cert_file,
+                  "--key", pki.client_key_file, "--recv", "1"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello, certified client\n"
+
+
+@pytest.mark.parametrize("cert", [None, "untrusted"])
+def test_mutual_tls_refused_without_a_trusted_client_certificate(mutual_tls_server, pki, cert) -> None:
+    options = [] if cert is None else ["--cert", pki.untrusted_client_cert_file, "--key",
+                                       pki.untrusted_client_key_file]
+    result = run(["connect", mutual_tls_server.uri, "--cafile", pki.ca_file, "--recv", "1", *options])
+    assert result.returncode == 1
+    assert "cannot connect to" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_system_trust_does_not_trust_the_test_ca(run_server, pki) -> None:
+    server = run_server(ssl_context=wsclient.server_ssl_context(pki.cert_file, pki.key_file))
+    result = run(["connect", server.uri, "--system-trust", "--recv", "1"])
+    assert result.returncode == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in result.stderr or "certificate" in result.stderr.lower()
+    # ... while --cafile with the test CA does.
+    assert run(["connect", server.uri, "--cafile", pki.ca_file], stdin="x\n").returncode == 0
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--key", "k.pem"], "--key goes with --cert (the client certificate), which is missing"),
+    (["--cert", "/nonexistent/c.pem"], "cannot load --cert '/nonexistent/c.pem': No such file or directory"),
+    (["--system-trust", "--cafile", "ca.pem"], "argument --cafile: not allowed with argument --system-trust"),
+])
+def test_bad_tls_options_exit_2(options: List[str], message: str) -> None:
+    result = run(["connect", "wss://127.0.0.1:9/", *options])
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr

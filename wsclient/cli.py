@@ -163,9 +163,16 @@ def _add_connect(parser: argparse.ArgumentParser) -> None:
                        help="connect directly, ignoring proxy environment variables")
     tls = parser.add_mutually_exclusive_group()
     tls.add_argument("--cafile", metavar="FILE", help="trust the CA certificates in FILE (PEM) for wss://")
+    tls.add_argument("--system-trust", action="store_true",
+                     help="trust the operating system's certificate store (needs the truststore "
+                     "package: pip install \"wsclient[truststore]\")")
     tls.add_argument("--insecure", action="store_true",
                      help="INSECURE: do not verify the server's certificate or host name "
                      "(anyone on the path can read and change the traffic); for testing only")
+    parser.add_argument("--cert", metavar="FILE",
+                        help="present this client certificate (PEM; with its key unless --key) "
+                        "to a server that asks for one (mutual TLS)")
+    parser.add_argument("--key", metavar="FILE", help="the client certificate's private key (PEM)")
     parser.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate")
     parser.add_argument("--ping-interval", type=_seconds, default=20.0, metavar="SECONDS",
                         help="keepalive ping interval (default 20; 0 disables)")

@@ -9,7 +9,7 @@ import logging
 import os
 import ssl
 import sys
-from typing import IO, Any, List, Optional, Tuple
+from typing import IO, Any, Callable, List, Optional, Tuple, TypeVar
 
 from .cli_interactive import interactive
 from .cli_pipe import pipe
@@ -20,28 +20,52 @@ from .client import connect as ws_connect
 from .connection import WebSocket
 from .exceptions import InvalidStatus, InvalidURI
 from .recording import Recorder
+from .tls import client_ssl_context
 from .uri import redact
 
 __all__ = ["connect", "MAX_BODY_SHOWN"]
+
+T = TypeVar("T")
 
 #: Characters of a rejected handshake's body (a 401's explanation) shown on stderr.
 MAX_BODY_SHOWN = 2000
 
 
 def _ssl_context(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
+    """The context --insecure, --cafile, --cert/--key and --system-trust ask for (None: the default).
+
+    Raises:
+        ValueError: an option that cannot be used, the message naming it.
+    """
+    if args.key and not args.cert:
+        raise ValueError("--key goes with --cert (the client certificate), which is missing")
     if args.insecure:
         # Deliberately unverified, and only on request (--insecure): a fresh context,
         # never a default one changed behind the user's back.
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+        if args.cert:
+            _load(lambda: context.load_cert_chain(args.cert, args.key), args)
         return context
-    if args.cafile:
-        try:
-            return ssl.create_default_context(cafile=args.cafile)
-        except OSError as exc:  # ssl.SSLError too
-            raise ValueError(f"cannot load --cafile {args.cafile!r}: {reason_of(exc)}") from None
-    return None
+    if not (args.cafile or args.cert or args.system_trust):
+        return None
+    return _load(lambda: client_ssl_context(cafile=args.cafile, certfile=args.cert, keyfile=args.key,
+                                            system_trust=args.system_trust), args)
+
+
+def _load(build: Callable[[], T], args: argparse.Namespace) -> T:
+    """``build()``, its failures to read a file turned into a ValueError naming the option."""
+    try:
+        return build()
+    except ModuleNotFoundError:
+        raise ValueError('--system-trust needs the truststore package: pip install "wsclient[truststore]"') from None
+    except OSError as exc:  # ssl.SSLError too
+        options = [("--cafile", args.cafile), ("--cert", args.cert), ("--key", args.key)]
+        named = [f"{option} {value!r}" for option, value in options if value and value == exc.filename]
+        if not named:  # A certificate and key that do not match, say: name both.
+            named = [f"{option} {value!r}" for option, value in options if value]
+        raise ValueError(f"cannot load {' or '.join(named)}: {reason_of(exc)}") from None
 
 
 def _headers(values: List[str]) -> List[Tuple[str, str]]:
