@@ -144,6 +144,16 @@ def test_replay_keeps_the_recorded_timing(tmp_path: Path) -> None:
             assert (ws.close_code, ws.close_reason) == (1000, "done")
 
 
+def test_replay_offers_the_recorded_subprotocol(tmp_path: Path) -> None:
+    path = tmp_path / "chat.jsonl"
+    path.write_text('{"wsclient-recording": 1, "uri": "ws://example/", "subprotocol": "chat.v2"}\n'
+                    '{"t": 0, "from": "server", "type": "text", "text": "hi"}\n', encoding="utf-8")
+    with ReplayServer(path, fast=True) as server:
+        with wsclient.connect(server.uri, proxy=None, subprotocols=["chat.v1", "chat.v2"]) as ws:
+            assert ws.subprotocol == "chat.v2"
+            assert ws.recv(timeout=TIMEOUT) == "hi"
+
+
 # -- mismatches ----------------------------------------------------------------------------
 
 
