@@ -188,6 +188,26 @@ def test_a_binary_message_where_text_was_recorded_is_a_mismatch(recording: Path)
     assert "expected the client to send text 'hello', got binary 5 bytes 68656c6c6f" in str(server.mismatches[0])
 
 
+@pytest.mark.parametrize("sends, close, got", [
+    (["a"], 4000, "expected the client to send close 1000, got close 4000"),
+    ([], 1000, "expected the client to send text 'a', got a close (1000)"),
+    (["a", "extra"], 1000, "expected the client to send close 1000, got text 'extra'"),
+])
+def test_the_client_close_is_compared_too(tmp_path: Path, sends: List[str], close: int, got: str) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"wsclient-recording": 1}\n{"t": 0, "from": "client", "type": "text", "text": "a"}\n'
+                    '{"t": 0.1, "from": "client", "type": "close", "code": 1000, "reason": ""}\n'
+                    '{"t": 0.1, "from": "server", "type": "close", "code": 1000, "reason": ""}\n', encoding="utf-8")
+    with ReplayServer(path, fast=True) as server:
+        ws = wsclient.connect(server.uri, proxy=None)
+        for message in sends:
+            ws.send(message)
+        ws.close(close)
+        assert server.wait_finished(1, TIMEOUT)
+    assert [m.got for m in server.mismatches] == [got.split(", got ")[1]]
+    assert str(server.mismatches[0]).endswith(got)
+
+
 def test_compare_false_accepts_any_message(recording: Path) -> None:
     with ReplayServer(str(recording), fast=True, compare=False) as server:
         with wsclient.connect(server.uri, proxy=None) as ws:
