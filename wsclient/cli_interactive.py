@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, List, Optional, Union
+from typing import Any, Optional, Union
 
 from .cli_session import Receiver, Session
 from .cli_show import Formatter, Palette, parse_binary
