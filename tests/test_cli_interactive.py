@@ -324,6 +324,7 @@ def test_history_is_kept_across_two_runs(peer, open_terminal) -> None:
     # Where --help says it is: under XDG_DATA_HOME.
     history = Path(second.data_home) / "wsclient" / "history"
     assert "remember me" in history.read_text()
+    assert history.stat().st_mode & 0o077 == 0  # typed lines may hold secrets
 
 
 def test_colours_on_a_terminal_unless_no_color(peer, open_terminal) -> None:

@@ -76,6 +76,7 @@ def _save_history(path: Path, palette: Palette) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         readline.write_history_file(str(path))
+        os.chmod(path, 0o600)  # Typed lines may hold tokens: for the user's eyes only.
     except OSError as exc:
         print(palette.paint("error", f"wsclient: cannot save the history in {path}: {exc.strerror or exc}"),
               file=sys.stderr)
