@@ -620,3 +620,38 @@ def test_bad_tls_options_exit_2(options: List[str], message: str) -> None:
     result = run(["connect", "wss://127.0.0.1:9/", *options])
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+# -- --reconnect ----------------------------------------------------------------------------
+
+def test_reconnect_comes_back_after_a_restart_close(run_server) -> None:
+    connections: "queue.Queue[int]" = queue.Queue()
+    count = iter(range(1, 100))
+
+    def restarting(ws: wsclient.WebSocket) -> None:
+        number = next(count)
+        connections.put(number)
+        if number == 1:
+            ws.send("one")
+            ws.close(1012, "service restart")  # retried by the default policy
+        else:
+            ws.send("two")
+            ws.recv(timeout=TIMEOUT)
+
+    result = run(["connect", run_server(restarting).uri, "--reconnect", "--recv", "2"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "one\ntwo\n"
+    assert "connection dropped" in result.stderr and "reconnected" in result.stderr
+    assert connections.qsize() == 2
+
+
+def test_reconnect_gives_up_on_a_final_close(run_server) -> None:
+    result = run(["connect", run_server(lambda ws: ws.close(4000, "banned")).uri, "--reconnect"])
+    assert result.returncode == 1
+    assert "giving up" in result.stderr and "4000" in result.stderr
+
+
+def test_record_does_not_go_with_reconnect(tmp_path) -> None:
+    result = run(["connect", "ws://127.0.0.1:9/", "--reconnect", "--record", str(tmp_path / "r.jsonl")])
+    assert result.returncode == 2
+    assert "--record records one connection; it does not go with --reconnect" in result.stderr

@@ -176,6 +176,10 @@ def _add_connect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-compression", action="store_true", help="do not offer permessage-deflate")
     parser.add_argument("--ping-interval", type=_seconds, default=20.0, metavar="SECONDS",
                         help="keepalive ping interval (default 20; 0 disables)")
+    parser.add_argument("--reconnect", action="store_true",
+                        help="come back after drops: reconnect with exponential backoff and jitter "
+                        "until Ctrl-C, Ctrl-D or a final error (a 403, a 4xxx close...); lines typed "
+                        "meanwhile go out after the reconnect; each drop and attempt on stderr")
     parser.add_argument("--recv", type=_count, metavar="N",
                         help="exit (closing normally) after receiving N messages; "
                         "end of input then does not close the connection")

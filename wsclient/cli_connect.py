@@ -15,10 +15,11 @@ from .cli_interactive import interactive
 from .cli_pipe import pipe
 from .cli_session import Session, trace_logger
 from .cli_show import Formatter, Palette, reason_of, wants_colour
-from .cli_status import EXIT_FAILED, EXIT_USAGE, INTERRUPT_CLOSE_TIMEOUT, interrupted
+from .cli_status import EXIT_FAILED, EXIT_USAGE, Connection, interrupted, shorten_close
 from .client import connect as ws_connect
 from .connection import WebSocket
 from .exceptions import InvalidStatus, InvalidURI
+from .reconnecting import logger as reconnecting_logger
 from .recording import Recorder
 from .tls import client_ssl_context
 from .uri import redact
@@ -92,6 +93,16 @@ def _setup_logging(verbose: int) -> None:
                             format="%(asctime)s %(threadName)s %(name)s %(message)s")
 
 
+def _show_reconnects() -> None:
+    """``--reconnect``: each drop, delay and reconnection on stderr (the library's INFO lines)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("wsclient: %(message)s"))
+    reconnecting_logger.addHandler(handler)
+    if reconnecting_logger.getEffectiveLevel() > logging.INFO:
+        reconnecting_logger.setLevel(logging.INFO)
+    reconnecting_logger.propagate = False
+
+
 def _rejected(exc: InvalidStatus, uri: str) -> None:
     """A non-101 answer: the status, then its body (a 401 or 403 usually says why)."""
     print(f"wsclient: cannot connect to {redact(uri)}: {exc}", file=sys.stderr)
@@ -114,6 +125,14 @@ def _open(args: argparse.Namespace) -> Any:
         print(f"wsclient: invalid argument: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        if args.reconnect:
+            return ws_connect(
+                args.uri, timeout=args.timeout, headers=headers, subprotocols=args.subprotocol or None,
+                origin=args.origin, proxy=args.proxy, ssl_context=context,
+                compression=None if args.no_compression else "deflate",
+                ping_interval=args.ping_interval or None, ping_timeout=args.ping_timeout or None,
+                reconnect=True,
+            )
         return ws_connect(
             args.uri, timeout=args.timeout, headers=headers, subprotocols=args.subprotocol or None,
             origin=args.origin, proxy=args.proxy, ssl_context=context,
@@ -146,6 +165,12 @@ def connect(args: argparse.Namespace) -> int:
         The exit status (see :mod:`wsclient.cli_status`).
     """
     _setup_logging(args.verbose)
+    if args.reconnect:
+        if args.record:
+            print("wsclient: invalid argument: --record records one connection; it does not go with --reconnect",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        _show_reconnects()
     record: Optional[IO[str]] = None
     if args.record:
         try:
@@ -166,12 +191,14 @@ def connect(args: argparse.Namespace) -> int:
             record.close()
 
 
-def _run(args: argparse.Namespace, ws: WebSocket, record: Optional[IO[str]]) -> int:
+def _run(args: argparse.Namespace, ws: Connection, record: Optional[IO[str]]) -> int:
     recorder = Recorder(record, uri=args.uri, subprotocol=ws.subprotocol) if record is not None else None
     terminal = sys.stdin.isatty() and args.recv is None
     palette = Palette(wants_colour(sys.stdout if terminal else sys.stderr))
     formatter = Formatter(binary_format=args.binary_format, pretty_json=args.json)
-    session = Session(ws, recorder=recorder, keepalive=args.ping_interval or None,
+    # The session sends the keepalive pings itself (traced, timed), but with --reconnect
+    # each connection keeps the library's own, whose timeout drops that connection only.
+    session = Session(ws, recorder=recorder, keepalive=None if args.reconnect else args.ping_interval or None,
                       ping_timeout=args.ping_timeout or None)
     try:
         if terminal:
@@ -180,7 +207,7 @@ def _run(args: argparse.Namespace, ws: WebSocket, record: Optional[IO[str]]) -> 
         return pipe(session, formatter=formatter, palette=palette, show_pings=args.show_ping_pong,
                     recv=args.recv, timeout=args.timeout, idle=args.idle)
     except KeyboardInterrupt:  # Ctrl-C while sending, waiting or closing
-        ws.close_timeout = min(ws.close_timeout or INTERRUPT_CLOSE_TIMEOUT, INTERRUPT_CLOSE_TIMEOUT)
+        shorten_close(ws)
         try:
             session.close(1001)  # Traced and recorded; while closing already, a bounded wait.
         except (KeyboardInterrupt, OSError):  # A second Ctrl-C stops the wait.

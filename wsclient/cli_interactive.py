@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 
 from .cli_session import Receiver, Session
 from .cli_show import Formatter, Palette, parse_binary
-from .cli_status import EXIT_INTERRUPTED, INTERRUPT_CLOSE_TIMEOUT, describe_close, status_after_close
+from .cli_status import EXIT_INTERRUPTED, describe_close, shorten_close, status_after_close
 from .exceptions import ConnectionClosed
 from .uri import redact
 
@@ -180,7 +180,7 @@ def interactive(session: Session, *, formatter: Formatter, palette: Palette, sho
         print()
         status = EXIT_INTERRUPTED
         if not ws.closed:
-            ws.close_timeout = min(ws.close_timeout or INTERRUPT_CLOSE_TIMEOUT, INTERRUPT_CLOSE_TIMEOUT)
+            shorten_close(ws)
             try:
                 session.close(1001)
             except (KeyboardInterrupt, OSError):

@@ -15,6 +15,7 @@ import time
 from typing import Callable, Optional, Union
 
 from .close import serialize_close
+from .cli_status import Connection
 from .connection import WebSocket
 from .exceptions import ConnectionClosed
 from .recording import Recorder, describe_payload
@@ -32,14 +33,15 @@ class Session:
     """A connection as the command line drives it.
 
     Args:
-        ws: the open connection (opened with ``ping_interval=None``).
+        ws: the open connection (opened with ``ping_interval=None`` when ``keepalive`` is
+            set), or a reconnecting one.
         recorder: where to record every event, or ``None``.
         keepalive: seconds between keepalive pings, or ``None`` for none.
         ping_timeout: seconds a pong may take before the connection is closed with 1011.
         on_pong: called after each ping (``/ping`` or keepalive) with its round trip.
     """
 
-    def __init__(self, ws: WebSocket, *, recorder: Optional[Recorder] = None, keepalive: Optional[float] = None,
+    def __init__(self, ws: Connection, *, recorder: Optional[Recorder] = None, keepalive: Optional[float] = None,
                  ping_timeout: Optional[float] = 20.0, on_pong: Optional[PongCallback] = None) -> None:
         self.ws = ws
         self.recorder = recorder
@@ -232,5 +234,6 @@ class Receiver(threading.Thread):
         ws = self.session.ws
         if not ws.closed:
             self.session.close()
-        self.join(max(5.0, (ws.close_timeout or 10.0) + 1))
+        close_timeout = ws.close_timeout if isinstance(ws, WebSocket) else None
+        self.join(max(5.0, (close_timeout or 10.0) + 1))
         self.session.finish()

@@ -6,12 +6,13 @@ The table is printed in ``python -m wsclient --help`` and in README.rst, and tes
 from __future__ import annotations
 
 import sys
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 from .connection import WebSocket
+from .reconnecting import ReconnectingWebSocket
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_MISMATCH", "EXIT_INTERRUPTED", "EXIT_STATUSES",
-           "NORMAL_CLOSE_CODES", "exit_table", "interrupted", "describe_close", "status_after_close", "INTERRUPT_CLOSE_TIMEOUT"]
+           "NORMAL_CLOSE_CODES", "Connection", "shorten_close", "exit_table", "interrupted", "describe_close", "status_after_close", "INTERRUPT_CLOSE_TIMEOUT"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -31,6 +32,9 @@ EXIT_STATUSES: List[Tuple[int, str]] = [
     (EXIT_MISMATCH, "replay: a client's messages differed from the recording"),
     (EXIT_INTERRUPTED, "connect, demo: interrupted by Ctrl-C (an open connection is closed with 1001)"),
 ]
+
+#: What ``connect`` works with: a connection, or one that reconnects (``--reconnect``).
+Connection = Union[WebSocket, ReconnectingWebSocket]
 
 #: Close codes after which ``connect`` exits with :data:`EXIT_OK`.
 NORMAL_CLOSE_CODES = (1000, 1001, 1005)
@@ -61,7 +65,7 @@ def exit_table(indent: str = "  ") -> str:
     return "\n".join(lines) + "\n"
 
 
-def describe_close(ws: WebSocket) -> str:
+def describe_close(ws: Connection) -> str:
     """``connection closed with code N (reason)``.
 
     Args:
@@ -74,7 +78,7 @@ def describe_close(ws: WebSocket) -> str:
     return f"connection closed with code {ws.close_code}{reason}"
 
 
-def status_after_close(ws: WebSocket) -> int:
+def status_after_close(ws: Connection) -> int:
     """The exit status for how a connection ended.
 
     Args:
@@ -86,7 +90,18 @@ def status_after_close(ws: WebSocket) -> int:
     return EXIT_OK if ws.close_code in NORMAL_CLOSE_CODES else EXIT_FAILED
 
 
-def interrupted(ws: Optional[WebSocket] = None) -> int:
+def shorten_close(ws: Connection) -> None:
+    """After Ctrl-C: wait at most :data:`INTERRUPT_CLOSE_TIMEOUT` seconds for the peer's close frame.
+
+    Args:
+        ws: the connection (for a reconnecting one, its current connection, if any).
+    """
+    current = ws.connection if isinstance(ws, ReconnectingWebSocket) else ws
+    if current is not None:
+        current.close_timeout = min(current.close_timeout or INTERRUPT_CLOSE_TIMEOUT, INTERRUPT_CLOSE_TIMEOUT)
+
+
+def interrupted(ws: Optional[Connection] = None) -> int:
     """After Ctrl-C: one line on stderr, and an open connection closed with 1001 (going away).
 
     The close waits at most :data:`INTERRUPT_CLOSE_TIMEOUT` seconds for the peer, and a
@@ -100,7 +115,7 @@ def interrupted(ws: Optional[WebSocket] = None) -> int:
     """
     print("wsclient: interrupted", file=sys.stderr, flush=True)
     if ws is not None and not ws.closed:
-        ws.close_timeout = min(ws.close_timeout or INTERRUPT_CLOSE_TIMEOUT, INTERRUPT_CLOSE_TIMEOUT)
+        shorten_close(ws)
         try:
             ws.close(1001)  # While closing already, this only waits (bounded) for the end.
         except (KeyboardInterrupt, OSError):
