@@ -10,6 +10,7 @@ at a chosen moment (while a line is half typed, say).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Iterator, List
 
 import pytest
@@ -65,13 +67,17 @@ class Peer:
 class Terminal:
     """``python -m wsclient connect URI`` on a pseudo-terminal: type, read, wait for exit."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, *args: str, data_home: str, colour: bool = False) -> None:
         master, slave = os.openpty()
-        env = dict(os.environ, TERM="xterm", INPUTRC=os.devnull, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, TERM="xterm", INPUTRC=os.devnull, PYTHONUNBUFFERED="1", XDG_DATA_HOME=data_home)
+        env.pop("NO_COLOR", None)
+        if not colour:
+            env["NO_COLOR"] = "1"
         self.master = master
+        self.data_home = data_home
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "wsclient", "connect", uri, "--no-proxy"],
+                [sys.executable, "-m", "wsclient", "connect", uri, "--no-proxy", *args],
                 stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
             )
         finally:
@@ -167,14 +173,26 @@ def peer(ws_server) -> Iterator[tuple]:
 
 
 @pytest.fixture
-def terminal(peer) -> Iterator[Terminal]:
-    _, uri = peer
-    term = Terminal(uri)
-    try:
-        term.expect("Ctrl-D to quit")
-        yield term
-    finally:
+def open_terminal(tmp_path) -> Iterator[Any]:
+    """Factory: ``open_terminal(uri, *args, colour=False)`` starts the client on a pseudo-terminal,
+    its data directory (history) in ``tmp_path``, and waits for its banner."""
+    terminals: List[Terminal] = []
+
+    def start(uri: str, *args: str, colour: bool = False, banner: bool = True) -> Terminal:
+        term = Terminal(uri, *args, data_home=str(tmp_path / "data"), colour=colour)
+        terminals.append(term)
+        if banner:
+            term.expect("Ctrl-D to quit")
+        return term
+
+    yield start
+    for term in terminals:
         term.close()
+
+
+@pytest.fixture
+def terminal(peer, open_terminal) -> Terminal:
+    return open_terminal(peer[1])
 
 
 def test_a_session(peer, terminal: Terminal) -> None:
@@ -201,8 +219,18 @@ def test_a_session(peer, terminal: Terminal) -> None:
     at = terminal.expect("< [binary 3 bytes] 00ff10\r\n", at)
     server.wait_for(lambda: b"\x00\xff\x10" in server.received, "the binary message")
 
-    terminal.type("/binary not-hex\r")
-    at = terminal.expect("error: ", at)
+    terminal.type("/binary zz\r")
+    at = terminal.expect("error: /binary takes hexadecimal bytes, e.g. /binary 00ff10, not 'zz'\r\n", at)
+    terminal.type("/close x\r")
+    at = terminal.expect("error: /close takes a close code such as 1000 or 4000, then a reason; not 'x'\r\n", at)
+    terminal.type("/close 999\r")
+    at = terminal.expect("error: /close 999: invalid close code 999", at)
+    terminal.type("/foo\r")
+    at = terminal.expect("error: unknown command '/foo': /help lists them; type //foo to send '/foo' as text\r\n", at)
+    terminal.type("//ping\r")
+    at = terminal.expect("< /ping\r\n", at)
+    terminal.type("/help\r")
+    at = terminal.expect("/close [CODE [REASON]]", at)
 
     terminal.type("/close 4000 bye\r")
     server.wait_for(lambda: server.closes, "a close")
@@ -210,7 +238,8 @@ def test_a_session(peer, terminal: Terminal) -> None:
     # 4000 is not a normal close (1000 or 1001): exit status 1, as --help says.
     assert terminal.wait() == 1
     terminal.expect("connection closed with code 4000", at)
-    assert server.received == ["hello", "partial line", b"\x00\xff\x10"]
+    assert terminal.screen.count("connection closed with code") == 1
+    assert server.received == ["hello", "partial line", b"\x00\xff\x10", "/ping"]
 
 
 def test_ctrl_d_closes_normally(peer, terminal: Terminal) -> None:
@@ -239,13 +268,108 @@ def test_server_close_ends_the_session(peer, terminal: Terminal) -> None:
 
 
 def test_interrupt_closes_with_1001(peer, terminal: Terminal) -> None:
-    """Ctrl-C (SIGINT, as the terminal sends it) closes with 1001, "going away"."""
+    """Ctrl-C (SIGINT, as the terminal sends it) closes with 1001, "going away", and exits
+    with 130, as --help says."""
     server, _ = peer
     terminal.type("half")
     terminal.expect("> half")
     terminal.wait_reading()
     os.kill(terminal.process.pid, signal.SIGINT)
-    assert terminal.wait() == 0
+    assert terminal.wait() == 130
     terminal.expect("connection closed with code 1001")
     server.wait_for(lambda: server.closes, "a close")
     assert server.closes == [(1001, "")]
+
+
+def test_close_without_a_code_is_normal_and_reported_once(peer, terminal: Terminal) -> None:
+    server, _ = peer
+    terminal.type("/close 1005\r")
+    assert terminal.wait() == 0
+    terminal.expect("connection closed with code 1005")
+    assert terminal.screen.count("connection closed") == 1
+    assert "wsclient:" not in terminal.screen
+    server.wait_for(lambda: server.closes, "a close")
+    assert server.closes == [(1005, "")]
+
+
+def test_banner_comes_before_a_server_that_speaks_first(ws_server, open_terminal) -> None:
+    def greeter(ws: wsclient.WebSocket) -> None:
+        ws.send("welcome")  # At once, before the client could print anything.
+        for message in ws:
+            ws.send(message)
+
+    term = open_terminal(ws_server(greeter).uri, banner=False)
+    at = term.expect("< welcome")
+    assert term.screen.index("connected to ws://127.0.0.1:") < term.screen.index("< welcome") < at
+    term.type("\x04")
+    assert term.wait() == 0
+
+
+def test_history_is_kept_across_two_runs(peer, open_terminal) -> None:
+    server, uri = peer
+    first = open_terminal(uri)
+    first.type("remember me\r")
+    first.expect("< remember me")
+    first.type("\x04")
+    assert first.wait() == 0
+
+    second = open_terminal(uri)
+    second.type("\x1b[A")  # Up arrow: the line typed in the first run.
+    second.expect("> remember me")
+    second.type("\r")
+    second.expect("< remember me")
+    second.type("\x04")
+    assert second.wait() == 0
+    server.wait_for(lambda: server.received.count("remember me") == 2, "the line twice")
+    # Where --help says it is: under XDG_DATA_HOME.
+    history = Path(second.data_home) / "wsclient" / "history"
+    assert "remember me" in history.read_text()
+    assert history.stat().st_mode & 0o077 == 0  # typed lines may hold secrets
+
+
+def test_colours_on_a_terminal_unless_no_color(peer, open_terminal) -> None:
+    _, uri = peer
+    coloured = open_terminal(uri, colour=True)
+    coloured.type("hue\r")
+    coloured.expect("\x1b[36m< hue\x1b[0m")  # received: cyan
+    coloured.expect("\x1b[32m> \x1b[0m")  # the prompt, what we send: green
+    coloured.type("/nope\r")
+    coloured.expect("\x1b[31merror: unknown command")  # errors: red
+    coloured.type("\x04")
+    assert coloured.wait() == 0
+
+    plain = open_terminal(uri)  # NO_COLOR=1
+    plain.type("hue\r")
+    plain.expect("< hue")
+    plain.type("\x04")
+    assert plain.wait() == 0
+    assert "\x1b[3" not in plain.screen and "\x1b[2m" not in plain.screen
+
+
+def test_binary_as_base64_json_pretty_and_pings_shown(peer, open_terminal) -> None:
+    server, uri = peer
+    term = open_terminal(uri, "--binary-format", "base64", "--json", "-P", "--ping-interval", "0.2")
+    term.type("/binary AP8Q\r")
+    at = term.expect("< [binary 3 bytes] base64:AP8Q\r\n")
+    term.type('{"a": [1, 2]}\r')
+    at = term.expect('< {\r\n    "a": [\r\n      1,\r\n      2\r\n    ]\r\n  }\r\n', at)
+    term.expect("keepalive ping: pong after ")
+    term.type("\x04")
+    assert term.wait() == 0
+    assert server.received == [b"\x00\xff\x10", '{"a": [1, 2]}']
+
+
+def test_record_an_interactive_session(peer, open_terminal, tmp_path) -> None:
+    _, uri = peer
+    path = tmp_path / "session.jsonl"
+    term = open_terminal(uri, "--record", str(path))
+    term.type("hi\r")
+    at = term.expect("< hi\r\n")
+    term.type("/ping x\r")
+    term.expect("ping: pong after ", at)
+    term.type("\x04")
+    assert term.wait() == 0
+    events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[1:]]
+    assert [(e["from"], e["type"], e.get("text", e.get("base64", e.get("code")))) for e in events] == [
+        ("client", "text", "hi"), ("server", "text", "hi"), ("client", "ping", "eA=="),
+        ("server", "pong", "eA=="), ("client", "close", 1000), ("server", "close", 1000)]

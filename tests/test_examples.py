@@ -89,6 +89,9 @@ def test_chat_server_broadcasts() -> None:
                 bob.send("hi all")
                 assert alice.recv(timeout=10) == f"{bob_name}: hi all"
                 assert bob.recv(timeout=10) == f"{bob_name}: hi all"
+                bob.send(b"\x00\xff")  # Binary is relayed as binary, not as its repr.
+                assert alice.recv(timeout=10) == b"\x00\xff"
+                assert bob.recv(timeout=10) == b"\x00\xff"
     finally:
         assert server.stop() == 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Iterator, List, Optional
 
 import pytest
@@ -18,7 +20,7 @@ import pytest
 import wsclient
 from wsclient.__main__ import main
 from wsclient.close import parse_close
-from wsclient.frames import FrameParser, Opcode
+from wsclient.frames import FrameParser, Opcode, serialize_frame
 from wsclient.handshake import accept_response
 from wsclient.http11 import RequestParser
 
@@ -117,6 +119,59 @@ def silent_peer() -> Iterator[type]:
     yield make  # type: ignore[misc]
     for peer in peers:
         peer.stop()
+
+
+class PingingPeer:
+    """A scripted server on 127.0.0.1 for one client: it answers pings, and echoes a text
+    message only once it has answered ``pings`` pings, so the client's keepalive pings are
+    sure to have happened while the message was outstanding; it echoes the close frame."""
+
+    def __init__(self, pings: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.uri = f"ws://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.pings = pings
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.listener.settimeout(TIMEOUT)
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.settimeout(TIMEOUT)
+            parser, request = RequestParser(), None
+            while request is None:
+                request = parser.feed(conn.recv(65536))
+            conn.sendall(accept_response(request).serialize())
+            frames, data, answered, waiting = FrameParser(expect_masked=True), parser.leftover, 0, []
+            for _ in range(10000):  # bounded; the socket timeout bounds each read
+                for piece in frames.feed(data):
+                    opcode = piece.header.opcode
+                    if opcode == Opcode.PING:
+                        conn.sendall(serialize_frame(Opcode.PONG, piece.data))
+                        answered += 1
+                    elif opcode == Opcode.TEXT:
+                        waiting.append(piece.data)
+                    elif opcode == Opcode.CLOSE:
+                        conn.sendall(serialize_frame(Opcode.CLOSE, piece.data))
+                        return
+                if waiting and answered >= self.pings:
+                    for payload in waiting:
+                        conn.sendall(serialize_frame(Opcode.TEXT, payload))
+                    waiting = []
+                data = conn.recv(65536)
+                if not data:
+                    return
+
+    def stop(self) -> None:
+        self.listener.close()
+        self.thread.join(TIMEOUT)
+
+
+@pytest.fixture
+def pinging_peer() -> Iterator[PingingPeer]:
+    peer = PingingPeer(pings=2)
+    yield peer
+    peer.stop()
 
 
 def assert_interrupted(status: int, err: str) -> None:
@@ -333,7 +388,9 @@ def test_cannot_connect_message_masks_the_uri_password() -> None:
     (["-H", "Bad Name: v"], "wsclient: invalid argument: invalid header name 'Bad Name'"),
     (["--subprotocol", "a b"], "wsclient: invalid argument: invalid subprotocol name 'a b'"),
     (["--origin", "a\r\nb"], "wsclient: invalid argument: "),
-    (["--ping-interval", "-1"], "wsclient: invalid argument: ping_interval"),
+    (["--ping-interval", "-1"], "argument --ping-interval: must be a finite number of seconds"),
+    (["--ping-timeout", "inf"], "argument --ping-timeout: must be a finite number of seconds"),
+    (["--binary-format", "octal"], "argument --binary-format: invalid choice: 'octal'"),
     (["--timeout", "nan"], "argument --timeout: must be a finite number of seconds"),
     (["--timeout", "-1"], "argument --timeout: must be a finite number of seconds"),
     (["--idle", "-1"], "argument --idle: must be a finite number of seconds"),
@@ -375,11 +432,15 @@ def test_headers_and_subprotocol_are_sent(run_server) -> None:
     assert result.stdout.strip() == "abc chat"
 
 
-def test_verbose_logs_frames_on_stderr(echo_server) -> None:
-    result = run(["connect", echo_server.uri, "-v"], stdin="traced\n")
+def test_verbose_traces_both_directions_alike_with_keepalive_pings(pinging_peer: PingingPeer) -> None:
+    result = run(["connect", pinging_peer.uri, "-v", "--ping-interval", "0.1", "--recv", "1"], stdin="traced\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "traced"
-    assert "client < text" in result.stderr
+    lines = [line.split(" ", 2)[2] for line in result.stderr.splitlines()]  # without the time
+    assert "> text 'traced'" in lines and "< text 'traced'" in lines
+    assert "> ping 8 bytes 0000000000000001 (keepalive)" in lines
+    assert any(line.startswith("< pong 8 bytes 0000000000000001 after ") for line in lines)
+    assert lines[-2:] == ["> close 1000", "< close 1000"]
 
 
 @pytest.mark.parametrize("command", [[], ["demo"], ["connect"], ["serve"]])
@@ -394,3 +455,203 @@ def test_main_without_a_command_is_a_usage_error(capsys: pytest.CaptureFixture) 
     with pytest.raises(SystemExit) as info:
         main([])
     assert info.value.code == 2
+
+
+def test_version() -> None:
+    result = run(["--version"])
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"wsclient {wsclient.__version__}"
+
+
+def test_a_rejected_handshake_shows_the_body_that_says_why(run_server) -> None:
+    server = run_server(lambda ws: None,
+                        process_request=lambda request: (401, [("Content-Type", "text/plain")],
+                                                         b"token expired\nlog in again"))
+    result = run(["connect", server.uri])
+    assert result.returncode == 1
+    assert result.stderr == (f"wsclient: cannot connect to {server.uri}: server rejected WebSocket "
+                             "connection: HTTP 401\nwsclient: the server said:\n  token expired\n  log in again\n")
+
+
+def test_pipe_mode_shows_pings_with_p_and_never_colours(pinging_peer: PingingPeer) -> None:
+    result = run(["connect", pinging_peer.uri, "-P", "--ping-interval", "0.1", "--recv", "1"], stdin="x\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "x\n"
+    assert "ping: pong after " in result.stderr
+    assert "\x1b[" not in result.stdout + result.stderr
+
+
+def test_pipe_mode_json_and_base64(run_server) -> None:
+    def sender(ws: wsclient.WebSocket) -> None:
+        ws.send('{"a": 1, "b": [true]}')
+        ws.send("not json")
+        ws.send(b"\x00\xff\x10")
+
+    result = run(["connect", run_server(sender).uri, "--json", "--binary-format", "base64", "--recv", "3"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == '{\n  "a": 1,\n  "b": [\n    true\n  ]\n}\nnot json\n[binary 3 bytes] base64:AP8Q\n'
+
+
+def test_record_a_session_the_server_closes(run_server, tmp_path) -> None:
+    def closer(ws: wsclient.WebSocket) -> None:
+        ws.send(f"bye {ws.recv(timeout=TIMEOUT)}")
+        ws.close(4000, "server done")
+
+    path = tmp_path / "session.jsonl"
+    process = start(["connect", run_server(closer).uri, "--record", str(path)])
+    process.stdin.write("hello\n")
+    process.stdin.flush()  # ... and stdin stays open.
+    status, out, err = finish(process)
+    assert (status, out) == (1, "bye hello\n"), err
+    events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[1:]]
+    assert [(e["from"], e["type"], e.get("text", e.get("code"))) for e in events] == [
+        ("client", "text", "hello"), ("server", "text", "bye hello"),
+        ("server", "close", 4000), ("client", "close", 4000)]
+
+
+def test_no_recording_is_left_when_the_connection_fails(tmp_path) -> None:
+    path = tmp_path / "session.jsonl"
+    with _refusing_port() as port:
+        result = run(["connect", f"ws://127.0.0.1:{port}/", "--record", str(path)])
+    assert result.returncode == 1
+    assert not path.exists()
+
+
+def test_record_to_an_unwritable_file_is_a_usage_error(echo_server, tmp_path) -> None:
+    result = run(["connect", echo_server.uri, "--record", str(tmp_path / "no" / "such" / "dir.jsonl")])
+    assert result.returncode == 2
+    assert "cannot write --record" in result.stderr and "No such file" in result.stderr
+
+
+# -- the exit status table ------------------------------------------------------------------
+
+def _status_interrupted(run_server, tmp_path) -> int:
+    process = start(["connect", run_server().uri])
+    process.stdin.write("ready\n")
+    process.stdin.flush()
+    wait_for_line(process, "ready")
+    process.send_signal(signal.SIGINT)
+    return finish(process)[0]
+
+
+def _status_mismatch(run_server, tmp_path) -> int:
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"wsclient-recording": 1}\n{"t": 0, "from": "client", "type": "text", "text": "a"}\n',
+                    encoding="utf-8")
+    process = start(["replay", str(path), "127.0.0.1:0", "--once"], stdin=subprocess.DEVNULL)
+    uri = process.stdout.readline().strip()
+    with wsclient.connect(uri, proxy=None) as ws:
+        ws.send("b")
+    return finish(process)[0]
+
+
+STATUS_SCENARIOS = {
+    0: lambda run_server, tmp_path: run(["connect", run_server().uri], stdin="x\n").returncode,
+    1: lambda run_server, tmp_path: run(["connect", run_server(lambda ws: ws.close(4000)).uri]).returncode,
+    2: lambda run_server, tmp_path: run(["connect", "http://nowhere/"]).returncode,
+    3: _status_mismatch,
+    130: _status_interrupted,
+}
+
+
+@pytest.mark.parametrize("status", sorted(STATUS_SCENARIOS))
+def test_each_exit_status_of_the_table(status: int, run_server, tmp_path) -> None:
+    assert STATUS_SCENARIOS[status](run_server, tmp_path) == status
+
+
+def test_the_exit_status_table_is_documented_in_help_and_readme() -> None:
+    from wsclient.cli_status import EXIT_STATUSES, exit_table
+
+    assert sorted(STATUS_SCENARIOS) == sorted(code for code, _ in EXIT_STATUSES)  # each one tested
+    table = exit_table()
+    for command in ([], ["connect"], ["serve"], ["replay"], ["demo"]):
+        assert table in run([*command, "--help"]).stdout
+    readme = (Path(__file__).parent.parent / "README.rst").read_text(encoding="utf-8")
+    for code, meaning in EXIT_STATUSES:
+        row = f"   * - {code}\n     - {meaning}\n"
+        assert row in readme, row
+
+
+# -- TLS options ----------------------------------------------------------------------------
+
+@pytest.fixture
+def mutual_tls_server(run_server, pki):
+    """A wss:// server that requires a client certificate signed by the test CA, and greets
+    the client."""
+    def greet(ws: wsclient.WebSocket) -> None:
+        ws.send("hello, certified client")
+        ws.recv(timeout=TIMEOUT)
+
+    context = wsclient.server_ssl_context(pki.cert_file, pki.key_file, cafile=pki.ca_file)
+    return run_server(greet, ssl_context=context)
+
+
+def test_cert_and_key_for_mutual_tls(mutual_tls_server, pki) -> None:
+    result = run(["connect", mutual_tls_server.uri, "--cafile", pki.ca_file, "--cert", pki.client_cert_file,
+                  "--key", pki.client_key_file, "--recv", "1"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello, certified client\n"
+
+
+@pytest.mark.parametrize("cert", [None, "untrusted"])
+def test_mutual_tls_refused_without_a_trusted_client_certificate(mutual_tls_server, pki, cert) -> None:
+    options = [] if cert is None else ["--cert", pki.untrusted_client_cert_file, "--key",
+                                       pki.untrusted_client_key_file]
+    result = run(["connect", mutual_tls_server.uri, "--cafile", pki.ca_file, "--recv", "1", *options])
+    assert result.returncode == 1
+    assert "cannot connect to" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_system_trust_does_not_trust_the_test_ca(run_server, pki) -> None:
+    server = run_server(ssl_context=wsclient.server_ssl_context(pki.cert_file, pki.key_file))
+    result = run(["connect", server.uri, "--system-trust", "--recv", "1"])
+    assert result.returncode == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in result.stderr or "certificate" in result.stderr.lower()
+    # ... while --cafile with the test CA does.
+    assert run(["connect", server.uri, "--cafile", pki.ca_file], stdin="x\n").returncode == 0
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--key", "k.pem"], "--key goes with --cert (the client certificate), which is missing"),
+    (["--cert", "/nonexistent/c.pem"], "cannot load --cert '/nonexistent/c.pem': No such file or directory"),
+    (["--system-trust", "--cafile", "ca.pem"], "argument --cafile: not allowed with argument --system-trust"),
+])
+def test_bad_tls_options_exit_2(options: List[str], message: str) -> None:
+    result = run(["connect", "wss://127.0.0.1:9/", *options])
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+# -- --reconnect ----------------------------------------------------------------------------
+
+def test_reconnect_comes_back_after_a_restart_close(run_server) -> None:
+    connections: "queue.Queue[int]" = queue.Queue()
+    count = iter(range(1, 100))
+
+    def restarting(ws: wsclient.WebSocket) -> None:
+        number = next(count)
+        connections.put(number)
+        if number == 1:
+            ws.send("one")
+            ws.close(1012, "service restart")  # retried by the default policy
+        else:
+            ws.send("two")
+            ws.recv(timeout=TIMEOUT)
+
+    result = run(["connect", run_server(restarting).uri, "--reconnect", "--recv", "2"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "one\ntwo\n"
+    assert "connection dropped" in result.stderr and "reconnected" in result.stderr
+    assert connections.qsize() == 2
+
+
+def test_reconnect_gives_up_on_a_final_close(run_server) -> None:
+    result = run(["connect", run_server(lambda ws: ws.close(4000, "banned")).uri, "--reconnect"])
+    assert result.returncode == 1
+    assert "giving up" in result.stderr and "4000" in result.stderr
+
+
+def test_record_does_not_go_with_reconnect(tmp_path) -> None:
+    result = run(["connect", "ws://127.0.0.1:9/", "--reconnect", "--record", str(tmp_path / "r.jsonl")])
+    assert result.returncode == 2
+    assert "--record records one connection; it does not go with --reconnect" in result.stderr

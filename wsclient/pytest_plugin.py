@@ -14,6 +14,11 @@ Fixtures:
   every connection is closed at teardown.
 * ``ws_faulty_server(**faults)``: a :class:`FaultyServer`, an echo server that misbehaves
   on purpose (see :class:`Faults`).
+* ``ws_replay_server(path, **options)``: a :class:`ReplayTestServer` playing the server's side
+  of a recording made with ``python -m wsclient connect URI --record FILE`` (see
+  :mod:`wsclient.replay`); ``.uri``, ``.stop()``. A client whose messages differ from the
+  recording fails the test: ``.stop()`` raises :class:`wsclient.replay.ReplayMismatch` (an
+  ``AssertionError``), and a mismatch not reported by then fails the test at teardown.
 
 How faults are made: :class:`wsclient.WebSocket` always answers pings, validates what it
 sends and frames messages its own way, so the public API cannot break the protocol. The
@@ -28,12 +33,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import select
 import socket
 import struct
 import threading
 import time
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Union
 
 import pytest
 
@@ -43,9 +49,11 @@ from .connection import WebSocket
 from .frames import FramePiece, FrameParser, Opcode, serialize_frame
 from .handshake import accept_response, check_request
 from .http11 import RequestParser
+from .replay import ReplayMismatch, ReplayServer
 from .server import WebSocketServer, serve
 
-__all__ = ["TestServer", "Faults", "FaultyServer", "ws_server", "ws_echo_server", "ws_connect", "ws_faulty_server"]
+__all__ = ["TestServer", "Faults", "FaultyServer", "ReplayTestServer", "ws_server", "ws_echo_server", "ws_connect",
+           "ws_faulty_server", "ws_replay_server"]
 
 #: Seconds teardown waits for a server to stop.
 DEFAULT_TEARDOWN_TIMEOUT = 10.0
@@ -354,3 +362,78 @@ def ws_faulty_server() -> Iterator[Callable[..., FaultyServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+class ReplayTestServer:
+    """A :class:`wsclient.replay.ReplayServer` serving in a background thread, for a test.
+
+    Args:
+        path: the recording file.
+        **options: options of :class:`wsclient.replay.ReplayServer` (``fast``, ``compare``,
+            ``timeout``, and those of :func:`wsclient.serve`).
+    """
+
+    __test__ = False
+
+    def __init__(self, path: Union[str, "os.PathLike[str]"], **options: Any) -> None:
+        self.replay = ReplayServer(path, **options).start()
+        self._reported = False
+
+    @property
+    def uri(self) -> str:
+        """The ``ws://`` URI of the server."""
+        return self.replay.uri
+
+    @property
+    def mismatches(self) -> List[ReplayMismatch]:
+        """The mismatches seen so far."""
+        return self.replay.mismatches
+
+    def wait_finished(self, count: int = 1, timeout: Optional[float] = DEFAULT_TEARDOWN_TIMEOUT) -> bool:
+        """Wait until ``count`` sessions have played to their end.
+
+        Args:
+            count: how many sessions.
+            timeout: seconds.
+
+        Returns:
+            True when they have, False on timeout.
+        """
+        return self.replay.wait_finished(count, timeout)
+
+    def stop(self, timeout: float = DEFAULT_TEARDOWN_TIMEOUT) -> None:
+        """Stop serving and release the port; then fail on a mismatch.
+
+        Raises:
+            ReplayMismatch: a client's messages differed from the recording (the first
+                mismatch; the others are listed in its message).
+        """
+        self.replay.stop(timeout)
+        if self.replay.mismatches and not self._reported:
+            self._reported = True
+            first, *others = self.replay.mismatches
+            if others:
+                raise ReplayMismatch(first.session, first.line, first.expected,
+                                     f"{first.got} (and {len(others)} more mismatches)")
+            raise first
+
+
+@pytest.fixture
+def ws_replay_server() -> Iterator[Callable[..., ReplayTestServer]]:
+    """Factory: ``ws_replay_server(path, **options)`` replays a recording (see :class:`ReplayTestServer`)."""
+    servers: List[ReplayTestServer] = []
+
+    def start(path: Union[str, "os.PathLike[str]"], **options: Any) -> ReplayTestServer:
+        server = ReplayTestServer(path, **options)
+        servers.append(server)
+        return server
+
+    yield start
+    failures = []
+    for server in servers:
+        try:
+            server.stop()
+        except ReplayMismatch as exc:
+            failures.append(str(exc))
+    if failures:
+        pytest.fail("\n".join(failures), pytrace=False)
