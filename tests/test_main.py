@@ -22,6 +22,7 @@ from wsclient.__main__ import main
 from wsclient.close import parse_close
 from wsclient.frames import FrameParser, Opcode, serialize_frame
 from wsclient.handshake import accept_response
+from .reliability.rawpeer import raw_client
 from wsclient.http11 import RequestParser
 
 TIMEOUT = 30
@@ -316,6 +317,25 @@ def test_serve_broadcast_sends_to_every_client() -> None:
                 assert listener.recv(timeout=10) == "to all"
     finally:
         server.stop()
+
+
+def test_serve_broadcast_logs_a_client_it_skipped() -> None:
+    server = ServeProcess("--broadcast")
+    stalled = None
+    try:
+        stalled, _, _ = raw_client(server.uri)  # Connects, then never reads.
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        address = stalled.getsockname()
+        with wsclient.connect(server.uri, proxy=None, compression=None) as speaker:
+            message = b"x" * 65536
+            for _ in range(300):  # Until the stalled client's buffers are full: skipped.
+                speaker.send(message)
+                assert speaker.recv(timeout=10) == message
+    finally:
+        err = server.stop()
+        if stalled is not None:
+            stalled.close()
+    assert f"skipped {address!r}: not reading" in err
 
 
 def test_pipe_mode_against_in_process_server(echo_server) -> None:

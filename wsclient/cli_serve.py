@@ -50,7 +50,8 @@ def _server_handler(mode: str, holder: List[WebSocketServer], *, tag: str = "", 
         try:
             for message in ws:
                 if mode == "broadcast":
-                    broadcast(holder[0].connections, message)
+                    for skipped in broadcast(holder[0].connections, message):
+                        print(f"{tag}skipped {skipped.remote_address}: not reading", file=sys.stderr, flush=True)
                 else:
                     ws.send(message)
         except ConnectionClosed:
