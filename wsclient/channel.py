@@ -8,35 +8,34 @@ among themselves and writers among themselves), and a read may run while a write
 The channel gives those threads:
 
 * Waiting with a deadline: :meth:`Channel.wait_readable` and :meth:`Channel.wait_writable`
-  ``poll()`` the socket until a ``time.monotonic()`` deadline, each direction with its own
-  ``poll`` object made once and reused (one user at a time, as each direction has one).
+  wait on the socket until a ``time.monotonic()`` deadline, each direction with its own
+  :mod:`wsclient.readiness` waiter made once and reused (one user at a time, as each
+  direction has one: ``poll()`` where the system has it, else ``select()``).
   After :meth:`Channel.shutdown` they return at once, so no thread sleeps on a dead socket.
 * Reads: :meth:`Channel.recv` waits until a deadline (without one, on a plain socket, in
   ``recv()`` itself); :meth:`Channel.recv_nowait` never waits. Both return bytes, ``b""``
   at the end of the stream, or None when nothing is there (yet). Over TLS they also take
-  what OpenSSL has already decrypted (``pending()``), which ``poll()`` cannot see.
+  what OpenSSL has already decrypted (``pending()``), which waiting on the socket cannot see.
 * Writes of a list of buffers: gathered by one ``sendmsg()`` where the socket has it (plain
   sockets), else one ``send()`` per buffer. A partial write drops what went out and goes on
   with the rest; what a deadline leaves unwritten stays in :attr:`Channel.unsent`, which
   goes out before anything else on the next :meth:`Channel.write`.
 * One TLS call at a time: OpenSSL does not allow two threads in one TLS connection at once
   (a read during a write can report a false end of stream), so every TLS ``recv`` and
-  ``send`` holds the channel's lock, which is never held while polling.
-* The end: :meth:`Channel.shutdown` (wakes every thread polling or in ``recv()``), then
+  ``send`` holds the channel's lock, which is never held while waiting.
+* The end: :meth:`Channel.shutdown` (wakes every thread waiting or in ``recv()``), then
   :meth:`Channel.close` once no thread uses the socket any more (the caller knows when; the
   channel does not).
 """
 
 from __future__ import annotations
 
-import select
 import socket
 import ssl
 import threading
-import time
 from typing import Any, List, Optional, Sequence, Union
 
-from .sockio import POLL_MAX_MS
+from .readiness import READ, WRITE, waiter
 
 __all__ = ["Channel", "Buffer", "DEFAULT_READ_SIZE"]
 
@@ -77,6 +76,10 @@ class Channel:
             full); other threads may read it without a lock.
         error: the ``OSError`` that ended reading (reset by the peer, or the socket closed
             under the reader), once :meth:`recv_nowait` has returned ``b""`` for it; else None.
+
+    Raises:
+        OSError: ``errno.EMFILE`` where the system has no ``poll()`` and the socket's
+            descriptor is past what ``select()`` can watch (see :mod:`wsclient.readiness`).
     """
 
     def __init__(self, sock: Any, *, unsent: bytes = b"") -> None:
@@ -96,10 +99,9 @@ class Channel:
         self._dontwait = _DONTWAIT if isinstance(sock, socket.socket) and not self._tls else 0
         self._blocking_size = _IDLE_READ_SIZE
         sock.setblocking(bool(self._dontwait))
-        self._read_poll = select.poll()
-        self._read_poll.register(self._fd, select.POLLIN)
-        self._write_poll = select.poll()
-        self._write_poll.register(self._fd, select.POLLOUT)
+        # Made once: a waiter per connection, not one per wait.
+        self._read_waiter = waiter(self._fd, READ)
+        self._write_waiter = waiter(self._fd, WRITE)
 
     @property
     def closed(self) -> bool:
@@ -122,7 +124,7 @@ class Channel:
         """
         if self._shut or (self._tls and self._sock.pending()):
             return True
-        return self._poll(self._read_poll, deadline)
+        return self._read_waiter.wait(deadline)
 
     def wait_writable(self, deadline: Optional[float]) -> bool:
         """Wait until the socket takes more bytes.
@@ -135,13 +137,13 @@ class Channel:
         """
         if self._shut:
             return True
-        return self._poll(self._write_poll, deadline)
+        return self._write_waiter.wait(deadline)
 
     def recv(self, deadline: Optional[float]) -> Optional[bytes]:
         """Wait for bytes until ``deadline`` and read them.
 
         Without a deadline on a plain socket this is one blocking ``recv()`` (the hot path
-        of a reader waiting for its next message: one system call, not a ``poll()`` and
+        of a reader waiting for its next message: one system call, not a wait and
         then a ``recv()``); :meth:`shutdown` wakes it.
 
         Args:
@@ -249,7 +251,7 @@ class Channel:
             buffers = _advance(buffers, sent)
 
     def shutdown(self) -> None:
-        """Shut both directions down: threads polling wake, reads see the end, writes fail.
+        """Shut both directions down: threads waiting wake, reads see the end, writes fail.
 
         Idempotent; errors (a socket the peer already reset) are ignored.
         """
@@ -272,20 +274,6 @@ class Channel:
         self._shut = True
         self._sock.close()
         self._closed = True
-
-    def _poll(self, poller: Any, deadline: Optional[float]) -> bool:
-        """``poller.poll()`` until ``deadline``; True when ready (or the socket errs)."""
-        while True:
-            if deadline is None:
-                timeout = None
-            else:
-                timeout = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
-            try:
-                ready = poller.poll(None if timeout is None else min(timeout, POLL_MAX_MS))
-            except OSError:
-                return True
-            if ready or timeout is None or timeout <= POLL_MAX_MS:
-                return bool(ready)
 
 
 def _advance(buffers: List[Buffer], sent: int) -> List[Buffer]:

@@ -14,17 +14,12 @@ import threading
 import time
 from typing import Any, Optional, Protocol, TypeVar
 
-__all__ = ["check_number", "deadline_after", "remaining", "send_all", "read_head", "POLL_MAX_MS"]
+__all__ = ["check_number", "deadline_after", "remaining", "send_all", "read_head"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 _READ_SIZE = 65536
-
-#: The longest wait ``select.poll()`` takes, in milliseconds (a C int: about 24.8 days);
-#: a longer one waits in several polls.
-POLL_MAX_MS = 2**31 - 1
-
 
 class _Parser(Protocol[T_co]):  # pragma: no cover - a typing aid
     def feed(self, data: bytes) -> Optional[T_co]: ...

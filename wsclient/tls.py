@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import select
 import socket
 import ssl
 import threading
@@ -28,7 +27,7 @@ from typing import Any, Optional, Tuple, Union
 
 import certifi
 
-from .sockio import POLL_MAX_MS
+from .readiness import READ, WRITE, wait_ready
 
 __all__ = [
     "DEFAULT_MINIMUM_VERSION",
@@ -275,7 +274,7 @@ class TLSInTLS:
     ``SSLSocket``, a ``send()`` that raised must be retried with the same data. In blocking
     mode a timeout bounds each call as a whole and raises :class:`TimeoutError`.
 
-    :meth:`fileno` is the outer socket's; decrypted bytes that ``poll()`` on it cannot see
+    :meth:`fileno` is the outer socket's; decrypted bytes that waiting on it cannot see
     are counted by :meth:`pending`: when it is positive, ``recv()`` returns without waiting.
     ``recv()`` and ``send()`` may be called from two threads at once (a reader and a writer).
 
@@ -322,7 +321,7 @@ class TLSInTLS:
         return self._ssl.server_hostname
 
     def fileno(self) -> int:
-        """The outer socket's file descriptor (``-1`` once closed), for ``poll()``."""
+        """The outer socket's file descriptor (``-1`` once closed), to wait on."""
         return -1 if self._closed else self._sock.fileno()
 
     def gettimeout(self) -> Optional[float]:
@@ -482,26 +481,16 @@ class TLSInTLS:
             try:
                 return step(*args)
             except ssl.SSLWantReadError:
-                self._wait(select.POLLIN, deadline)
+                self._wait(READ, deadline)
             except ssl.SSLWantWriteError:
-                self._wait(select.POLLOUT, deadline)
+                self._wait(WRITE, deadline)
 
-    def _wait(self, events: int, deadline: Optional[float]) -> None:
-        """Wait until the outer socket is ready, or raise :class:`TimeoutError`; a wait
-        longer than one poll can take returns early (the caller's step then tries again)."""
-        timeout = None if deadline is None else deadline - time.monotonic()
-        if timeout is not None and timeout <= 0:
+    def _wait(self, event: int, deadline: Optional[float]) -> None:
+        """Wait until the outer socket is ready (:data:`~wsclient.readiness.READ` or
+        :data:`~wsclient.readiness.WRITE`), or raise :class:`TimeoutError`."""
+        if deadline is not None and deadline - time.monotonic() <= 0:
             raise TimeoutError("The operation timed out")
-        fd = self._sock.fileno()
-        if hasattr(select, "poll"):
-            poller = select.poll()
-            poller.register(fd, events)
-            ready = poller.poll(None if timeout is None else min(timeout * 1000, POLL_MAX_MS))
-        else:  # pragma: no cover - Windows
-            reading = [fd] if events & select.POLLIN else []
-            writing = [fd] if events & select.POLLOUT else []
-            ready = sum(select.select(reading, writing, [], timeout)[:2], [])
-        if not ready and timeout is not None and timeout * 1000 <= POLL_MAX_MS:
+        if not wait_ready(self._sock, event, deadline):
             raise TimeoutError("The operation timed out")
 
     def _handshake_step(self) -> None:
