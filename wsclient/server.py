@@ -286,7 +286,9 @@ class WebSocketServer:
             self._shutdown_done = True
 
     def server_close(self) -> None:
-        """Release the listening socket (and the unix socket's path)."""
+        """Release the listening socket (and the unix socket's path), and end the watcher
+        thread at once, with its descriptors (bounded by
+        :data:`wsclient.watcher.CLOSE_TIMEOUT`)."""
         if self._closed:
             return
         self._closed = True
@@ -294,6 +296,7 @@ class WebSocketServer:
         self._listener.close()
         self._stop_r.close()
         self._stop_w.close()
+        self._watcher.close()
 
     # -- accepting -----------------------------------------------------------------
 

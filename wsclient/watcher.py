@@ -17,23 +17,27 @@ thousand busy connections, only to find each one being read, halved a server's t
 Clients share one watcher per process (:func:`client_watcher`); each server has its own.
 The thread starts with the first connection and ends :data:`LINGER` seconds after the last
 one goes, so a script that opens connections one after another does not pay a thread start
-for each.
+for each; :meth:`Watcher.close` ends it at once (a server's ``server_close()``), with its
+selector and wake-up descriptors. The selector and the wake-up come from
+:mod:`wsclient.readiness`, so the watcher runs where ``poll()`` does not exist.
 """
 
 from __future__ import annotations
 
+import errno
 import heapq
 import itertools
 import logging
 import math
 import selectors
-import socket
 import threading
 import time
 import weakref
 from typing import Any, Dict, List, Optional, Protocol as TypingProtocol, Tuple
 
-__all__ = ["Watcher", "Watched", "client_watcher", "BACKOFF", "LINGER"]
+from .readiness import WakeUp, open_selector
+
+__all__ = ["Watcher", "Watched", "client_watcher", "BACKOFF", "LINGER", "CLOSE_TIMEOUT"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +51,10 @@ BACKOFF = 0.05
 #: cost about a fifth of a short-lived connection's time. It is also the longest the
 #: thread waits while it has connections, so that closing one never has to wake it.
 LINGER = 1.0
+
+#: The longest :meth:`Watcher.close` waits for the thread to end (seconds): it ends at its
+#: next wake-up, which the close sends, unless a connection's hook is slow to return.
+CLOSE_TIMEOUT = 5.0
 
 
 class Watched(TypingProtocol):
@@ -81,9 +89,9 @@ class Watcher:
         self.name = name
         self._lock = threading.Lock()
         self._selector: Optional[selectors.BaseSelector] = None
-        self._wake_r: Optional[socket.socket] = None
-        self._wake_w: Optional[socket.socket] = None
+        self._wakeup: Optional[WakeUp] = None
         self._thread: Optional[threading.Thread] = None
+        self._closed = False  # close() was called: no thread starts again.
         self._watched: Dict[int, Any] = {}  # id(conn) -> conn
         self._fds: Dict[int, int] = {}  # id(conn) -> registered fd
         self._detached: Dict[int, Any] = {}  # id(conn) -> conn an application thread reads
@@ -107,13 +115,47 @@ class Watcher:
     # -- called from any thread ------------------------------------------------------
 
     def add(self, conn: Any) -> None:
-        """Start watching ``conn``: read it when readable, run its timers."""
+        """Start watching ``conn``: read it when readable, run its timers.
+
+        After :meth:`close` this does nothing: the connection is still read by its
+        application's calls, but nothing reads it in the background.
+
+        Raises:
+            OSError: ``errno.EMFILE``: the system's only selector (``select()``) cannot
+                watch ``conn``'s descriptor; or the thread's descriptors cannot be made.
+        """
         with self._lock:
+            if self._closed:
+                return
             self._ensure_running()
             self._watched[id(conn)] = conn
-            self._register(conn)
+            try:
+                self._register(conn, strict=True)
+            except OSError:
+                del self._watched[id(conn)]
+                raise
             if not self._live_registration:
                 self._wake()
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """End the thread now and release its selector and wake-up descriptors.
+
+        Connections still watched are forgotten (their sockets stay open: closing them is
+        their owners' job), and :meth:`add` does nothing from now on. Idempotent; from the
+        watcher's own thread it does not wait for itself.
+
+        Args:
+            timeout: the longest wait for the thread to end, in seconds.
+        """
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            self._watched.clear()
+            self._wake()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():  # pragma: no cover - a connection's hook hangs
+                logger.warning("%s did not end within %.1f s of close()", self.name, timeout)
 
     def resume(self, conn: Any) -> None:
         """Watch ``conn``'s socket again after :meth:`pause`."""
@@ -160,23 +202,32 @@ class Watcher:
     def _ensure_running(self) -> None:
         if self._thread is not None:
             return
-        self._selector = selectors.DefaultSelector()
+        self._selector = open_selector()
         self._live_registration = type(self._selector).__name__ in ("EpollSelector", "KqueueSelector")
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
+        try:
+            self._wakeup = WakeUp()
+            self._selector.register(self._wakeup.fileno(), selectors.EVENT_READ, None)
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+        except BaseException:
+            self._thread = None
+            self._close_selector()
+            raise
 
-    def _register(self, conn: Any) -> None:
+    def _register(self, conn: Any, *, strict: bool = False) -> None:
+        """Put ``conn``'s socket in the selector; ``strict``: raise when the selector
+        cannot take it (``errno.EMFILE``), rather than leave it unwatched silently."""
         assert self._selector is not None
         if id(conn) in self._fds:
             return
         try:
             fd = conn.fileno()
             self._selector.register(fd, selectors.EVENT_READ, conn)
-        except (KeyError, ValueError, OSError):
+        except OSError as exc:
+            if strict and exc.errno == errno.EMFILE:
+                raise
+            return  # Closed meanwhile.
+        except (KeyError, ValueError):
             return  # Closed meanwhile.
         self._fds[id(conn)] = fd
 
@@ -199,11 +250,8 @@ class Watcher:
         heapq.heapify(self._timers)
 
     def _wake(self) -> None:
-        if self._wake_w is not None and threading.current_thread() is not self._thread:
-            try:
-                self._wake_w.send(b"\0")
-            except (BlockingIOError, OSError):
-                pass  # Already pending, or shutting down.
+        if self._wakeup is not None and threading.current_thread() is not self._thread:
+            self._wakeup.wake()
 
     # -- the thread ------------------------------------------------------------------
 
@@ -220,6 +268,8 @@ class Watcher:
         """Wait for readiness or a timer; handle them. Return False when nothing is left."""
         with self._lock:
             now = time.monotonic()
+            if self._closed:
+                return False
             if not self._watched:
                 if self._idle_since is None:
                     self._idle_since = now
@@ -299,16 +349,13 @@ class Watcher:
                 logger.exception("connection timer failed")
 
     def _drain_wakeups(self) -> None:
-        assert self._wake_r is not None
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, OSError):
-            pass
+        wakeup = self._wakeup
+        if wakeup is not None:
+            wakeup.drain()
 
     def _shutdown(self) -> None:
         with self._lock:
-            if self._watched and threading.current_thread() is self._thread:
+            if self._watched and not self._closed and threading.current_thread() is self._thread:
                 # Something was added while we were leaving: hand over to a new thread.
                 self._thread = None
                 self._close_selector()
@@ -328,10 +375,9 @@ class Watcher:
         if self._selector is not None:
             self._selector.close()
             self._selector = None
-        for sock in (self._wake_r, self._wake_w):
-            if sock is not None:
-                sock.close()
-        self._wake_r = self._wake_w = None
+        if self._wakeup is not None:
+            self._wakeup.close()
+            self._wakeup = None
 
 
 class _Resume:
