@@ -7,12 +7,27 @@ that the fixture joins, and is shut down at teardown.
 from __future__ import annotations
 
 import os
+import select
+import selectors
 import threading
 from typing import Callable, Iterator
 
-import pytest
+#: ``WSCLIENT_TEST_NO_POLL=1`` runs the suite as on a system without ``poll()`` (Windows):
+#: ``select.poll``, ``epoll``, ``kqueue`` and ``devpoll`` are removed and
+#: ``selectors.DefaultSelector`` is the ``select()`` one. pytest's entry-point plugins
+#: (wsclient's own) are imported before any conftest, so this cannot come before
+#: ``import wsclient``; it comes before any test, and wsclient looks the mechanism up when
+#: a connection or selector is made, never at import (tests/test_readiness.py checks both).
+NO_POLL = os.environ.get("WSCLIENT_TEST_NO_POLL", "") not in ("", "0")
+if NO_POLL:
+    for _name in ("poll", "epoll", "kqueue", "devpoll"):
+        if hasattr(select, _name):
+            delattr(select, _name)
+    selectors.DefaultSelector = selectors.SelectSelector  # type: ignore[misc]
 
-from wsclient.pytest_plugin import TestServer
+import pytest  # noqa: E402
+
+from wsclient.pytest_plugin import TestServer  # noqa: E402
 
 from .pki import Pki, make_pki
 
@@ -91,3 +106,9 @@ def run_peer() -> Iterator[Callable[..., PeerServer]]:
 @pytest.fixture
 def peer_echo_server(run_peer) -> PeerServer:
     return run_peer(peer_echo)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if NO_POLL:
+        return "wsclient: WSCLIENT_TEST_NO_POLL=1, waiting as without poll(): select() only"
+    return f"wsclient: waiting with {selectors.DefaultSelector.__name__} and poll()"

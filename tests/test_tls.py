@@ -23,7 +23,7 @@ import certifi
 import pytest
 
 import wsclient
-from wsclient import tls
+from wsclient import readiness, tls
 from wsclient.tls import TLSInTLS
 
 from .conftest import need
@@ -549,14 +549,9 @@ class _Shuttle:
             moved = [self._read(0), self._read(1), self._write(0), self._write(1)]
             if any(moved) or self.socks[0].pending():
                 continue
-            poller = select.poll()
-            for side, sock in enumerate(self.socks):
-                events = select.POLLIN if self.reading[side] else 0
-                if self.buffers[1 - side]:
-                    events |= select.POLLOUT
-                if events:
-                    poller.register(sock.fileno(), events)
-            poller.poll(50)
+            readers = [sock for side, sock in enumerate(self.socks) if self.reading[side]]
+            writers = [sock for side, sock in enumerate(self.socks) if self.buffers[1 - side]]
+            select.select(readers, writers, [], 0.05)
 
 
 def echo(conn: ssl.SSLSocket) -> None:
@@ -718,9 +713,7 @@ def test_tls_in_tls_flags_rejected(pki: Pki, relay_to) -> None:
 
 
 def wait_ready(conn: TLSInTLS, events: int) -> None:
-    poller = select.poll()
-    poller.register(conn.fileno(), events)
-    poller.poll(100)
+    readiness.wait_ready(conn, events, time.monotonic() + 0.1)
 
 
 def nonblocking_handshake(conn: TLSInTLS) -> None:
@@ -730,9 +723,9 @@ def nonblocking_handshake(conn: TLSInTLS) -> None:
             conn.do_handshake()
             return
         except ssl.SSLWantReadError:
-            wait_ready(conn, select.POLLIN)
+            wait_ready(conn, readiness.READ)
         except ssl.SSLWantWriteError:
-            wait_ready(conn, select.POLLOUT)
+            wait_ready(conn, readiness.WRITE)
     pytest.fail("non-blocking handshake did not finish")
 
 
@@ -759,7 +752,7 @@ def test_tls_in_tls_nonblocking_round_trip(pki: Pki, relay_to) -> None:
             except ssl.SSLWantReadError:
                 pass
             if conn.pending() == 0:
-                wait_ready(conn, select.POLLIN | (select.POLLOUT if sent < len(payload) else 0))
+                wait_ready(conn, readiness.READ | (readiness.WRITE if sent < len(payload) else 0))
         assert bytes(received) == payload
 
 
@@ -793,9 +786,7 @@ def test_tls_in_tls_pending_counts_what_poll_cannot_see(pki: Pki, relay_to) -> N
         deadline = time.monotonic() + DEADLINE
         while len(received) < len(expected) and time.monotonic() < deadline:
             if conn.pending() == 0:
-                poller = select.poll()
-                poller.register(conn.fileno(), select.POLLIN)
-                if not poller.poll(1000):
+                if not readiness.wait_ready(conn, readiness.READ, time.monotonic() + 1):
                     continue
             else:
                 saw_pending = True
@@ -843,7 +834,7 @@ def test_tls_in_tls_nonblocking_send_backpressure(pki: Pki, relay_to) -> None:
             try:
                 count = conn.send(pending_block)
             except ssl.SSLWantWriteError:
-                wait_ready(conn, select.POLLOUT)
+                wait_ready(conn, readiness.WRITE)
                 continue
             stream += pending_block[:count]
             pending_block = pending_block[count:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -139,3 +140,77 @@ def test_a_connection_during_the_linger_reuses_the_thread(endpoint):
     finally:
         again.close()
 
+
+
+# -- close(): nothing lingers -------------------------------------------------------------
+
+
+def open_fds():
+    """The process's open descriptors (Linux /proc, macOS /dev/fd); None where neither exists."""
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        if os.path.isdir(folder):
+            return set(os.listdir(folder))
+    return None
+
+
+def test_close_ends_the_thread_at_once_with_its_descriptors():
+    fds = open_fds()
+    w = Watcher("test-watcher-close")
+    ep = Endpoint(w)
+    w.add(ep)
+    thread = w.thread
+    assert thread is not None and thread.is_alive()
+    start = time.monotonic()
+    w.close()
+    assert time.monotonic() - start < LINGER / 2  # Not the linger: woken and joined.
+    assert not thread.is_alive() and w.thread is None
+    ep.sock.close()
+    ep.peer.close()
+    if fds is not None:
+        assert open_fds() == fds  # The selector and the wake-up pair are closed.
+    w.close()  # Idempotent.
+
+
+def test_after_close_nothing_starts_the_thread_again():
+    w = Watcher("test-watcher-closed")
+    w.close()
+    ep = Endpoint(w)
+    try:
+        w.add(ep)
+        w.resume(ep)
+        w.schedule(ep, time.monotonic())
+        assert w.thread is None
+        ep.peer.send(b"x")
+        assert not ep.got_data.wait(0.1)  # Not read in the background any more.
+    finally:
+        ep.close()
+
+
+def test_server_close_leaves_no_thread_or_descriptor_of_the_server():
+    """After shutdown() and server_close(), at once: no thread and no descriptor the server
+    made is left (its watcher used to stay for LINGER with its selector and wake-up pair)."""
+    import websocket  # websocket-client: a peer that starts no thread of its own
+
+    from wsclient import serve
+
+    def echo(ws):
+        for message in ws:
+            ws.send(message)
+
+    threads = set(threading.enumerate())
+    fds = open_fds()
+    server = serve(echo)
+    serving = threading.Thread(target=server.serve_forever)
+    serving.start()
+    try:
+        client = websocket.create_connection(server.uri, timeout=10)
+        client.send("hello")
+        assert client.recv() == "hello"
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join(5)
+    assert set(threading.enumerate()) - threads == set()
+    if fds is not None:
+        assert open_fds() == fds

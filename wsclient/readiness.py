@@ -82,12 +82,12 @@ class Waiter:
 
     Attributes:
         fd: the descriptor waited on (it must stay the same for the waiter's life).
-        event: :data:`READ` or :data:`WRITE`.
+        event: :data:`READ`, :data:`WRITE`, or ``READ | WRITE`` (either).
     """
 
     def __init__(self, fileobj: FileLike, event: int) -> None:
-        if event not in (READ, WRITE):
-            raise ValueError(f"event must be READ or WRITE, not {event!r}")
+        if event not in (READ, WRITE, READ | WRITE):
+            raise ValueError(f"event must be READ, WRITE or READ | WRITE, not {event!r}")
         self.fd = _fd(fileobj)
         self.event = event
 
@@ -114,8 +114,8 @@ class SelectWaiter(Waiter):
     def __init__(self, fileobj: FileLike, event: int) -> None:
         super().__init__(fileobj, event)
         _check_select_limit(self.fd)
-        self._reading = [self.fd] if event == READ else []
-        self._writing = [self.fd] if event == WRITE else []
+        self._reading = [self.fd] if event & READ else []
+        self._writing = [self.fd] if event & WRITE else []
 
     def wait(self, deadline: Optional[float]) -> bool:
         """Wait until ready, or until ``deadline`` (see :meth:`Waiter.wait`)."""
@@ -138,7 +138,7 @@ class PollWaiter(Waiter):
     def __init__(self, fileobj: FileLike, event: int) -> None:
         super().__init__(fileobj, event)
         self._poll = select.poll()
-        self._poll.register(self.fd, select.POLLIN if event == READ else select.POLLOUT)
+        self._poll.register(self.fd, (select.POLLIN if event & READ else 0) | (select.POLLOUT if event & WRITE else 0))
 
     def wait(self, deadline: Optional[float]) -> bool:
         """Wait until ready, or until ``deadline`` (see :meth:`Waiter.wait`)."""
@@ -161,13 +161,13 @@ def waiter(fileobj: FileLike, event: int) -> Waiter:
 
     Args:
         fileobj: a socket, or its descriptor.
-        event: :data:`READ` or :data:`WRITE`.
+        event: :data:`READ`, :data:`WRITE`, or ``READ | WRITE`` (either).
 
     Returns:
         A :class:`PollWaiter` where ``select.poll`` exists, else a :class:`SelectWaiter`.
 
     Raises:
-        ValueError: ``event`` is neither :data:`READ` nor :data:`WRITE`.
+        ValueError: ``event`` is none of those.
         OSError: ``errno.EMFILE``, only ``select()`` exists and the descriptor is past
             :data:`SELECT_LIMIT`.
     """
@@ -181,7 +181,7 @@ def wait_ready(fileobj: FileLike, event: int, deadline: Optional[float]) -> bool
 
     Args:
         fileobj: a socket, or its descriptor.
-        event: :data:`READ` or :data:`WRITE`.
+        event: :data:`READ`, :data:`WRITE`, or ``READ | WRITE`` (either).
         deadline: a ``time.monotonic()`` value; None waits without limit.
 
     Returns:
