@@ -8,6 +8,7 @@ workers) is tested in test_server.py.
 from __future__ import annotations
 
 import os
+import platform
 import socket
 from typing import Tuple
 
@@ -108,3 +109,39 @@ def test_a_tls_listener_refuses_without_an_http_answer() -> None:
 def test_unix_sockets_take_no_reuse_port() -> None:
     with pytest.raises(ValueError, match="unix"):
         Listener("/nonexistent/ws.sock", reuse_port=True, backlog=16, tls=False)
+
+
+# -- platforms without SO_REUSEPORT or AF_UNIX (Windows): a clear error naming the system ---
+
+
+def test_no_unix_sockets_where_the_system_has_none(monkeypatch, tmp_path) -> None:
+    monkeypatch.delattr(socket, "AF_UNIX")
+    with pytest.raises(ValueError, match=rf"unix domain sockets are not available on this platform \({platform.system()}\)"):
+        Listener(str(tmp_path / "s"), reuse_port=False, backlog=5, tls=False)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_client_gets_the_same_clear_error(monkeypatch, tmp_path) -> None:
+    import wsclient
+
+    monkeypatch.delattr(socket, "AF_UNIX")
+    with pytest.raises(ValueError, match="unix domain sockets are not available"):
+        wsclient.connect("ws://localhost/", unix_path=str(tmp_path / "s"))
+
+
+def test_no_reuse_port_names_the_system(monkeypatch) -> None:
+    monkeypatch.delattr(socket, "SO_REUSEPORT", raising=False)
+    with pytest.raises(ValueError, match=rf"SO_REUSEPORT.*\({platform.system()}\)"):
+        Listener(("127.0.0.1", 0), reuse_port=True, backlog=5, tls=False)
+
+
+def test_serve_workers_without_reuse_port_fails_before_starting_anything(monkeypatch) -> None:
+    import threading
+
+    from wsclient.workers import serve_workers
+
+    monkeypatch.delattr(socket, "SO_REUSEPORT", raising=False)
+    threads = set(threading.enumerate())
+    with pytest.raises(ValueError, match=rf"SO_REUSEPORT.*\({platform.system()}\)"):
+        serve_workers(print, workers=2)
+    assert set(threading.enumerate()) == threads

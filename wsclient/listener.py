@@ -15,7 +15,9 @@ import errno
 import logging
 import math
 import os
+import platform
 import socket
+import sys
 import threading
 import time
 from typing import Any, Optional, Tuple, Union
@@ -50,8 +52,8 @@ class Listener:
         unix_path: the unix socket's path, or None.
 
     Raises:
-        ValueError: ``reuse_port=True`` on a unix socket or without ``SO_REUSEPORT``; a port
-            outside 0-65535.
+        ValueError: ``reuse_port=True`` on a unix socket or without ``SO_REUSEPORT``; a unix
+            socket where the system has none (Windows); a port outside 0-65535.
         OSError: the address cannot be bound.
     """
 
@@ -219,9 +221,14 @@ def reuse_port_option(module: Any = socket) -> int:
     """
     option = getattr(module, "SO_REUSEPORT", None)
     if option is None:
-        raise ValueError("reuse_port=True needs SO_REUSEPORT, which this platform does not have: "
-                         "run one process per port behind a reverse proxy instead")
+        raise ValueError(f"reuse_port=True needs SO_REUSEPORT, which this platform does not have "
+                         f"({_system()}): run one process per port behind a reverse proxy instead")
     return int(option)
+
+
+def _system() -> str:
+    """The system's name for an error message: "Windows", "Linux", "Darwin"..."""
+    return platform.system() or sys.platform
 
 
 def set_reuse_port(sock: socket.socket) -> None:
@@ -242,7 +249,11 @@ def _bind(address: ServerAddress, *, reuse_port: bool, backlog: int) -> socket.s
     if isinstance(address, str):
         if reuse_port:
             raise ValueError("reuse_port=True applies to TCP ports, not unix sockets")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        family = getattr(socket, "AF_UNIX", None)
+        if family is None:  # Windows: Python has no AF_UNIX there.
+            raise ValueError(f"unix domain sockets are not available on this platform ({_system()}): "
+                             "bind a TCP port on 127.0.0.1 instead")
+        sock = socket.socket(family, socket.SOCK_STREAM)
     else:
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)

@@ -107,7 +107,7 @@ class Opener:
             client was refused or failed (answered if it could be, logged, and closed).
         """
         deadline = deadline_after(self.handshake_timeout)
-        if sock.family != socket.AF_UNIX:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):  # Not a unix socket (no AF_UNIX on Windows).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         parser = RequestParser()
         opening = sock

@@ -43,6 +43,7 @@ import os
 import selectors
 import socket
 import ssl
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
@@ -645,7 +646,10 @@ def _with_notes(error: ProxyError, cause: BaseException) -> ProxyError:
 
 
 def _connect_unix(path: str, deadline: Optional[float]) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    family = getattr(socket, "AF_UNIX", None)
+    if family is None:  # Windows: Python has no AF_UNIX there.
+        raise ValueError(f"unix domain sockets are not available on this platform ({sys.platform}): connect over TCP instead")
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.settimeout(remaining(deadline, f"connecting to {path!r}"))
         sock.connect(path)
