@@ -363,8 +363,15 @@ def test_wait_writable_returns_false_while_the_peer_does_not_read(pair) -> None:
     assert 0.25 <= time.monotonic() - start < DEADLINE
 
 
-def test_shutdown_ends_a_stalled_write_with_a_connection_error(pair) -> None:
-    ours, _ = pair
+@pytest.mark.parametrize("kind", ["unix", "tcp"])
+def test_shutdown_ends_a_stalled_write_with_a_connection_error(kind, pair) -> None:
+    """Also where select() alone waits (it does not see a unix socket shut down while it
+    waits to write; the channel looks every readiness.SHUTDOWN_SLICE)."""
+    if kind == "unix":
+        ours, _ = pair
+    else:
+        ours, peer = tcp_pair(small_buffers=True)
+        ours.settimeout(None)
     channel = Channel(ours)
     writer = Background(lambda: channel.write([b"x" * 8_000_000], time.monotonic() + 60))
     deadline = time.monotonic() + DEADLINE
@@ -373,6 +380,9 @@ def test_shutdown_ends_a_stalled_write_with_a_connection_error(pair) -> None:
     channel.shutdown()
     with pytest.raises(ConnectionError):  # not a wait until the 60 s deadline
         writer.result()
+    if kind == "tcp":
+        ours.close()
+        peer.close()
 
 
 def test_tls_reads_and_writes_from_two_threads_at_once(tls_pair) -> None:

@@ -33,9 +33,10 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 from typing import Any, List, Optional, Sequence, Union
 
-from .readiness import READ, WRITE, waiter
+from .readiness import READ, SHUTDOWN_SLICE, WRITE, waiter
 
 __all__ = ["Channel", "Buffer", "DEFAULT_READ_SIZE"]
 
@@ -137,7 +138,17 @@ class Channel:
         """
         if self._shut:
             return True
-        return self._write_waiter.wait(deadline)
+        if self._write_waiter.sees_shutdown:
+            return self._write_waiter.wait(deadline)
+        # select() may not see a shutdown while it waits to write: look every slice.
+        while not self._shut:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return self._write_waiter.wait(deadline)
+            end = now + SHUTDOWN_SLICE if deadline is None else min(deadline, now + SHUTDOWN_SLICE)
+            if self._write_waiter.wait(end):
+                return True
+        return True
 
     def recv(self, deadline: Optional[float]) -> Optional[bytes]:
         """Wait for bytes until ``deadline`` and read them.

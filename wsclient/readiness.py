@@ -15,6 +15,12 @@ through it, so the package runs where ``poll()`` does not exist (Windows):
   in a selector wakes at once: a connected socket pair, which every system has
   (``socket.socketpair()``; on Windows, two TCP sockets on loopback).
 
+``select()`` misses one thing ``poll()`` sees: a socket whose sending side is shut down
+while a thread waits to write to it (``poll()`` reports the hang-up whatever was asked;
+``select()`` may not, as with Linux's unix sockets). A waiter says so in
+:attr:`Waiter.sees_shutdown`; who must notice a shutdown while writing (the channel) then
+waits in slices of :data:`SHUTDOWN_SLICE` seconds.
+
 ``select()`` cannot watch a descriptor numbered :data:`SELECT_LIMIT` (1,024) or above
 (on Windows: more than :data:`SELECT_LIMIT` sockets at once); where it is the only choice,
 going past it raises :class:`OSError` with ``errno.EMFILE`` and says so, rather than a
@@ -33,7 +39,7 @@ import time
 from typing import Any, Optional, Union
 
 __all__ = [
-    "READ", "WRITE", "MAX_WAIT", "SELECT_LIMIT", "Waiter", "PollWaiter", "SelectWaiter", "waiter", "wait_ready",
+    "READ", "WRITE", "MAX_WAIT", "SELECT_LIMIT", "SHUTDOWN_SLICE", "Waiter", "PollWaiter", "SelectWaiter", "waiter", "wait_ready",
     "open_selector", "has_poll", "WakeUp",
 ]
 
@@ -49,6 +55,10 @@ MAX_WAIT = (2**31 - 1) / 1000
 #: What ``select()`` can watch: descriptor numbers below this (``FD_SETSIZE`` of the C
 #: library), or on Windows this many sockets (CPython's ``FD_SETSIZE`` there is 512).
 SELECT_LIMIT = 512 if sys.platform == "win32" else 1024
+
+#: How long a wait to write lasts, at most, before its owner looks whether the socket was
+#: shut down, where the waiter does not see that itself (``select()``; seconds).
+SHUTDOWN_SLICE = 0.05
 
 _MAX_MS = 2**31 - 1
 
@@ -83,7 +93,11 @@ class Waiter:
     Attributes:
         fd: the descriptor waited on (it must stay the same for the waiter's life).
         event: :data:`READ`, :data:`WRITE`, or ``READ | WRITE`` (either).
+        sees_shutdown: whether a wait to write returns when the socket is shut down
+            meanwhile (by another thread): True for ``poll()``, False for ``select()``.
     """
+
+    sees_shutdown = False
 
     def __init__(self, fileobj: FileLike, event: int) -> None:
         if event not in (READ, WRITE, READ | WRITE):
@@ -134,6 +148,8 @@ class SelectWaiter(Waiter):
 
 class PollWaiter(Waiter):
     """A :class:`Waiter` that waits in ``poll()`` (Unix): one system call, no descriptor limit."""
+
+    sees_shutdown = True
 
     def __init__(self, fileobj: FileLike, event: int) -> None:
         super().__init__(fileobj, event)
