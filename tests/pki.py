@@ -111,6 +111,9 @@ def _leaf(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey
         .add_extension(
             x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
         )
+        .add_extension(  # Python 3.13's default contexts (VERIFY_X509_STRICT) require it.
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
+        )
         .sign(signer, hashes.SHA256())
     )
 
