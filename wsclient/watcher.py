@@ -83,10 +83,14 @@ class Watcher:
 
     Args:
         name: the thread's name.
+        linger: seconds the thread stays after its last connection, and the longest it
+            waits while it has connections (:data:`LINGER`; tests make it long, so that
+            nothing they check can pass by waiting for it).
     """
 
-    def __init__(self, name: str = "wsclient-watcher") -> None:
+    def __init__(self, name: str = "wsclient-watcher", *, linger: float = LINGER) -> None:
         self.name = name
+        self._linger = linger
         self._lock = threading.Lock()
         self._selector: Optional[selectors.BaseSelector] = None
         self._wakeup: Optional[WakeUp] = None
@@ -273,12 +277,12 @@ class Watcher:
             if not self._watched:
                 if self._idle_since is None:
                     self._idle_since = now
-                timeout = self._idle_since + LINGER - now
+                timeout = self._idle_since + self._linger - now
                 if timeout <= 0:
                     return False
             else:
                 self._idle_since = None
-                timeout = LINGER  # So a removal need not wake us to start the linger.
+                timeout = self._linger  # So a removal need not wake us to start the linger.
             if self._timers:
                 timeout = min(timeout, max(0.0, self._timers[0][0] - now))
             self._sleep_until = now + timeout
