@@ -224,7 +224,7 @@ def open_selector() -> selectors.BaseSelector:
         The selector; where only ``select()`` exists, one whose ``register()`` raises
         ``OSError`` (``errno.EMFILE``) past :data:`SELECT_LIMIT`.
     """
-    cls = selectors.DefaultSelector
+    cls: "type[selectors.BaseSelector]" = selectors.DefaultSelector
     if cls is selectors.SelectSelector:
         return _SelectSelector()
     return cls()
