@@ -21,6 +21,7 @@ T_co = TypeVar("T_co", covariant=True)
 
 _READ_SIZE = 65536
 
+
 class _Parser(Protocol[T_co]):  # pragma: no cover - a typing aid
     def feed(self, data: bytes) -> Optional[T_co]: ...
 
