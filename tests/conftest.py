@@ -7,23 +7,25 @@ that the fixture joins, and is shut down at teardown.
 from __future__ import annotations
 
 import os
-import select
+import pathlib
 import selectors
 import threading
 from typing import Callable, Iterator
 
+from .no_poll import sitecustomize as no_poll
+
 #: ``WSCLIENT_TEST_NO_POLL=1`` runs the suite as on a system without ``poll()`` (Windows):
 #: ``select.poll``, ``epoll``, ``kqueue`` and ``devpoll`` are removed and
-#: ``selectors.DefaultSelector`` is the ``select()`` one. pytest's entry-point plugins
-#: (wsclient's own) are imported before any conftest, so this cannot come before
-#: ``import wsclient``; it comes before any test, and wsclient looks the mechanism up when
-#: a connection or selector is made, never at import (tests/test_readiness.py checks both).
-NO_POLL = os.environ.get("WSCLIENT_TEST_NO_POLL", "") not in ("", "0")
+#: ``selectors.DefaultSelector`` is the ``select()`` one, here and in every Python process
+#: the tests start (tests/no_poll/sitecustomize.py). pytest's entry-point plugins (wsclient's
+#: own) are imported before any conftest, so this cannot come before ``import wsclient``;
+#: it comes before any test, and wsclient looks the mechanism up when a connection or
+#: selector is made, never at import (tests/test_readiness.py checks both).
+NO_POLL = no_poll.requested()
 if NO_POLL:
-    for _name in ("poll", "epoll", "kqueue", "devpoll"):
-        if hasattr(select, _name):
-            delattr(select, _name)
-    selectors.DefaultSelector = selectors.SelectSelector  # type: ignore[misc]
+    no_poll.remove_poll()
+    _folder = str(pathlib.Path(no_poll.__file__).parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_folder, os.environ.get("PYTHONPATH")]))
 
 import pytest  # noqa: E402
 

@@ -15,6 +15,7 @@ import pathlib
 import select
 import selectors
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -67,6 +68,17 @@ def test_the_no_poll_mode_is_what_the_environment_asks() -> None:
         assert readiness.has_poll() == hasattr(select, "poll")
         assert kind is (PollWaiter if hasattr(select, "poll") else SelectWaiter)
         assert selector_kind is selectors.DefaultSelector
+
+
+def test_processes_the_tests_start_wait_the_same_way() -> None:
+    """The command line, the examples and Python peers run in child processes: they get
+    the same mode (tests/no_poll/sitecustomize.py)."""
+    code = "import select, selectors; print(hasattr(select, 'poll'), selectors.DefaultSelector.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    if NO_POLL:
+        assert out.stdout.split() == ["False", "SelectSelector"]
+    else:
+        assert out.stdout.split()[0] == str(hasattr(select, "poll"))
 
 
 def _names(tree: ast.AST) -> Iterator[Tuple[int, str]]:
