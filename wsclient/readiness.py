@@ -1,7 +1,9 @@
 """Readiness: waiting until a socket can be read or written, or until a wake-up.
 
-This is the one place that knows how a system waits on sockets; every other module waits
-through it, so the package runs where ``poll()`` does not exist (Windows):
+This is the one place that knows how a system waits on sockets: no other module names
+``select.poll`` or a ``POLL*`` constant, so the package runs where ``poll()`` does not exist
+(Windows). (The server's accept loop uses a plain ``selectors.DefaultSelector``: its two
+sockets, made first, are far below any limit.)
 
 * :func:`waiter` gives a :class:`Waiter` for one socket and one direction, made once and
   reused (a channel's reading thread has one, its writing thread another). Where
@@ -39,8 +41,8 @@ import time
 from typing import Any, Optional, Union
 
 __all__ = [
-    "READ", "WRITE", "MAX_WAIT", "SELECT_LIMIT", "SHUTDOWN_SLICE", "Waiter", "PollWaiter", "SelectWaiter", "waiter", "wait_ready",
-    "open_selector", "has_poll", "WakeUp",
+    "READ", "WRITE", "MAX_WAIT", "SELECT_LIMIT", "SHUTDOWN_SLICE", "Waiter", "PollWaiter",
+    "SelectWaiter", "waiter", "wait_ready", "open_selector", "has_poll", "WakeUp",
 ]
 
 #: Wait until the socket has bytes to read (or the end of the stream, or an error).
