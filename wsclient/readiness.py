@@ -156,7 +156,8 @@ class PollWaiter(Waiter):
     def __init__(self, fileobj: FileLike, event: int) -> None:
         super().__init__(fileobj, event)
         self._poll = select.poll()
-        self._poll.register(self.fd, (select.POLLIN if event & READ else 0) | (select.POLLOUT if event & WRITE else 0))
+        mask = (select.POLLIN if event & READ else 0) | (select.POLLOUT if event & WRITE else 0)
+        self._poll.register(self.fd, mask)
 
     def wait(self, deadline: Optional[float]) -> bool:
         """Wait until ready, or until ``deadline`` (see :meth:`Waiter.wait`)."""
