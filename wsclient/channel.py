@@ -100,9 +100,12 @@ class Channel:
         self._dontwait = _DONTWAIT if isinstance(sock, socket.socket) and not self._tls else 0
         self._blocking_size = _IDLE_READ_SIZE
         sock.setblocking(bool(self._dontwait))
-        # Made once: a waiter per connection, not one per wait.
+        # Made once: a waiter per connection, not one per wait. (Called as methods of the
+        # waiters: a bound method kept in an attribute is slower to call on CPython 3.11.)
         self._read_waiter = waiter(self._fd, READ)
         self._write_waiter = waiter(self._fd, WRITE)
+        # select() may not see a shutdown while it waits to write: wait in slices then.
+        self._write_sliced = not self._write_waiter.sees_shutdown
 
     @property
     def closed(self) -> bool:
@@ -138,9 +141,12 @@ class Channel:
         """
         if self._shut:
             return True
-        if self._write_waiter.sees_shutdown:
-            return self._write_waiter.wait(deadline)
-        # select() may not see a shutdown while it waits to write: look every slice.
+        if self._write_sliced:
+            return self._wait_write_sliced(deadline)
+        return self._write_waiter.wait(deadline)
+
+    def _wait_write_sliced(self, deadline: Optional[float]) -> bool:
+        """Wait to write in slices of ``SHUTDOWN_SLICE``, looking for a shutdown between."""
         while not self._shut:
             now = time.monotonic()
             if deadline is not None and now >= deadline:

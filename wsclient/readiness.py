@@ -155,13 +155,14 @@ class PollWaiter(Waiter):
 
     def __init__(self, fileobj: FileLike, event: int) -> None:
         super().__init__(fileobj, event)
-        self._poll = select.poll()
+        poller = select.poll()
         mask = (select.POLLIN if event & READ else 0) | (select.POLLOUT if event & WRITE else 0)
-        self._poll.register(self.fd, mask)
+        poller.register(self.fd, mask)
+        self._poll = poller.poll  # Bound once: this is the per-message path.
 
     def wait(self, deadline: Optional[float]) -> bool:
         """Wait until ready, or until ``deadline`` (see :meth:`Waiter.wait`)."""
-        poll = self._poll.poll
+        poll = self._poll
         while True:
             if deadline is None:
                 ms = None
