@@ -271,28 +271,50 @@ def test_server_process_killed_and_restarted_on_the_same_port(clients, logs) -> 
             second.kill()
 
 
-def test_tcp_reset_mid_stream_keeps_what_was_received(run_peer, clients, logs) -> None:
-    connections = []
+def test_tcp_reset_mid_stream_keeps_what_was_received(clients, logs) -> None:
+    # A raw peer on one port: the first connection gets m1, m2 and a ping; once the pong
+    # shows the client read them (in order: they are in its queue, unread by the
+    # application), a TCP reset. The second gets a welcome, then an echo.
+    from .reliability.rawpeer import client_frames, reset
+    from wsclient.frames import Frame, Opcode
+    from wsclient.handshake import accept_response, check_request
+    from wsclient.http11 import RequestParser
 
-    def handler(ws: Any) -> None:
-        connections.append(ws)
-        if len(connections) == 1:
-            ws.send("m1")
-            ws.send("m2")
-            # The client answers this ping after it has read m1 and m2 (in order): they
-            # are in its queue, unread by the application, when the reset comes.
-            assert ws.ping().wait(TIMEOUT)
-            # SO_LINGER 0: close() sends RST, not FIN.
-            ws.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            ws.socket.close()
-            return
-        ws.send(f"welcome {len(connections)}")
-        for message in ws:
-            ws.send(message)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(TIMEOUT)
+    uri = f"ws://127.0.0.1:{listener.getsockname()[1]}/"
+    errors: List[BaseException] = []
 
-    peer = run_peer(handler)
+    def accept() -> socket.socket:
+        sock, _ = listener.accept()
+        sock.settimeout(TIMEOUT)
+        parser, request = RequestParser(), None
+        while request is None:
+            request = parser.feed(sock.recv(65536))
+        check_request(request)
+        sock.sendall(accept_response(request).serialize())
+        return sock
+
+    def peer() -> None:
+        try:
+            first = accept()
+            first.sendall(Frame(Opcode.TEXT, b"m1").serialize() + Frame(Opcode.TEXT, b"m2").serialize()
+                          + Frame(Opcode.PING, b"after m2").serialize())
+            assert [f.opcode for f in client_frames(first, 1)] == [Opcode.PONG]
+            reset(first)
+            second = accept()
+            second.sendall(Frame(Opcode.TEXT, b"welcome 2").serialize())
+            [echo] = client_frames(second, 1)
+            second.sendall(Frame(Opcode.TEXT, echo.payload).serialize())
+            client_frames(second, until_close=True)
+            second.close()
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=peer, daemon=True)
+    thread.start()
     opened: List[wsclient.WebSocket] = []
-    ws = wsclient.connect(peer.uri, proxy=None, reconnect=FAST, on_connect=opened.append)
+    ws = wsclient.connect(uri, proxy=None, reconnect=FAST, on_connect=opened.append, compression=None)
     clients.append(ws)
     logs.wait_for("connection dropped")
     assert ws.recv(timeout=TIMEOUT) == "m1"  # received before the reset, returned after it
@@ -305,6 +327,10 @@ def test_tcp_reset_mid_stream_keeps_what_was_received(run_peer, clients, logs) -
     with pytest.raises(wsclient.ConnectionClosedError) as info:
         first.recv(timeout=0)
     assert isinstance(info.value.__cause__, ConnectionResetError)
+    ws.close()
+    thread.join(TIMEOUT)
+    listener.close()
+    assert not errors, errors
 
 
 def test_1012_service_restart_is_retried(servers, clients) -> None:
