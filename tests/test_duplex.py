@@ -458,18 +458,24 @@ def test_bad_data_fails_the_connection_only_after_the_message_before_it_was_answ
     assert got[0].payload == b"answer" and got[1].payload[:2] == (1002).to_bytes(2, "big")
 
 
-def test_bad_data_fails_the_connection_after_the_grace_when_nobody_reads():
+@pytest.mark.parametrize("with_the_101", [False, True], ids=["after-the-101", "with-the-101"])
+def test_bad_data_fails_the_connection_after_the_grace_when_nobody_reads(with_the_101):
     from wsclient.duplex import FAILURE_GRACE
+    from wsclient.handshake import accept_response
 
     closed_at = []
 
     def peer(sock):
-        sock.sendall(_bad_data_after(b"unread"))
+        if not with_the_101:
+            sock.sendall(_bad_data_after(b"unread"))
         frames = client_frames(sock, until_close=True)
         closed_at.append(time.monotonic())
         assert frames[-1].payload[:2] == (1002).to_bytes(2, "big")
 
-    raw = RawServer(peer)
+    # With the 101: the bytes are read with the response and processed as the connection
+    # is made (before it used to be watched, which lost the timer).
+    response = (lambda request: accept_response(request).serialize() + _bad_data_after(b"unread")) if with_the_101 else None
+    raw = RawServer(peer, response=response)
     ws = wsclient.connect(raw.uri, ping_interval=None, compression=None)
     sent_at = time.monotonic()
     raw.join()  # The application never calls recv(): the watcher fails it after the grace.

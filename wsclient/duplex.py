@@ -123,10 +123,13 @@ class Duplex:
         # the messages before it: release_failure().
         protocol.defer_failures = True
         self.failure_due: Optional[float] = None
-        if initial_data:
-            with self.read_lock:
+        # Watched before the first bytes are processed, so the timers they may set (a
+        # deferred failure, a closing deadline) are kept; the watcher leaves the socket
+        # alone meanwhile, as the read lock is taken.
+        with self.read_lock:
+            watcher.add(self.background)
+            if initial_data:
                 self.process(initial_data, want=False)
-        watcher.add(self.background)
         self.background.start(time.monotonic())
 
     # -- receiving ---------------------------------------------------------------------

@@ -91,8 +91,8 @@ def _unverifying_code() -> List[str]:
 
 def test_only_the_cli_insecure_flag_turns_verification_off() -> None:
     found = _unverifying_code()
-    assert all(place.startswith("cli.py:") for place in found), found
-    cli = (PACKAGE / "cli.py").read_text(encoding="utf-8").splitlines()
+    assert found and all(place.startswith("cli_connect.py:") for place in found), found
+    cli = (PACKAGE / "cli_connect.py").read_text(encoding="utf-8").splitlines()
     for place in found:  # ...and each one under "if args.insecure:"
         line = int(place.split(":")[1])
         above = "\n".join(cli[max(0, line - 8) : line])
