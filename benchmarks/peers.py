@@ -341,6 +341,8 @@ def main(argv: List[str]) -> None:
     p_serve.add_argument("--deflate", action="store_true")
     p_serve.add_argument("--keepalive", type=float, default=None, help="ping interval and timeout (s)")
     p_serve.add_argument("--broadcaster", action="store_true", help="answer 'broadcast <s> <n>' on stdin")
+    p_serve.add_argument("--switch-interval", type=float, default=None,
+                         help="sys.setswitchinterval() first (seconds; Python's default is 0.005)")
     p_drive = sub.add_parser("drive")
     p_drive.add_argument("mode", choices=["rtt", "handshake", "many", "idle-deflate"])
     p_drive.add_argument("--port", type=int, required=True)
@@ -350,6 +352,8 @@ def main(argv: List[str]) -> None:
     p_drive.add_argument("--n", type=int, default=100)
     args = parser.parse_args(argv)
     if args.command == "serve":
+        if args.switch_interval is not None:
+            sys.setswitchinterval(args.switch_interval)
         serve(args.lib, args.deflate, args.keepalive, args.broadcaster)
     else:
         drive(args)
