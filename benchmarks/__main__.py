@@ -103,6 +103,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--duration", type=float, default=None, help="seconds per run (default 1, quick 0.2)")
     parser.add_argument("--connections", type=int, default=10_000,
                         help="connections in the c10k scenario (default 10,000)")
+    parser.add_argument("--keepalive", type=float, default=20.0,
+                        help="the wsclient server's ping interval in c10k (default 20 s, its default)")
+    parser.add_argument("--clients", type=int, default=None,
+                        help="clients in broadcast (default 1,000) and load (default 100)")
     args = parser.parse_args(argv)
     cfg = Config(
         duration=args.duration if args.duration is not None else (0.2 if args.quick else 1.0),
@@ -110,9 +114,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         quick=args.quick,
         heavy_repeat=args.repeat if args.repeat is not None else 1,
         connections=args.connections,
+        keepalive=args.keepalive,
+        clients=args.clients,
     )
-    if cfg.repeat < 1 or cfg.duration <= 0 or cfg.connections < 1:
-        parser.error("--repeat, --duration and --connections must be positive")
+    if cfg.repeat < 1 or cfg.duration <= 0 or cfg.connections < 1 or cfg.keepalive <= 0 or (cfg.clients or 1) < 1:
+        parser.error("--repeat, --duration, --connections, --keepalive and --clients must be positive")
     _prepare()
     names = args.scenario or list(SCENARIOS)
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; "

@@ -317,6 +317,35 @@ def drive(args: argparse.Namespace) -> None:
         print(json.dumps(run(float(words[1]))), flush=True)
 
 
+def _gc_stats(path: str) -> None:
+    """Profiling aid: append the time spent in each generation's collections to ``path``
+    every 5 s (WSBENCH_GCSTATS=path in the server's environment)."""
+    import gc
+    import threading
+
+    spent = [0.0, 0.0, 0.0]
+    count = [0, 0, 0]
+    started = [0.0]
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            spent[info["generation"]] += time.perf_counter() - started[0]
+            count[info["generation"]] += 1
+
+    gc.callbacks.append(callback)
+
+    def report() -> None:
+        while True:
+            time.sleep(5)
+            with open(path, "a") as f:
+                f.write(f"{time.monotonic():.1f} gc seconds by generation {[round(x, 2) for x in spent]} "
+                        f"collections {count} objects {len(gc.get_objects()) if count[2] < 0 else '-'}\n")
+
+    threading.Thread(target=report, daemon=True).start()
+
+
 def json_message(size: int) -> str:
     """A compressible JSON document of about ``size`` bytes (deterministic)."""
     records = []
@@ -352,6 +381,8 @@ def main(argv: List[str]) -> None:
     p_drive.add_argument("--n", type=int, default=100)
     args = parser.parse_args(argv)
     if args.command == "serve":
+        if os.environ.get("WSBENCH_GCSTATS"):
+            _gc_stats(os.environ["WSBENCH_GCSTATS"])
         if args.switch_interval is not None:
             sys.setswitchinterval(args.switch_interval)
         serve(args.lib, args.deflate, args.keepalive, args.broadcaster)
