@@ -21,7 +21,7 @@ import selectors
 import struct
 import sys
 import time
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from . import raw
 
@@ -33,31 +33,137 @@ def _echo_sync(ws: Any) -> None:
         ws.send(message)
 
 
-def serve(lib: str, deflate: bool) -> None:
-    """Run one echo server forever; print its port first."""
+def serve(lib: str, deflate: bool, keepalive: Optional[float] = None, broadcaster: bool = False) -> None:
+    """Run one echo server forever; print its port first.
+
+    Args:
+        keepalive: the ping interval (and timeout) for wsclient and websockets; None: off.
+        broadcaster: also answer ``broadcast <seconds> <n>`` lines on stdin (see
+            :func:`_broadcast_loop`); the handler then only reads.
+    """
     if lib == "neutral":
         asyncio.run(_serve_neutral(deflate))
         return
     if lib == "node":  # Node's ws: this process becomes the node one (same pipes, same PID).
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_echo.js")
         os.execvp("node", ["node", script, *(["--deflate"] if deflate else [])])
+    if lib == "websockets-asyncio":
+        asyncio.run(_serve_asyncio_broadcaster())
+        return
+    handler = _read_only if broadcaster else _echo_sync
     if lib == "raw":
-        server: Any = raw.RawServer(HOST, 0, deflate=deflate)
+        server: Any = raw.RawServer(HOST, 0, deflate=deflate, keep=broadcaster)
         port = server.port
+        connections: Callable[[], List[Any]] = lambda: list(server.connections)
+        send: Callable[[List[Any], str], int] = raw.broadcast
     elif lib == "wsclient":
         import wsclient
 
-        server = wsclient.serve(_echo_sync, HOST, 0, compression="deflate" if deflate else None, max_size=None)
+        server = wsclient.serve(handler, HOST, 0, compression="deflate" if deflate else None, max_size=None,
+                                max_connections=None, backlog=1024, **_keepalive(keepalive))
         port = server.port
+        connections = lambda: server.connections
+        send = lambda conns, message: len(wsclient.broadcast(conns, message))
     elif lib == "websockets":
         from websockets.sync.server import serve as ws_serve
 
-        server = ws_serve(_echo_sync, HOST, 0, compression="deflate" if deflate else None, max_size=None)
+        server = ws_serve(handler, HOST, 0, compression="deflate" if deflate else None, max_size=None,
+                          **_keepalive(keepalive))
         port = server.socket.getsockname()[1]
+        connections = lambda: []
+        send = lambda conns, message: 0
     else:
         raise SystemExit(f"unknown server {lib}")
     print(f"PORT {port}", flush=True)
+    if broadcaster:
+        import threading
+
+        threading.Thread(target=_broadcast_commands, args=(connections, send), daemon=True).start()
     server.serve_forever()
+
+
+def _keepalive(seconds: Optional[float]) -> dict:
+    """The ping options for ``--keepalive``: the library's defaults without it."""
+    return {} if seconds is None else {"ping_interval": seconds, "ping_timeout": seconds}
+
+
+def _read_only(ws: Any) -> None:
+    for _ in ws:
+        pass
+
+
+def broadcast_message(seq: int, size: int = 1024) -> str:
+    """A broadcast text of ``size`` bytes: CLOCK_MONOTONIC in ns, the sequence number, padding."""
+    head = f"{time.monotonic_ns()} {seq} "
+    return head + "x" * (size - len(head))
+
+
+def _broadcast_commands(connections: Callable[[], List[Any]], send: Callable[[List[Any], str], int]) -> None:
+    """Answer ``broadcast <seconds> <n>``: wait for n connections, broadcast 1 KiB texts
+    back to back for that long, then "END"; reply with one JSON line."""
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] != "broadcast":
+            break
+        seconds, n = float(words[1]), int(words[2])
+        deadline = time.monotonic() + 60
+        while len(connections()) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        conns = connections()
+        sent = skipped = 0
+        cpu = time.process_time()
+        start = time.monotonic()
+        end = start + seconds
+        while time.monotonic() < end:
+            skipped += send(conns, broadcast_message(sent))
+            sent += 1
+        elapsed = time.monotonic() - start
+        cpu = time.process_time() - cpu
+        send(conns, "END")
+        print(json.dumps({"sent": sent, "skipped": skipped, "connections": len(conns), "elapsed": elapsed,
+                          "cpu": cpu}), flush=True)
+
+
+async def _serve_asyncio_broadcaster() -> None:
+    """websockets' asyncio server with its ``broadcast()``, answering the same commands."""
+    from websockets.asyncio.server import broadcast as ws_broadcast, serve as aserve
+
+    conns: set = set()
+
+    async def handler(ws: Any) -> None:
+        conns.add(ws)
+        try:
+            async for _ in ws:
+                pass
+        finally:
+            conns.discard(ws)
+
+    loop = asyncio.get_running_loop()
+    async with aserve(handler, HOST, 0, compression=None, max_size=None, ping_interval=None, backlog=1024) as srv:
+        print(f"PORT {next(iter(srv.sockets)).getsockname()[1]}", flush=True)
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            words = line.split()
+            if not words or words[0] != "broadcast":
+                return
+            seconds, n = float(words[1]), int(words[2])
+            deadline = time.monotonic() + 60
+            while len(conns) < n and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            targets = list(conns)
+            sent = 0
+            cpu = time.process_time()
+            start = time.monotonic()
+            end = start + seconds
+            while time.monotonic() < end:
+                ws_broadcast(targets, broadcast_message(sent))
+                sent += 1
+                await asyncio.sleep(0)  # let the loop write: broadcast() only fills buffers
+            elapsed = time.monotonic() - start
+            cpu = time.process_time() - cpu
+            ws_broadcast(targets, "END")
+            print(json.dumps({"sent": sent, "skipped": 0, "connections": len(targets), "elapsed": elapsed,
+                              "cpu": cpu}), flush=True)
 
 
 async def _serve_neutral(deflate: bool) -> None:
@@ -211,6 +317,35 @@ def drive(args: argparse.Namespace) -> None:
         print(json.dumps(run(float(words[1]))), flush=True)
 
 
+def _gc_stats(path: str) -> None:
+    """Profiling aid: append the time spent in each generation's collections to ``path``
+    every 5 s (WSBENCH_GCSTATS=path in the server's environment)."""
+    import gc
+    import threading
+
+    spent = [0.0, 0.0, 0.0]
+    count = [0, 0, 0]
+    started = [0.0]
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            spent[info["generation"]] += time.perf_counter() - started[0]
+            count[info["generation"]] += 1
+
+    gc.callbacks.append(callback)
+
+    def report() -> None:
+        while True:
+            time.sleep(5)
+            with open(path, "a") as f:
+                f.write(f"{time.monotonic():.1f} gc seconds by generation {[round(x, 2) for x in spent]} "
+                        f"collections {count} objects {len(gc.get_objects()) if count[2] < 0 else '-'}\n")
+
+    threading.Thread(target=report, daemon=True).start()
+
+
 def json_message(size: int) -> str:
     """A compressible JSON document of about ``size`` bytes (deterministic)."""
     records = []
@@ -231,8 +366,12 @@ def main(argv: List[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.peers")
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve")
-    p_serve.add_argument("lib", choices=["neutral", "node", "raw", "wsclient", "websockets"])
+    p_serve.add_argument("lib", choices=["neutral", "node", "raw", "wsclient", "websockets", "websockets-asyncio"])
     p_serve.add_argument("--deflate", action="store_true")
+    p_serve.add_argument("--keepalive", type=float, default=None, help="ping interval and timeout (s)")
+    p_serve.add_argument("--broadcaster", action="store_true", help="answer 'broadcast <s> <n>' on stdin")
+    p_serve.add_argument("--switch-interval", type=float, default=None,
+                         help="sys.setswitchinterval() first (seconds; Python's default is 0.005)")
     p_drive = sub.add_parser("drive")
     p_drive.add_argument("mode", choices=["rtt", "handshake", "many", "idle-deflate"])
     p_drive.add_argument("--port", type=int, required=True)
@@ -242,7 +381,11 @@ def main(argv: List[str]) -> None:
     p_drive.add_argument("--n", type=int, default=100)
     args = parser.parse_args(argv)
     if args.command == "serve":
-        serve(args.lib, args.deflate)
+        if os.environ.get("WSBENCH_GCSTATS"):
+            _gc_stats(os.environ["WSBENCH_GCSTATS"])
+        if args.switch_interval is not None:
+            sys.setswitchinterval(args.switch_interval)
+        serve(args.lib, args.deflate, args.keepalive, args.broadcaster)
     else:
         drive(args)
 

@@ -20,7 +20,7 @@ import threading
 import zlib
 from typing import Tuple
 
-__all__ = ["mask", "RawConnection", "raw_connect", "RawServer", "GUID"]
+__all__ = ["mask", "RawConnection", "raw_connect", "RawServer", "broadcast", "GUID"]
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 _CHUNK = 1 << 14
@@ -237,8 +237,10 @@ class RawServer:
         deflate: accept permessage-deflate when a client offers it.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, deflate: bool = True) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, deflate: bool = True, keep: bool = False) -> None:
         self.deflate = deflate
+        self.keep = keep
+        self.connections: "set[socket.socket]" = set()
         self.sock = socket.create_server((host, port), backlog=2048)
         self.port = self.sock.getsockname()[1]
 
@@ -268,6 +270,8 @@ class RawServer:
                 b"Sec-WebSocket-Accept: " + _accept_key(key) + b"\r\n" + ext + b"\r\n"
             )
             conn = RawConnection(sock, client=False, leftover=rest, deflate=factories)
+            if self.keep:
+                self.connections.add(sock)
             while True:
                 op, data = conn.recv()
                 if op == CLOSE:
@@ -277,7 +281,33 @@ class RawServer:
         except OSError:
             pass
         finally:
+            self.connections.discard(sock)
             sock.close()
+
+
+def broadcast(socks: "list[socket.socket]", text: str) -> int:
+    """Send one text frame to each socket without waiting: the least a broadcast can do.
+
+    A socket whose buffer is full is skipped (the count of them is returned); one that took
+    part of the frame gets the rest with a blocking send, so its stream stays whole.
+    """
+    payload = text.encode()
+    n = len(payload)
+    head = struct.pack("!BB", 0x81, n) if n < 126 else struct.pack("!BBH", 0x81, 126, n)
+    frame = head + payload
+    skipped = 0
+    for sock in socks:
+        try:
+            sent = sock.send(frame, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            skipped += 1
+            continue
+        except OSError:
+            skipped += 1
+            continue
+        if sent < len(frame):
+            sock.sendall(frame[sent:])
+    return skipped
 
 
 def serve_raw(port: int = 0, *, deflate: bool = True) -> Tuple[RawServer, threading.Thread]:

@@ -34,6 +34,14 @@ class Config:
     duration: float = 1.0
     repeat: int = 5
     quick: bool = False
+    #: Runs per library of the heavy scenarios (c10k, broadcast): --repeat when given, else 1.
+    heavy_repeat: int = 1
+    #: Connections in the c10k scenario (--connections).
+    connections: int = 10_000
+    #: The wsclient server's keepalive interval in the c10k scenario (--keepalive).
+    keepalive: float = 20.0
+    #: Clients in the broadcast and load scenarios (--clients); None: 1,000 and 100.
+    clients: Optional[int] = None
 
 
 @dataclasses.dataclass
@@ -48,20 +56,70 @@ class Row:
     error: Optional[str] = None
 
 
+# -- CPU placement ------------------------------------------------------------------------
+
+#: The CPUs this process may use, lowest first.
+CPUS = sorted(os.sched_getaffinity(0))
+
+
+@dataclasses.dataclass
+class Layout:
+    """Where the process under test and its peer run (CPU numbers)."""
+
+    measured: int
+    peer: int
+
+
+#: Ping-pong (round trips, handshakes): both on one CPU, so a wake-up is a context switch on
+#: that CPU rather than an inter-processor wake-up (about 50 us on this 2-vCPU VM, more than
+#: the 15-60 us of CPU a round trip costs, which would pull every ratio towards 1.0).
+PING_PONG = Layout(CPUS[0], CPUS[0])
+#: Bulk work (large messages, deflate, many connections): one CPU each, so they run at once.
+BULK = Layout(CPUS[0], CPUS[-1])
+
+#: The layout of the scenario running now (set by :func:`placed`).
+LAYOUT = PING_PONG
+
+
+def pin(pid: int, cpu: int) -> None:
+    """Pin process ``pid`` (0: this one) to ``cpu``. Threads started later inherit it."""
+    os.sched_setaffinity(pid, {cpu})
+
+
+def placed(layout: Layout, scenario: Callable[["Config"], List["Row"]]) -> Callable[["Config"], List["Row"]]:
+    """Run ``scenario`` with this process on ``layout.measured`` and peers placed by ``layout``."""
+
+    @functools.wraps(scenario)
+    def run(cfg: "Config") -> List["Row"]:
+        global LAYOUT
+        saved = os.sched_getaffinity(0)
+        LAYOUT = layout
+        pin(0, layout.measured)
+        try:
+            return scenario(cfg)
+        finally:
+            os.sched_setaffinity(0, saved)
+
+    return run
+
+
 # -- processes --------------------------------------------------------------------------
 
 
 class Peer:
     """A ``python -m benchmarks.peers`` process (a server or a driver)."""
 
-    def __init__(self, *args: str, ready: str, timeout: float = 60.0) -> None:
+    def __init__(self, *args: str, ready: str, timeout: float = 60.0, measured: bool = False,
+                 command: Optional[List[str]] = None) -> None:
         self.log = tempfile.TemporaryFile()
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.peers", *args],
+            command or [sys.executable, "-m", "benchmarks.peers", *args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=ROOT, env=env,
         )
         self.pid = self.proc.pid
+        # Placed before it does anything measured; its threads inherit the CPU.
+        pin(self.pid, LAYOUT.measured if measured else LAYOUT.peer)
         self.first = self.readline(timeout)
         if not self.first.startswith(ready):
             raise RuntimeError(f"{args[0]} {args[1]} did not start: {self.first!r} {self._log_tail()}")
@@ -85,10 +143,18 @@ class Peer:
         return int(self.first.split()[1])
 
     def run(self, duration: float, timeout: float = 120.0) -> dict:
+        return self.command(f"run {duration}", duration + timeout)
+
+    def send(self, line: str) -> None:
+        """Write one command line to the peer."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(f"run {duration}\n")
+        self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
-        return json.loads(self.readline(duration + timeout))
+
+    def command(self, line: str, timeout: float) -> dict:
+        """Send one command line and read the JSON line that answers it."""
+        self.send(line)
+        return json.loads(self.readline(timeout))
 
     def _stat(self) -> List[str]:
         """The fields of /proc/PID/stat after the command name (the state is [0])."""
@@ -134,8 +200,17 @@ class Peer:
         self.stop()
 
 
-def server(lib: str, deflate: bool = False) -> Peer:
-    return Peer("serve", lib, *(["--deflate"] if deflate else []), ready="PORT")
+def server(lib: str, deflate: bool = False, *extra: str, measured: bool = False) -> Peer:
+    return Peer("serve", lib, *(["--deflate"] if deflate else []), *extra, ready="PORT", measured=measured)
+
+
+#: The Node driver holding many client connections (see benchmarks/node_driver.js).
+NODE_DRIVER = os.path.join(ROOT, "benchmarks", "node_driver.js")
+
+
+def node_driver(port: int) -> Peer:
+    """The Node many-connection driver, on the peer CPU."""
+    return Peer(ready="READY", command=["node", NODE_DRIVER, str(port)])
 
 
 def driver(mode: str, port: int, *extra: str, timeout: float = 60.0) -> Peer:
@@ -354,7 +429,7 @@ def _server_rows(cfg: Config, title: str, unit: str, per_op: float, mode: str, *
     try:
         for lib in libs:
             try:
-                srv = server("node" if lib == "node ws" else lib, deflate)
+                srv = server("node" if lib == "node ws" else lib, deflate, measured=True)
                 peers_.append(srv)
                 drv = driver(mode, srv.port, *extra)
                 peers_.append(drv)
@@ -387,7 +462,7 @@ def s3_server_rtt(cfg: Config) -> List[Row]:
 
 
 def _many_once(lib: str, n: int, duration: float) -> Tuple[float, Dict[str, float]]:
-    with server(lib) as srv:
+    with server(lib, measured=True) as srv:
         time.sleep(0.3)
         before = srv.status()
         with driver("many", srv.port, "--n", str(n), timeout=max(60.0, n * 0.1)) as drv:
@@ -473,7 +548,7 @@ def _deflate_memory() -> List[Row]:
     for lib in ("wsclient", "websockets"):
         row = Row(f"6 server {n} idle deflate conns", lib, "KiB/conn")
         try:
-            with server(lib, deflate=True) as srv:
+            with server(lib, deflate=True, measured=True) as srv:
                 time.sleep(0.3)
                 before = srv.status()["VmRSS"]
                 with driver("idle-deflate", srv.port, "--n", str(n), timeout=120.0):
@@ -557,12 +632,176 @@ def s7_masking(cfg: Config) -> List[Row]:
     return out
 
 
+# -- many connections: C10K, broadcast, latency under load ---------------------------------
+
+#: Handshakes in flight at once from the Node driver while it opens the C10K connections.
+C10K_CONCURRENCY = 200
+#: The longest the C10K round trips, or the closing, may take before the run records them
+#: as unfinished (seconds).
+C10K_PHASE_LIMIT = 300.0
+
+
+def _need_node(libs: List[str], title: str, unit: str) -> Optional[List[Row]]:
+    if node_available():
+        return None
+    return [Row(title, lib, unit, error="needs Node and its ws (npm ci --prefix tests/interop/node)") for lib in libs]
+
+
+def _note(row: Row, key: str, value: float) -> None:
+    row.notes.setdefault(key, []).append(value)
+
+
+def s8_c10k(cfg: Config) -> List[Row]:
+    """N idle connections (keepalive on) on one server process, from a Node driver; then N x 10
+    round trips; then closing them all."""
+    n = cfg.connections
+    libs = ["raw", "wsclient", "node ws"]
+    titles = {"open": f"8 c10k {n:,} handshakes", "idle": f"8 c10k {n:,} idle", "rtt": f"8 c10k {n:,} x 10 rt"}
+    missing = _need_node(libs, titles["open"], "conn/s")
+    if missing:
+        return missing
+    rows = {(k, lib): Row(titles[k], lib, unit) for lib in libs
+            for k, unit in (("open", "conn/s"), ("idle", "KiB/conn"), ("rtt", "rt/s"))}
+    timeout = max(60.0, n / 100)
+
+    def once(lib: str) -> float:
+        keepalive = ["--keepalive", str(cfg.keepalive)] if lib == "wsclient" else []
+        with server("node" if lib == "node ws" else lib, False, *keepalive, measured=True) as srv, \
+                node_driver(srv.port) as drv:
+            time.sleep(0.3)
+            before, cpu = srv.status(), srv.cpu_seconds()
+            opened = drv.command(f"open {n} {C10K_CONCURRENCY}", timeout)
+            if opened["opened"] != n:
+                raise RuntimeError(f"opened {opened['opened']} of {n} ({opened['failed']} failed)")
+            _note(rows[("open", lib)], CPU_NOTE, (srv.cpu_seconds() - cpu) / n * 1e6)
+            time.sleep(1.0)
+            idle = srv.status()
+            row = rows[("idle", lib)]
+            row.values.append((idle["VmRSS"] - before["VmRSS"]) / n)
+            _note(row, "threads/conn", (idle["Threads"] - before["Threads"]) / n)
+            if keepalive:
+                # Every connection's first ping is due one interval after it opened.
+                pinged = drv.command(f"pings {cfg.keepalive + 15}", cfg.keepalive + 60)
+                _note(row, "pinged", pinged["pinged"])
+                _note(row, "unpinged", pinged["unpinged"])
+                _note(row, "closed", pinged["closed"])
+            row = rows[("rtt", lib)]
+            cpu, start = srv.cpu_seconds(), time.monotonic()
+            try:
+                result = drv.command("rtt 10 30", C10K_PHASE_LIMIT)
+            except TimeoutError:
+                # Recorded, not raised: the figures so far stand, and this is the finding.
+                row.error = (f"round trips unfinished after {C10K_PHASE_LIMIT:.0f} s, "
+                             f"server CPU {srv.cpu_seconds() - cpu:.0f} s")
+                return opened["opened"] / opened["seconds"]
+            _note(row, CPU_NOTE, (srv.cpu_seconds() - cpu) / max(1, result["done"]) * 1e6)
+            _note(row, "lost", result["lost"])
+            _note(row, "closed", result["closed"])
+            row.values.append(result["done"] / result["seconds"])
+            try:
+                closed = drv.command("close 30", C10K_PHASE_LIMIT)
+                _note(row, "close s", closed["seconds"])
+                _note(row, "closes", closed["closed"])
+            except TimeoutError:
+                row.notes[f"closing unfinished after {C10K_PHASE_LIMIT:.0f} s"] = []
+            return opened["opened"] / opened["seconds"]
+
+    alternate({lib: rows[("open", lib)] for lib in libs}, {lib: (lambda lib=lib: once(lib)) for lib in libs},
+              cfg.heavy_repeat)
+    for lib in libs:  # A failure to open is the whole library's.
+        if rows[("open", lib)].error:
+            rows[("idle", lib)].error = rows[("rtt", lib)].error = rows[("open", lib)].error
+    return [rows[(k, lib)] for k in ("open", "idle", "rtt") for lib in libs]
+
+
+#: Reading clients in the broadcast scenario, and how long it broadcasts (seconds).
+BROADCAST_CLIENTS = 1000
+BROADCAST_SECONDS = 5.0
+
+
+def s9_broadcast(cfg: Config) -> List[Row]:
+    """1 KiB texts broadcast back to back to 1,000 (--clients) reading clients of a Node
+    driver, for 5 s (five times --duration, at most 5 s)."""
+    libs = ["raw", "wsclient", "websockets-asyncio"]
+    n = cfg.clients or BROADCAST_CLIENTS
+    seconds = min(BROADCAST_SECONDS, cfg.duration * 5)
+    title = f"9 broadcast 1 KiB to {n:,}"
+    missing = _need_node(libs, title, "msg/s")
+    if missing:
+        return missing
+    rows = {lib: Row(title, lib, "deliv/s") for lib in libs}
+
+    def once(lib: str) -> float:
+        row = rows[lib]
+        with server(lib, False, "--broadcaster", measured=True) as srv, node_driver(srv.port) as drv:
+            opened = drv.command(f"open {n} 100", max(120.0, n / 10))
+            if opened["opened"] != n:
+                raise RuntimeError(f"opened {opened['opened']} of {n}")
+            drv.send(f"listen {seconds + 10}")
+            cpu = srv.cpu_seconds()
+            sent = srv.command(f"broadcast {seconds} {n}", seconds + 120)
+            cpu = srv.cpu_seconds() - cpu
+            got = json.loads(drv.readline(60))
+        deliveries = got["deliveries"]
+        _note(row, "cpu µs/delivery", cpu / max(1, deliveries) * 1e6)
+        _note(row, "lost", sent["sent"] * sent["connections"] - deliveries)
+        _note(row, "skipped", sent["skipped"])
+        _note(row, "p50 ms", (got["p50"] or 0) / 1e3)
+        _note(row, "p99 ms", (got["p99"] or 0) / 1e3)
+        return deliveries / sent["elapsed"]
+
+    alternate(rows, {lib: (lambda lib=lib: once(lib)) for lib in libs}, cfg.heavy_repeat)
+    return list(rows.values())
+
+
+#: Clients ping-ponging at once in the latency-under-load scenario.
+LOAD_CLIENTS = 100
+
+
+def s10_load(cfg: Config) -> List[Row]:
+    """100 clients (--clients) ping-ponging 32-byte texts at once: round-trip time p50/p99."""
+    libs = ["raw", "wsclient", "websockets"] + (["node ws"] if node_available() else [])
+    n = cfg.clients or LOAD_CLIENTS
+    title = f"10 load {n} clients rtt"
+    missing = _need_node(libs, title, "rt/s")
+    if missing:
+        return missing
+    rows = {lib: Row(title, lib, "rt/s") for lib in libs}
+    peers_: List[Peer] = []
+    runs = {}
+    try:
+        for lib in libs:
+            srv = server("node" if lib == "node ws" else lib, measured=True)
+            peers_.append(srv)
+            drv = node_driver(srv.port)
+            peers_.append(drv)
+            drv.command(f"open {n} {n}", 60)
+
+            def run(srv: Peer = srv, drv: Peer = drv, row: Row = rows[lib]) -> float:
+                cpu = srv.cpu_seconds()
+                got = drv.command(f"load {cfg.duration * 2}", cfg.duration * 2 + 60)
+                _note(row, CPU_NOTE, (srv.cpu_seconds() - cpu) / max(1, got["ops"]) * 1e6)
+                _note(row, "p50 µs", got["p50"])
+                _note(row, "p99 µs", got["p99"])
+                return got["ops"] / got["seconds"]
+
+            runs[lib] = run
+        alternate(rows, runs, cfg.repeat)
+    finally:
+        for p in peers_:
+            p.stop()
+    return list(rows.values())
+
+
 SCENARIOS: Dict[str, Callable[[Config], List[Row]]] = {
-    "client-rtt": s1_client_rtt,
-    "client-throughput": s2_client_throughput,
-    "server-rtt": s3_server_rtt,
-    "server-many": s4_server_many,
-    "handshakes": s5_handshakes,
-    "deflate": s6_deflate,
-    "masking": s7_masking,
+    "client-rtt": placed(PING_PONG, s1_client_rtt),
+    "client-throughput": placed(BULK, s2_client_throughput),
+    "server-rtt": placed(PING_PONG, s3_server_rtt),
+    "server-many": placed(BULK, s4_server_many),
+    "handshakes": placed(PING_PONG, s5_handshakes),
+    "deflate": placed(BULK, s6_deflate),
+    "masking": placed(PING_PONG, s7_masking),
+    "c10k": placed(BULK, s8_c10k),
+    "broadcast": placed(BULK, s9_broadcast),
+    "load": placed(BULK, s10_load),
 }

@@ -16,13 +16,15 @@ import websockets  # noqa: F401
 
 from benchmarks.scenarios import node_available
 
+from .conftest import need
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run(*args: str) -> str:
+def _run(*args: str, timeout: float = 60) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--repeat", "1", "--duration", "0.05", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -31,7 +33,7 @@ def _run(*args: str) -> str:
 def _rows(output: str) -> dict:
     rows = {}
     for line in output.splitlines():
-        match = re.match(r"^(\d [\w .,]+?)\s{2,}(\S+(?: \S+)?)\s{2,}(.*)$", line)
+        match = re.match(r"^(\d+ [\w .,]+?)\s{2,}(\S+(?: \S+)?)\s{2,}(.*)$", line)
         if match:
             rows[(match.group(1), match.group(2))] = match.group(3)
     return rows
@@ -94,3 +96,24 @@ def test_deflate_table_notes_page_faults() -> None:
             assert re.search(r"page faults/op [\d.,]+", rest), (side, lib, rest)
     for lib in ("wsclient", "websockets"):
         assert float(rows[("6 server 200 idle deflate conns", lib)].split()[0]) > 0, out
+
+
+def test_many_connection_scenarios_at_a_small_scale() -> None:
+    # c10k, broadcast and load need Node's ws (a test dependency in CI, like tests/interop).
+    need(node_available(), "node or the npm package ws is missing (run `npm ci --prefix tests/interop/node`)")
+    out = _run("--scenario", "c10k", "--connections", "40", "--keepalive", "1",
+               "--scenario", "broadcast", "--scenario", "load", "--clients", "20", timeout=240)
+    rows = _rows(out)
+    for lib in ("raw", "wsclient", "node ws"):
+        for title in ("8 c10k 40 handshakes", "8 c10k 40 idle", "8 c10k 40 x 10 rt"):
+            assert "failed" not in rows[(title, lib)], (title, lib, out)
+        assert "lost 0.00" in rows[("8 c10k 40 x 10 rt", lib)], out
+    # Every wsclient connection was pinged, none closed for a missed pong.
+    idle = rows[("8 c10k 40 idle", "wsclient")]
+    assert "pinged 40.0" in idle and "unpinged 0.00" in idle and "closed 0.00" in idle, idle
+    for lib in ("raw", "wsclient", "websockets-asyncio"):
+        rest = rows[("9 broadcast 1 KiB to 20", lib)]
+        assert "failed" not in rest and "lost 0.00" in rest and _ratio(rest) > 0, (lib, rest)
+    for lib in ("raw", "wsclient", "websockets", "node ws"):
+        rest = rows[("10 load 20 clients rtt", lib)]
+        assert "failed" not in rest and re.search(r"p99 µs [\d.,]+", rest), (lib, rest)

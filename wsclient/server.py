@@ -61,6 +61,10 @@ DEFAULT_BACKLOG = 1024
 #: Seconds ``shutdown()`` waits for closing handshakes and handler threads.
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 
+#: Descriptors a server keeps besides one per connection (the listening socket, the
+#: watcher's and the stop signal's socket pairs, logging, the handler's own files).
+DESCRIPTOR_MARGIN = 64
+
 #: Seconds a connection's thread waits, once its connection is over, to serve the next
 #: one instead of a new thread. Starting a thread (and waiting for it to run) took a
 #: third of the accept loop's time per connection.
@@ -180,6 +184,7 @@ class WebSocketServer:
             raise TypeError(f"reuse_port must be a bool, not {type(reuse_port).__name__}")
         self._listener = Listener(server_address, reuse_port=reuse_port, backlog=backlog,
                                   tls=ssl_context is not None)
+        raise_descriptor_limit(max_connections)
         self.socket = self._listener.socket
         self.server_address = self._listener.address
 
@@ -430,6 +435,43 @@ class WebSocketServer:
         for thread in threads:
             if thread is not threading.current_thread():  # shutdown() from a handler
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+
+def raise_descriptor_limit(max_connections: Optional[int]) -> Optional[int]:
+    """Raise this process's soft ``RLIMIT_NOFILE`` so ``max_connections`` sockets fit.
+
+    Each connection holds one descriptor; Linux's usual soft limit (1,024) would make
+    ``accept()`` fail with EMFILE long before a 10,000-connection server is full, while
+    the hard limit (the most an unprivileged process may set) is usually far higher. The
+    soft limit is raised to ``max_connections`` + :data:`DESCRIPTOR_MARGIN`, or to the hard
+    limit when there is no ``max_connections``, never above the hard limit and never
+    lowered. Child processes inherit the raised limit; code that still uses
+    ``select.select()`` cannot watch a descriptor numbered 1,024 or more.
+
+    Args:
+        max_connections: the server's connection limit; None: as many as allowed.
+
+    Returns:
+        The soft limit now in force, or None where the platform has no ``resource``
+        module (Windows) or refuses the change.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    infinity = resource.RLIM_INFINITY
+    want = hard if max_connections is None else max_connections + DESCRIPTOR_MARGIN
+    if hard != infinity:
+        want = min(want, hard)
+    if want == infinity or soft == infinity or soft >= want:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ValueError, OSError):  # pragma: no cover - e.g. macOS above OPEN_MAX
+        return None
+    logger.info("raised the open-descriptor limit (RLIMIT_NOFILE) from %d to %d for the server", soft, want)
+    return want
 
 
 def serve(
