@@ -27,7 +27,7 @@ def test_pings_are_answered_while_the_application_does_not_read(run_peer):
 
     server = run_peer(chatty, ping_interval=0.2, ping_timeout=0.3)
     with wsclient.connect(server.uri, ping_interval=None) as ws:
-        time.sleep(2)
+        time.sleep(2)  # The behaviour under test: the application does not read.
         assert [ws.recv(timeout=5) for _ in range(200)] == [f"message {i}" for i in range(200)]
         ws.send("still alive")
 

@@ -19,7 +19,7 @@ import pytest
 import wsclient
 from wsclient.frames import Frame, Opcode
 
-from .reliability.rawpeer import RawServer, client_frames, wait_until
+from .reliability.rawpeer import RawServer, client_frames, unsent, wait_until
 
 
 def test_recv_timeout_loses_nothing(run_peer):
@@ -152,7 +152,8 @@ def test_normal_close_ends_iteration_after_queued_messages(run_peer):
 def test_peer_vanishing_gives_1006_promptly():
     def vanish(sock):
         sock.sendall(Frame(Opcode.TEXT, b"before").serialize())
-        time.sleep(0.2)
+        # In the client's kernel before the reset, which would discard it otherwise.
+        wait_until(lambda: unsent(sock) == 0, what="the client has the message")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
     peer = RawServer(vanish)

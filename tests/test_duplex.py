@@ -6,11 +6,8 @@ Against our own server, the `websockets` server, and scripted raw-socket peers.
 
 from __future__ import annotations
 
-import fcntl
 import random
 import socket
-import struct
-import termios
 import threading
 import time
 import zlib
@@ -21,7 +18,7 @@ import wsclient
 from wsclient.frames import Frame, Opcode
 from wsclient.protocol import COMPRESSED_SLICE
 
-from .reliability.rawpeer import RawServer, client_frames, read_frames as read_raw_frames, read_upload, reset, wait_until
+from .reliability.rawpeer import RawServer, client_frames, read_frames as read_raw_frames, read_upload, reset, unsent, wait_until, calling
 
 
 def test_eight_threads_sending_on_one_connection(echo_server):
@@ -243,10 +240,8 @@ def test_a_close_that_never_got_past_a_stalled_send_reports_1006():
     sender = threading.Thread(target=send_until_it_fails)
     sender.start()
     try:
-        deadline = time.monotonic() + 5
-        while not ws._duplex.outbox.write_lock.locked() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.2)  # The peer's 4 KiB buffer is long full: the sender is stuck mid-write.
+        # The peer's 4 KiB buffer is full: the sender is stuck mid-write.
+        wait_until(lambda: ws._duplex.channel.stalled, what="the sender waits for the peer to read")
         ws.close()
         sender.join(5)
         assert ws.close_code == 1006 and ws.close_reason == ""
@@ -325,7 +320,8 @@ def test_a_reset_after_the_peer_half_closed_ends_a_waiting_send_at_once():
         assert read_upload(sock, 1 << 20) == 1 << 20
         sock.sendall(Frame(Opcode.TEXT, b"bye").serialize())
         sock.shutdown(socket.SHUT_WR)
-        time.sleep(0.3)  # The client's recv() is waiting for the close by now.
+        # The client's recv() is waiting for the close.
+        wait_until(lambda: received and calling(reader, "recv"), what="the second recv() waits")
         reset_at.append(time.monotonic())
         reset(sock)
 
@@ -390,10 +386,7 @@ def test_a_reset_mid_send_loses_nothing_the_peer_sent_before_it():
         for i in range(count):
             sock.sendall(Frame(Opcode.BINARY, bytes([i]) * size).serialize())
         sock.sendall(Frame(Opcode.TEXT, b"last").serialize() + Frame(Opcode.CLOSE, b"\x03\xf1").serialize())
-        deadline = time.monotonic() + 5
-        while _unsent(sock) and time.monotonic() < deadline:  # All in the client's buffer.
-            time.sleep(0.005)
-        assert _unsent(sock) == 0
+        wait_until(lambda: unsent(sock) == 0, 5, "all in the client's buffer")
         read_upload(sock, 1 << 20)
         reset(sock)
 
@@ -415,11 +408,6 @@ def test_a_reset_mid_send_loses_nothing_the_peer_sent_before_it():
         ws.recv(timeout=2)
     assert info.value.code == 1009
     ws.close()
-
-
-def _unsent(sock):
-    """Bytes the kernel has not yet delivered to the other end (Linux: TIOCOUTQ)."""
-    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
 
 
 def _result_or_error(call, *args, **kwargs):

@@ -19,7 +19,7 @@ from wsclient import server as server_module
 from wsclient.close import serialize_close
 from wsclient.frames import FrameParser, Opcode, serialize_frame
 
-from .reliability.rawpeer import MASK, handshake_head, raw_client, status_of, tls_client_hello
+from .reliability.rawpeer import MASK, handshake_head, raw_client, status_of, tls_client_hello, wait_until
 
 
 def test_echo_with_our_client_and_websockets_and_websocket_client(echo_server):
@@ -277,7 +277,7 @@ def test_a_request_that_trickles_in_is_not_refused(run_server):
         for end in [2, 3, 4, 5, 9, 10, 15, 18, 19, 20, 40, len(head)]:
             raw.sendall(head[sent:end])
             sent = end
-            time.sleep(0.05)  # Let each piece arrive (and be parsed) alone.
+            time.sleep(0.05)  # The behaviour under test: a slow client, each piece parsed alone.
         answer = raw.recv(4096)
     assert answer.startswith(b"HTTP/1.1 101 "), answer
 
@@ -286,7 +286,7 @@ def test_pings_answered_while_the_handler_is_busy(run_server):
     from websockets.sync.client import connect as websockets_connect
 
     def busy(ws):
-        time.sleep(2)
+        time.sleep(2)  # The behaviour under test: a handler that does not read for 2 s.
         ws.send("done")
 
     server = run_server(busy)
@@ -329,7 +329,7 @@ def test_shutdown_cuts_a_handshake_short():
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as half_open:
         half_open.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
         ws = wsclient.connect(server.uri)
-        time.sleep(0.2)
+        wait_until(lambda: server._active == 2, what="the half-open request is being read")
         start = time.monotonic()
         server.shutdown()
         assert time.monotonic() - start < 2
@@ -386,7 +386,7 @@ def test_shutdown_without_a_limit_waits_for_every_handler(monkeypatch, timeout):
     def slow_to_finish(ws):
         with contextlib.suppress(wsclient.ConnectionClosed):
             ws.recv()
-        time.sleep(1.5)  # Cleaning up after the close, past the default bound.
+        time.sleep(1.0)  # The behaviour under test: cleaning up after the close, past the bound.
         finished.set()
 
     server, thread = _serving(slow_to_finish)
@@ -450,10 +450,12 @@ def test_stops_share_one_deadline():
 
 def test_a_slow_process_request_still_sends_its_answer():
     def slow_gate(request):
-        time.sleep(1.5)  # Longer than handshake_timeout, which is for the client's request.
+        # The behaviour under test: longer than handshake_timeout, which is for the
+        # client's request.
+        time.sleep(1.0)
         return None if request.path == "/" else (401, [], "no")
 
-    server, thread = _serving(lambda ws: None, handshake_timeout=1, process_request=slow_gate)
+    server, thread = _serving(lambda ws: None, handshake_timeout=0.5, process_request=slow_gate)
     try:
         with pytest.raises(wsclient.InvalidStatus) as info:
             wsclient.connect(server.uri + "denied", timeout=10)
@@ -673,7 +675,7 @@ def test_threads_one_per_connection_plus_a_constant(run_server):
     server = run_server(lambda ws: ws.recv())
     base = threading.active_count()
     clients = [wsclient.connect(server.uri, ping_interval=None) for _ in range(20)]
-    time.sleep(0.2)
+    wait_until(lambda: len(server.server.connections) == 20, what="20 handlers running")
     # 20 handler threads, plus at most the server's watcher and the clients' watcher.
     assert threading.active_count() - base <= 20 + 2
     for ws in clients:
@@ -837,7 +839,9 @@ def test_a_close_arriving_during_a_large_send_waits_for_the_frame(run_server):
     with sock:
         assert response.status == 101
         sock.sendall(serialize_frame(Opcode.CLOSE, serialize_close(1000), mask_key=MASK))
-        time.sleep(1.5)  # Longer than the 1 s the server used to give the writer.
+        # The behaviour under test: a client that does not read for longer than the 1 s
+        # the server used to give the writer.
+        time.sleep(1.5)
         parser = FrameParser(expect_masked=False)
         pieces = list(parser.feed(leftover))
         sock.settimeout(10)

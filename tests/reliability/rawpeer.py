@@ -7,9 +7,12 @@ resets). Everything binds or targets 127.0.0.1 and every read has a timeout.
 
 from __future__ import annotations
 
+import fcntl
 import socket
 import ssl
 import struct
+import sys
+import termios
 import threading
 import time
 from typing import Any, Callable, List, Optional, Tuple, Union
@@ -19,7 +22,7 @@ from wsclient.handshake import ClientHandshake, accept_response, check_request
 from wsclient.http11 import Request, RequestParser, Response, ResponseParser
 from wsclient.uri import parse_uri
 
-__all__ = ["RawServer", "wait_until", "raw_client", "reset", "read_frames", "client_frames", "read_upload", "handshake_head",
+__all__ = ["RawServer", "wait_until", "unsent", "calling", "raw_client", "reset", "read_frames", "client_frames", "read_upload", "handshake_head",
            "status_of", "tls_client_hello", "MASK"]
 
 #: The masking key of the frames raw clients write.
@@ -117,7 +120,7 @@ def read_upload(sock: socket.socket, count: int, *, slow_for: float = 0.0) -> in
             break
         got += len(chunk)
         if time.monotonic() < start + slow_for:
-            time.sleep(0.02)
+            time.sleep(0.02)  # The behaviour asked for: a peer that reads slowly.
     return got
 
 
@@ -203,3 +206,22 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = 
         if time.monotonic() >= deadline:
             raise AssertionError(f"still not true after {timeout} s: {what or condition}")
         time.sleep(0.005)
+
+
+def unsent(sock: socket.socket) -> int:
+    """Bytes written to ``sock`` that the other end has not yet acknowledged (Linux:
+    ``TIOCOUTQ``): 0 once everything sent is in the peer's kernel, where a reset that
+    follows no longer discards it."""
+    return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0])
+
+
+def calling(thread: threading.Thread, name: str) -> bool:
+    """True if ``thread`` is inside a function called ``name`` right now (a look at its
+    stack): how a test knows that another thread has entered ``recv()``, say, and is
+    waiting there, without sleeping."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_name == name:
+            return True
+        frame = frame.f_back
+    return False

@@ -28,7 +28,7 @@ import wsclient
 from wsclient.frames import Frame, Opcode, serialize_header
 
 from .peer_process import PeerProcess
-from .rawpeer import MASK, RawServer, raw_client, reset
+from .rawpeer import MASK, RawServer, raw_client, reset, unsent, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +87,9 @@ def test_server_vanishing_mid_message(how: str, reading: bool) -> None:
 
     def script(sock: socket.socket) -> None:
         sock.sendall(_frames(messages, masked=False) + _half_message(masked=False))
-        time.sleep(0.3)  # let the client take in what was sent, then disappear
+        # Everything sent is in the client's kernel (a reset would discard what is not),
+        # then disappear.
+        wait_until(lambda: unsent(sock) == 0, what="the client has every byte sent")
         vanished_at.append(time.monotonic())
         _vanish(sock, how)
 
@@ -123,7 +125,7 @@ def test_client_vanishing_mid_message(run_server, how: str) -> None:
     sock, response, _ = raw_client(server.uri)
     assert response.status == 101
     sock.sendall(_frames(messages, masked=True) + _half_message(masked=True))
-    time.sleep(0.3)
+    wait_until(lambda: unsent(sock) == 0, what="the server has every byte sent")
     vanished_at.append(time.monotonic())
     _vanish(sock, how)
     assert finished.wait(10)

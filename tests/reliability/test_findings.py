@@ -16,6 +16,8 @@ import pytest
 import wsclient
 from wsclient.uri import parse_uri, resolve_redirect
 
+from .rawpeer import wait_until
+
 
 @pytest.mark.parametrize("port", ["9" * 5000, "1" * 4301, "123456789012345678901234567890"],
                          ids=["5000-digits", "4301-digits", "30-digits"])
@@ -173,14 +175,19 @@ def test_shutdown_sends_every_close_frame_at_once_to_slow_readers(ws_server) -> 
         try:
             while True:
                 ws.recv(timeout=30)
-                time.sleep(0.05)
+                time.sleep(0.05)  # The behaviour under test: a slow reader.
         except wsclient.ConnectionClosed as exc:
             codes.append(exc.code)
 
     readers = [threading.Thread(target=read_slowly, args=(ws,)) for ws in clients]
     for thread in readers:
         thread.start()
-    time.sleep(0.5)  # every handler is now blocked in send(): the readers are slow
+    # Every handler is blocked in send(), waiting for its slow reader.
+    def all_stalled() -> bool:
+        connections = server.server.connections
+        return len(connections) == len(clients) and all(ws._duplex.channel.stalled for ws in connections)
+
+    wait_until(all_stalled, what="every handler waits in send()")
     server.server.shutdown(timeout=2.0)
     for thread in readers:
         thread.join(60)
