@@ -19,7 +19,7 @@ import pytest
 import wsclient
 from wsclient.frames import Frame, Opcode
 
-from .reliability.rawpeer import RawServer, client_frames, unsent, wait_until
+from .reliability.rawpeer import RawServer, calling, client_frames, unsent, wait_until
 
 
 def test_recv_timeout_loses_nothing(run_peer):
@@ -100,6 +100,35 @@ def test_close_from_another_thread_wakes_recv(echo_server):
     assert time.monotonic() - start < 2
     assert isinstance(errors[0], wsclient.ConnectionClosedOK)
     assert ws.close_code == 1000
+
+
+def test_close_from_another_thread_wakes_recv_when_the_peer_never_answers():
+    # With a peer that answers, the reply wakes the reader anyway; here only close()
+    # itself can: at close_timeout it cuts the transport under the blocked recv().
+    stop = threading.Event()
+    peer = RawServer(lambda sock: stop.wait(10))  # Reads nothing, answers nothing.
+    ws = wsclient.connect(peer.uri, ping_interval=None, close_timeout=0.5)
+    errors = []
+
+    def reader():
+        try:
+            ws.recv()
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        wait_until(lambda: calling(thread, "recv") and ws._duplex.read_lock.locked(), what="recv() blocks")
+        start = time.monotonic()
+        ws.close()
+        thread.join(5)
+        assert not thread.is_alive(), "recv() still blocked after close()"
+        assert time.monotonic() - start < 0.5 + 2
+        assert isinstance(errors[0], wsclient.ConnectionClosed), errors
+    finally:
+        stop.set()
+        peer.join()
 
 
 def test_close_is_idempotent_and_leaves_nothing_behind(echo_server):
