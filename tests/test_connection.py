@@ -171,8 +171,9 @@ def test_normal_close_ends_iteration_after_queued_messages(run_peer):
 
     server = run_peer(talk_then_close)
     with wsclient.connect(server.uri) as ws:
-        # Everything, close frame included, arrives before we read.
-        wait_until(lambda: ws._duplex.proto.close_rcvd is not None)
+        # Everything arrives, close frame and end of stream included, and the connection
+        # is closed before we read: the queued messages still come first.
+        wait_until(lambda: ws.closed, what="the connection closed")
         assert list(ws) == [f"m{i}" for i in range(5)]
         with pytest.raises(wsclient.ConnectionClosedOK):
             ws.send("too late")

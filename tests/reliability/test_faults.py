@@ -96,7 +96,9 @@ def test_server_vanishing_mid_message(how: str, reading: bool) -> None:
     server = RawServer(script)
     ws = wsclient.connect(server.uri, proxy=None, compression=None, ping_interval=None)
     if not reading:
-        assert server.done.wait(10)  # the application reads only after the peer is gone
+        # The application reads only after the peer is gone and the connection closed.
+        assert server.done.wait(10)
+        wait_until(lambda: ws.closed, what="the client saw the end of the stream")
     delay = _drain_then_1006(ws, messages, vanished_at)
     server.join()
     assert delay < PROMPT + (0 if reading else 1.0)
