@@ -59,6 +59,8 @@ def test_one_byte_payload(payload: bytes) -> None:
     with pytest.raises(ProtocolError) as info:
         parse_close(payload)
     assert info.value.code == 1002
+    # The message is the reason of our close frame: the peer reads it (mutation testing).
+    assert str(info.value) == "close frame with a 1-byte payload"
 
 
 def test_reason_decoded() -> None:
@@ -76,6 +78,7 @@ def test_reason_must_be_utf8(reason: bytes) -> None:
     with pytest.raises(ProtocolError) as info:
         parse_close(b"\x03\xe8" + reason)
     assert info.value.code == 1007
+    assert str(info.value) == "close reason is not valid UTF-8"
     assert isinstance(info.value.__cause__, UnicodeDecodeError)
 
 

@@ -412,6 +412,26 @@ def test_mask_keys_batches_are_fresh_across_refills() -> None:
     assert [other() for _ in range(8)] != keys[:8]  # each source draws its own keys
 
 
+def test_mask_keys_are_the_urandom_stream_in_order_one_call_per_batch(monkeypatch) -> None:
+    # Found by mutation testing: a first key from a non-empty initial pool (b"XXXX"), a
+    # skipped byte or a batch of the wrong size went unnoticed by the tests above.
+    calls = []
+
+    class RecordingOs:
+        @staticmethod
+        def urandom(size: int) -> bytes:
+            calls.append(size)
+            return bytes((len(calls) * 7 + i) % 256 for i in range(size))
+
+    monkeypatch.setattr(frames, "os", RecordingOs)
+    source = MaskKeys()
+    assert calls == []  # Nothing drawn before the first key.
+    keys = [source() for _ in range(2 * MaskKeys.BATCH + 1)]
+    assert calls == [4 * MaskKeys.BATCH] * 3
+    stream = b"".join(bytes((n * 7 + i) % 256 for i in range(4 * MaskKeys.BATCH)) for n in (1, 2, 3))
+    assert keys == [stream[i : i + 4] for i in range(0, 4 * len(keys), 4)]
+
+
 # -- apply_mask -------------------------------------------------------------------------
 
 CHUNK_BOUNDARIES = [

@@ -306,3 +306,15 @@ def test_long_text_random_pieces() -> None:
 
 
 # -- the module stays sans-I/O (DESIGN.md: the core never touches sockets or threads) ----
+
+
+@pytest.mark.parametrize("data", [b"\xff", b"ok \xc3\x28", b"\xed\xa0\x80"])
+def test_invalid_text_says_so_and_keeps_the_decoder_error(data: bytes) -> None:
+    # Found by mutation testing: the message (the reason of the 1007 close frame the peer
+    # reads) and the chained UnicodeDecodeError were never checked.
+    for decode in (decode_text, lambda d: Utf8Decoder().decode(d, final=True)):
+        with pytest.raises(ProtocolError) as info:
+            decode(data)
+        assert info.value.code == 1007
+        assert str(info.value) == "invalid UTF-8 in a text message"
+        assert isinstance(info.value.__cause__, UnicodeDecodeError)
