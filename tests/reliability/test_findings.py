@@ -182,10 +182,12 @@ def test_shutdown_sends_every_close_frame_at_once_to_slow_readers(ws_server) -> 
     readers = [threading.Thread(target=read_slowly, args=(ws,)) for ws in clients]
     for thread in readers:
         thread.start()
-    # Every handler is blocked in send(), waiting for its slow reader.
+    # Every handler has been seen blocked in send(), waiting for its slow reader.
+    seen: set = set()
+
     def all_stalled() -> bool:
-        connections = server.server.connections
-        return len(connections) == len(clients) and all(ws._duplex.channel.stalled for ws in connections)
+        seen.update(id(ws) for ws in server.server.connections if ws._duplex.channel.stalled)
+        return len(seen) == len(clients)
 
     wait_until(all_stalled, what="every handler waits in send()")
     server.server.shutdown(timeout=2.0)
