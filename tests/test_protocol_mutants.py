@@ -34,10 +34,28 @@ def test_a_fragmented_message_is_compressed_as_its_first_piece_says(compress, co
     assert [f.fin for f in frames] == [False, True]
 
 
-def test_an_unsolicited_pong_without_data_is_empty() -> None:
-    # Survived: the default payload b"" turned into b"XXXX".
+def test_a_ping_or_pong_without_data_is_empty() -> None:
+    # Survived: the default payloads b"" turned into b"XXXX".
     assert _server().send_pong() == [b"\x8a\x00"]
     assert _server().send_pong(b"hb") == [b"\x8a\x02hb"]
+    assert _server().send_ping() == [b"\x89\x00"]
+    with pytest.raises(ValueError, match=r"^control frame payloads are limited to 125 bytes$"):
+        _server().send_ping(b"x" * 126)
+
+
+def test_the_last_compressed_piece_ends_the_message_without_the_flush_marker() -> None:
+    # Survived: compress_fragment(data, None) instead of (data, fin): the final piece kept
+    # the 00 00 ff ff that RFC 7692 section 7.2.1 removes, and the codec stayed "mid-message".
+    proto = _server(deflate=True)
+    client_codec = PerMessageDeflate(DeflateParams(), is_client=True, options=DeflateOptions(threshold=0))
+    peer = Protocol(Side.CLIENT, deflate=client_codec)
+    for round_ in range(2):  # The second message reuses the compression context.
+        pieces = [f"piece {i} of message {round_} " * 20 for i in range(3)]
+        data = b"".join(b"".join(proto.send_fragment(p, fin=i == 2)) for i, p in enumerate(pieces))
+        frames = list(parse_frames(data, expect_masked=False))
+        assert not frames[-1].payload.endswith(b"\x00\x00\xff\xff")
+        assert peer.receive_data(data) == ["".join(pieces)]
+        assert peer.receive_data(b"".join(proto.send_message("after"))) == ["after"]
 
 
 def test_pieces_of_one_message_must_keep_their_type() -> None:
