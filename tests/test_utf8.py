@@ -318,3 +318,13 @@ def test_invalid_text_says_so_and_keeps_the_decoder_error(data: bytes) -> None:
         assert info.value.code == 1007
         assert str(info.value) == "invalid UTF-8 in a text message"
         assert isinstance(info.value.__cause__, UnicodeDecodeError)
+
+
+def test_a_surrogate_cut_short_fails_at_once_and_says_why() -> None:
+    # The incremental decoder's own check (the codec would wait for the third byte).
+    with pytest.raises(ProtocolError) as info:
+        Utf8Decoder().decode(b"ok \xed\xa0", final=False)
+    assert info.value.code == 1007
+    assert str(info.value) == "invalid UTF-8 in a text message"
+    assert isinstance(info.value.__cause__, ValueError)
+    assert "surrogate" in str(info.value.__cause__)
