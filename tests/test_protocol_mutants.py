@@ -63,3 +63,59 @@ def test_pieces_of_one_message_must_keep_their_type() -> None:
     proto.send_fragment("text", fin=False)
     with pytest.raises(TypeError, match=r"^all fragments of a message must be str, or all bytes-like$"):
         proto.send_fragment(b"bytes", fin=True)
+
+
+def _client_frame(payload: bytes) -> bytes:
+    from wsclient.frames import Frame, Opcode
+
+    return Frame(Opcode.BINARY, payload, rsv1=True).serialize(mask_key=b"\x01\x02\x03\x04")
+
+
+@pytest.mark.parametrize("max_size, fits", [(1004, True), (1003, False)])
+def test_max_size_counts_what_the_flush_marker_completes(max_size, fits) -> None:
+    # Survived: the room left for the end of a compressed message counted the bytes
+    # already inflated from its frame as free (``- pending`` turned into ``+ pending``).
+    # A peer can make the appended 00 00 ff ff inflate to output: a stored block whose
+    # length reaches 4 bytes past the frame's end takes them as its last 4 bytes.
+    data = bytes(range(200)) * 5  # 1,000 bytes
+    stored = b"\x00" + (len(data) + 4).to_bytes(2, "little") + ((len(data) + 4) ^ 0xFFFF).to_bytes(2, "little")
+    codec = PerMessageDeflate(DeflateParams(), is_client=False, options=DeflateOptions(threshold=0))
+    proto = Protocol(Side.SERVER, deflate=codec, max_size=max_size)
+    events = proto.receive_data(_client_frame(stored + data))
+    if fits:
+        assert proto.error is None
+        assert events == [data + b"\x00\x00\xff\xff"]
+    else:
+        assert proto.error is not None and proto.error.code == 1009
+        assert not any(isinstance(e, bytes) for e in events)
+
+
+def test_a_message_of_exactly_two_slices_takes_two_frames() -> None:
+    # Survived: ``len(rest) <= size`` turned into ``<``: a message whose rest is exactly
+    # one slice left message_pending true and cost an extra (empty) frame.
+    import random
+
+    size = 1 << 18
+    data = random.Random(7).randbytes(2 * size)  # Incompressible: zlib emits as it goes.
+    proto = _server(deflate=True)
+    frames = [b"".join(proto.send_message(data, compress=True, slice_size=size))]
+    while proto.message_pending and len(frames) < 10:
+        frames.append(b"".join(proto.send_rest()))
+    assert len(frames) == 2
+    parsed = list(parse_frames(b"".join(frames), expect_masked=False))
+    assert [f.fin for f in parsed] == [False, True]
+
+
+def test_errors_name_what_was_wrong() -> None:
+    # Survived: these messages (a close frame's reason for the peer, a TypeError for the
+    # application) could be replaced or emptied.
+    with pytest.raises(TypeError, match=r"^a message is str or bytes-like, not object$"):
+        _server().send_message(object())  # type: ignore[arg-type]
+    from wsclient.frames import Frame, Opcode
+
+    proto = _server()
+    proto.receive_data(Frame(Opcode.PING, b"", rsv2=True).serialize(mask_key=b"\x01\x02\x03\x04"))
+    assert proto.error is not None and proto.error.code == 1002
+    assert str(proto.error) == "reserved bit set on a control frame"
+    with pytest.raises(RuntimeError, match=r"^no sliced message is being sent$"):
+        _server().send_rest()
