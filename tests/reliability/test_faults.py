@@ -214,7 +214,9 @@ def test_shutdown_under_load(run_server, handler_kind: str) -> None:
             ws.send(message)
 
     def stream(ws: wsclient.WebSocket) -> None:
-        ws.recv(timeout=10)
+        # The clients start talking once all 60 are connected, which takes more than
+        # 10 s on a machine whose cores are busy: wait for that, boundedly.
+        ws.recv(timeout=60)
         payload = b"s" * 4096
         while True:  # ends when the connection closes: send() raises ConnectionClosed
             ws.send(payload)
