@@ -8,6 +8,8 @@ kills such mutants by asserting what a peer or an application would see.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from wsclient.deflate import DeflateOptions, DeflateParams, PerMessageDeflate
@@ -119,3 +121,8 @@ def test_errors_name_what_was_wrong() -> None:
     assert str(proto.error) == "reserved bit set on a control frame"
     with pytest.raises(RuntimeError, match=r"^no sliced message is being sent$"):
         _server().send_rest()
+    sliced = _server(deflate=True)
+    sliced.send_message(bytes(range(256)) * 4096 + os.urandom(1 << 20), compress=True, slice_size=1 << 18)
+    assert sliced.message_pending
+    with pytest.raises(RuntimeError, match=r"^a sliced message is being sent$"):
+        sliced.send_fragment(b"y", fin=True)
