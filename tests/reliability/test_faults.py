@@ -253,11 +253,15 @@ def test_shutdown_under_load(run_server, handler_kind: str) -> None:
     while min(received) < 5 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert min(received) >= 5, "the load did not start"
+    # This server's handler threads are named after their client; other tests' servers
+    # may still have threads ending in this process.
+    ours = {f"wsclient-conn-{ws.local_address!r}" for ws in clients}
+    assert sum(t.name in ours for t in threading.enumerate()) == len(clients)
     start = time.monotonic()
     server.server.shutdown(timeout=5.0)
     took = time.monotonic() - start
-    alive = [t.name for t in threading.enumerate() if t.name.startswith("wsclient-conn")]
-    assert not alive, alive
+    alive = [t.name for t in threading.enumerate() if t.name in ours]
+    assert not alive, f"{len(alive)} handler threads alive after shutdown() returned in {took:.2f} s"
     assert not server.server._threads
     for thread in threads:
         thread.join(20)
