@@ -839,13 +839,17 @@ def test_a_close_arriving_during_a_large_send_waits_for_the_frame(run_server):
     sock, response, leftover = raw_client(server.uri)
     with sock:
         assert response.status == 101
+        sock.settimeout(10)
+        # The handler has begun writing the message (under load, a close sent at once
+        # could arrive before its send() and there would be nothing to wait for).
+        received = leftover or sock.recv(65536)
+        assert received, "the server closed TCP before the message"
         sock.sendall(serialize_frame(Opcode.CLOSE, serialize_close(1000), mask_key=MASK))
         # The behaviour under test: a client that does not read for longer than the 1 s
         # the server used to give the writer.
         time.sleep(1.5)
         parser = FrameParser(expect_masked=False)
-        pieces = list(parser.feed(leftover))
-        sock.settimeout(10)
+        pieces = list(parser.feed(received))
         while not pieces or not (pieces[-1].last and pieces[-1].header.opcode == Opcode.CLOSE):
             data = sock.recv(1 << 20)
             assert data, "the server closed TCP before its close frame"
