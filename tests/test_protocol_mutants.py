@@ -126,3 +126,51 @@ def test_errors_name_what_was_wrong() -> None:
     assert sliced.message_pending
     with pytest.raises(RuntimeError, match=r"^a sliced message is being sent$"):
         sliced.send_fragment(b"y", fin=True)
+
+
+# -- the end of the transport: the 1006 rule and the error a closed connection raises -------
+# No test of the core called transport_closed() or closed_error(): mutmut found no test
+# to run for their 17 mutants (the I/O tests check them, at the price of sockets).
+
+
+def test_a_close_frame_that_never_left_and_no_answer_is_1006() -> None:
+    from wsclient.exceptions import ConnectionClosedError
+
+    proto = _server()
+    proto.send_close(1000, "bye")
+    proto.transport_closed(close_unsent=True)
+    assert not proto.can_send
+    assert (proto.close_code, proto.close_reason) == (1006, "")
+    error = proto.closed_error(OSError("cut"))
+    assert isinstance(error, ConnectionClosedError)
+    assert (error.code, error.reason) == (1006, "")
+    assert isinstance(error.__cause__, OSError)
+
+
+def test_a_close_frame_that_left_keeps_its_code() -> None:
+    from wsclient.exceptions import ConnectionClosedOK
+
+    proto = _server()
+    proto.send_close(1001, "going")
+    proto.transport_closed()  # Sent; the peer's answer never came.
+    assert (proto.close_code, proto.close_reason) == (1001, "going")
+    error = proto.closed_error()
+    assert isinstance(error, ConnectionClosedOK) and (error.code, error.reason) == (1001, "going")
+    assert error.__cause__ is None
+
+
+def test_the_peers_close_wins_over_an_unsent_one_and_a_protocol_error_is_the_cause() -> None:
+    from wsclient.exceptions import ConnectionClosedError
+    from wsclient.frames import Frame, Opcode
+
+    key = b"\x01\x02\x03\x04"
+    proto = _server()
+    proto.receive_data(Frame(Opcode.CLOSE, (4000).to_bytes(2, "big") + b"app").serialize(mask_key=key))
+    proto.transport_closed(close_unsent=True)
+    assert (proto.close_code, proto.close_reason) == (4000, "app")
+    failed = _server()
+    failed.receive_data(Frame(Opcode.TEXT, b"\xff").serialize(mask_key=key))
+    failed.transport_closed()
+    error = failed.closed_error(OSError("ignored: the peer's fault comes first"))
+    assert isinstance(error, ConnectionClosedError) and error.code == 1007
+    assert error.__cause__ is failed.error and failed.error is not None
