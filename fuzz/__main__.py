@@ -58,19 +58,27 @@ def _split(data: bytes):
 
 
 def cmd_seed() -> None:
+    from tests.reliability.fuzz import EXTREME_NUMBERS
+
     from .targets import TARGETS
 
     for name, target in TARGETS.items():
         folder = CORPUS / name
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        for seed in target.seeds():
-            if len(seed) > SEED_MAX:
-                continue  # keep the repository small: big frames are the fuzzer's job
+        seeds = target.seeds()
+        large = [seed for seed in seeds if SEED_MAX < len(seed) < target.max_len]
+        for seed in seeds:
+            # Keep the repository small: of the large seeds only the smallest one, for the
+            # paths that only large inputs reach (masking in chunks, say).
+            if len(seed) > SEED_MAX and seed is not min(large, key=len, default=None):
+                continue
             data = b"\x00" + seed
             (folder / hashlib.sha1(data).hexdigest()[:16]).write_bytes(data)
         if target.tokens:
-            lines = ['"' + "".join(f"\\x{b:02x}" for b in token) + '"' for token in target.tokens if token]
+            # The mutation fuzzer's extreme numbers too (thousands of digits, 2**63...).
+            tokens = [*target.tokens, *(n for n in EXTREME_NUMBERS if len(n) < 100)]
+            lines = ['"' + "".join(f"\\x{b:02x}" for b in token) + '"' for token in tokens if token]
             (CORPUS / f"{name}.dict").write_text("\n".join(lines) + "\n")
         print(name, len(target.seeds()), "seeds")
 
