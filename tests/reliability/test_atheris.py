@@ -46,6 +46,8 @@ def test_short_fuzz_run(name: str, tmp_path: Path) -> None:
     try:
         import atheris  # noqa: F401
     except ImportError:
+        if sys.version_info < (3, 11):  # setup.cfg's test extra leaves it out there.
+            pytest.skip("atheris publishes no wheel for CPython 3.10; the fuzz runs are on 3.11+")
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true and atheris is not installed (pip install -e '.[test]')")
         pytest.skip("atheris is not installed")
