@@ -1,10 +1,13 @@
-"""The examples in README.rst, run as they are written, against real servers on loopback.
+"""The examples in README.rst and docs/, run as they are written, against real servers on loopback.
 
 Every literal block of README.rst (``.. code-block:: python`` and paragraphs ending in ``::``)
 is listed in :data:`BLOCKS` under a line that identifies it, with what runs it: a Python block
 is executed, a shell block has each of its commands run or listed in :data:`NOT_RUN` with the
 reason it cannot run here. A block the table does not know, or an entry whose block has gone,
-fails :func:`test_every_block_is_covered`: a new example in the README needs a test.
+fails :func:`test_every_block_is_covered`: a new example in the README needs a test. An
+example may also live in (or be repeated, identically, in) a page of ``docs/``, where the same
+table finds it; the docs' other Python blocks are compiled by test_docs_build.py and their
+``testcode`` examples run by Sphinx's doctest builder.
 
 Addresses in a block stand for the reader's own; the test swaps each one for a local server's
 through :func:`substitute`, an explicit mapping of strings that must all occur in the block
@@ -37,12 +40,13 @@ import wsclient
 from .pki import Pki
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
+DOCS = README.parent / "docs"
 WAIT = 30.0
 
 # What identifies each README block (a string only that block contains), and its test.
 CLIENT = 'wsclient.connect("wss://example.com/feed"'
 UNIX = 'unix_path="/run/app.sock"'
-SERVER = "server.serve_forever()"
+SERVER = 'wsclient.serve(handler, "127.0.0.1", 8765)'
 TLS = 'cafile="my-ca.pem"'
 QUICK_START = 'pip install -e ".[test]"'
 COMMAND_LINE = "python -m wsclient serve 127.0.0.1:8765"
@@ -113,10 +117,20 @@ def run_python(block: Block, replacements: Dict[str, str],
     return namespace
 
 
+def all_blocks() -> List[Block]:
+    """The blocks of README.rst, then those of every page of docs/."""
+    found = readme_blocks()
+    for page in sorted(DOCS.rglob("*.rst")):
+        found += literal_blocks(page.read_text(encoding="utf-8"))
+    return found
+
+
 def find(key: str) -> Block:
-    """The one README block that contains ``key``."""
-    matches = [block for block in readme_blocks() if key in block.code]
-    assert len(matches) == 1, f"{len(matches)} README blocks contain {key!r}"
+    """The block of README.rst or docs/ that contains ``key`` (an example shown on several
+    pages must be the same on each)."""
+    matches = [block for block in all_blocks() if key in block.code]
+    assert matches, f"no block of README.rst or docs/ contains {key!r}"
+    assert len({block.code for block in matches}) == 1, f"different blocks contain {key!r}"
     return matches[0]
 
 
@@ -288,7 +302,8 @@ def test_long_fuzz_block() -> None:
 # -- coverage ------------------------------------------------------------------------------
 
 def test_every_block_is_covered() -> None:
-    """Each README block is run by exactly one test above, and each test finds its block."""
+    """Each README block is run by exactly one test above, and each test finds its block
+    (in the README or in docs/)."""
     blocks = readme_blocks()
     assert len(blocks) >= len(BLOCKS)
     for block in blocks:
@@ -298,7 +313,8 @@ def test_every_block_is_covered() -> None:
     for key, test in BLOCKS.items():
         find(key)
         assert callable(globals().get(test)), test
-    text = README.read_text(encoding="utf-8")
+    text = README.read_text(encoding="utf-8") + "".join(
+        page.read_text(encoding="utf-8") for page in DOCS.rglob("*.rst"))
     for command, reason in NOT_RUN.items():
         assert command in text and reason.strip(), command
 
@@ -306,9 +322,10 @@ def test_every_block_is_covered() -> None:
 # -- the comparison table ------------------------------------------------------------------
 
 
-def section(title: str) -> str:
-    """The text of the README section with this title (up to the next title)."""
-    text = README.read_text(encoding="utf-8")
+def section(title: str, path: Path = README) -> str:
+    """The text of the section of README.rst (or ``path``) with this title (up to the next
+    title)."""
+    text = path.read_text(encoding="utf-8")
     match = re.search(rf"^{re.escape(title)}\n-+\n(.*?)(?=^\S[^\n]*\n-+\n|\Z)", text,
                       re.MULTILINE | re.DOTALL)
     assert match, f"no section {title!r} in README.rst"
@@ -324,8 +341,9 @@ def table_row(text: str, label: str) -> List[str]:
 
 
 def test_comparison_figures_are_the_performance_figures() -> None:
-    """The benchmark rows of the comparison repeat *Performance*, so they cannot drift apart."""
-    performance = section("Performance")
+    """The benchmark rows of the README's comparison repeat the performance report
+    (docs/performance.rst), so they cannot drift apart."""
+    performance = (DOCS / "performance.rst").read_text(encoding="utf-8")
     comparison = section("Compared with websocket-client and websockets")
     assert "python -m benchmarks" in performance and "python -m benchmarks" in comparison
     # The comparison gives the ratios to raw (Performance adds the CPU per operation after
