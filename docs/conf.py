@@ -48,10 +48,12 @@ napoleon_numpy_docstring = False
 # left unresolved on purpose. Only names outside wsclient are listed here; an unresolved
 # wsclient name still fails the build.
 _EXTERNAL = (
-    r"(ssl|socket|threading|typing|collections|collections\.abc|types|os|io|logging"
-    r"|datetime|email|http|json|array|enum|pathlib|subprocess|argparse|_typeshed"
-    r"|numpy|pytest|_pytest|werkzeug|flask|redis|truststore|certifi|socks|multiprocessing"
-    r"|random)\..+|socketserver"
+    r"(ssl|socket|socketserver|threading|typing|collections|types|os|io|logging|datetime"
+    r"|email|http|json|array|enum|pathlib|subprocess|argparse|functools|inspect|zlib"
+    r"|select|selectors|signal|contextlib|dataclasses|re|sys|time|urllib|base64|hashlib"
+    r"|ipaddress|multiprocessing|shlex|struct|secrets|codecs|errno|math|warnings|queue"
+    r"|random|_typeshed|numpy|pytest|_pytest|werkzeug|flask|gunicorn|redis|truststore"
+    r"|certifi|socks)(\..+)?"
 )
 nitpick_ignore_regex = [
     (r"py:.*", _EXTERNAL),
