@@ -38,6 +38,7 @@ html_title = f"wsclient {release}"
 exclude_patterns = ["_build"]
 
 autodoc_member_order = "bysource"
+maximum_signature_line_length = 88  # long signatures: one parameter per line
 autodoc_typehints = "signature"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 napoleon_google_docstring = True
