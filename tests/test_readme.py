@@ -18,6 +18,7 @@ proxy in the environment does not get between the client and the loopback server
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import dataclasses
 import io
@@ -49,6 +50,7 @@ UNIX = 'unix_path="/run/app.sock"'
 SERVER = 'wsclient.serve(handler, "127.0.0.1", 8765)'
 TLS = 'cafile="my-ca.pem"'
 QUICK_START = 'pip install -e ".[test]"'
+INSTALL = "pip install wsclient-sync"
 COMMAND_LINE = "python -m wsclient serve 127.0.0.1:8765"
 LONG_FUZZ = "WSCLIENT_FUZZ_ITERATIONS=300000"
 BLOCKS = {
@@ -57,6 +59,7 @@ BLOCKS = {
     SERVER: "test_server_block",
     TLS: "test_tls_block",
     QUICK_START: "test_quick_start_block",
+    INSTALL: "test_install_block",
     COMMAND_LINE: "test_command_line_block",
     LONG_FUZZ: "test_long_fuzz_block",
 }
@@ -221,6 +224,8 @@ def test_tls_block(ws_server, pki: Pki) -> None:
 NOT_RUN = {
     'pip install -e ".[test]"': "installs the package; it has been installed to run these tests",
     "python -m pytest": "runs this test suite itself",
+    "pip install wsclient-sync": "installs from PyPI; tests/test_packaging.py installs the wheel "
+                                 "this checkout builds, in a fresh venv, and runs its demo",
     "python -m wsclient connect wss://example.com/":
         "interactive, against a server on the internet; interactive mode is tested under a "
         "pseudo-terminal in test_cli_interactive.py",
@@ -256,6 +261,18 @@ def test_quick_start_block() -> None:
     assert result.returncode == 0, result.stderr
     assert "round-trip time: median" in result.stdout
     assert "client: closed with code 1000" in result.stdout
+
+
+def test_install_block() -> None:
+    """The README installs the distribution setup.cfg names (not PyPI's unrelated
+    ``wsclient``), and says the import name is ``wsclient``."""
+    (command,) = commands(find(INSTALL))
+    config = configparser.ConfigParser()
+    config.read(README.parent / "setup.cfg", encoding="utf-8")
+    assert command == f"pip install {config['metadata']['name']}" == INSTALL
+    install = section("Install")
+    assert "the module you import is ``wsclient``" in install
+    assert "unrelated" in install and "``wsclient``" in install
 
 
 @contextlib.contextmanager
@@ -305,7 +322,7 @@ def test_every_block_is_covered() -> None:
     """Each README block is run by exactly one test above, and each test finds its block
     (in the README or in docs/)."""
     blocks = readme_blocks()
-    assert len(blocks) >= len(BLOCKS)
+    assert len(blocks) >= 4  # the install, the quick start, a client, a server
     for block in blocks:
         keys = [key for key in BLOCKS if key in block.code]
         assert len(keys) == 1, f"README.rst line {block.line}: no test runs this block:\n{block.code}"
@@ -317,6 +334,17 @@ def test_every_block_is_covered() -> None:
         page.read_text(encoding="utf-8") for page in DOCS.rglob("*.rst"))
     for command, reason in NOT_RUN.items():
         assert command in text and reason.strip(), command
+
+
+def test_readme_is_a_landing_page() -> None:
+    """README.rst stays a landing page (issue 29): the reference lives in docs/, and every
+    page it links to exists."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.encode("utf-8")) <= 20 * 1024, len(text.encode("utf-8"))
+    links = re.findall(r"<(docs/[^>]+\.rst)>`_", text)
+    assert len(links) >= 15, links
+    for link in links:
+        assert (README.parent / link).is_file(), link
 
 
 # -- the comparison table ------------------------------------------------------------------
