@@ -19,7 +19,7 @@ import pytest
 import wsclient
 
 PACKAGE = Path(wsclient.__file__).parent
-CORE = ["exceptions", "uri", "frames", "close", "utf8", "headers", "http11", "handshake", "deflate",
+CORE = ["version", "exceptions", "uri", "frames", "close", "utf8", "headers", "http11", "handshake", "deflate",
         "extensions", "protocol", "forwarded", "routing"]
 FORBIDDEN_IN_CORE = {"socket", "ssl", "threading", "select", "selectors", "time", "asyncio"}
 

@@ -586,7 +586,7 @@ def test_the_exit_status_table_is_documented_in_help_and_readme() -> None:
     table = exit_table()
     for command in ([], ["connect"], ["serve"], ["replay"], ["demo"]):
         assert table in run([*command, "--help"]).stdout
-    readme = (Path(__file__).parent.parent / "README.rst").read_text(encoding="utf-8")
+    readme = (Path(__file__).parent.parent / "docs" / "cli.rst").read_text(encoding="utf-8")
     for code, meaning in EXIT_STATUSES:
         row = f"   * - {code}\n     - {meaning}\n"
         assert row in readme, row

@@ -1,10 +1,13 @@
-"""The examples in README.rst, run as they are written, against real servers on loopback.
+"""The examples in README.rst and docs/, run as they are written, against real servers on loopback.
 
 Every literal block of README.rst (``.. code-block:: python`` and paragraphs ending in ``::``)
 is listed in :data:`BLOCKS` under a line that identifies it, with what runs it: a Python block
 is executed, a shell block has each of its commands run or listed in :data:`NOT_RUN` with the
 reason it cannot run here. A block the table does not know, or an entry whose block has gone,
-fails :func:`test_every_block_is_covered`: a new example in the README needs a test.
+fails :func:`test_every_block_is_covered`: a new example in the README needs a test. An
+example may also live in (or be repeated, identically, in) a page of ``docs/``, where the same
+table finds it; the docs' other Python blocks are compiled by test_docs_build.py and their
+``testcode`` examples run by Sphinx's doctest builder.
 
 Addresses in a block stand for the reader's own; the test swaps each one for a local server's
 through :func:`substitute`, an explicit mapping of strings that must all occur in the block
@@ -15,6 +18,7 @@ proxy in the environment does not get between the client and the loopback server
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import dataclasses
 import io
@@ -37,14 +41,16 @@ import wsclient
 from .pki import Pki
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
+DOCS = README.parent / "docs"
 WAIT = 30.0
 
 # What identifies each README block (a string only that block contains), and its test.
 CLIENT = 'wsclient.connect("wss://example.com/feed"'
 UNIX = 'unix_path="/run/app.sock"'
-SERVER = "server.serve_forever()"
+SERVER = 'wsclient.serve(handler, "127.0.0.1", 8765)'
 TLS = 'cafile="my-ca.pem"'
 QUICK_START = 'pip install -e ".[test]"'
+INSTALL = "pip install wsclient-sync"
 COMMAND_LINE = "python -m wsclient serve 127.0.0.1:8765"
 LONG_FUZZ = "WSCLIENT_FUZZ_ITERATIONS=300000"
 BLOCKS = {
@@ -53,6 +59,7 @@ BLOCKS = {
     SERVER: "test_server_block",
     TLS: "test_tls_block",
     QUICK_START: "test_quick_start_block",
+    INSTALL: "test_install_block",
     COMMAND_LINE: "test_command_line_block",
     LONG_FUZZ: "test_long_fuzz_block",
 }
@@ -113,10 +120,20 @@ def run_python(block: Block, replacements: Dict[str, str],
     return namespace
 
 
+def all_blocks() -> List[Block]:
+    """The blocks of README.rst, then those of every page of docs/."""
+    found = readme_blocks()
+    for page in sorted(DOCS.rglob("*.rst")):
+        found += literal_blocks(page.read_text(encoding="utf-8"))
+    return found
+
+
 def find(key: str) -> Block:
-    """The one README block that contains ``key``."""
-    matches = [block for block in readme_blocks() if key in block.code]
-    assert len(matches) == 1, f"{len(matches)} README blocks contain {key!r}"
+    """The block of README.rst or docs/ that contains ``key`` (an example shown on several
+    pages must be the same on each)."""
+    matches = [block for block in all_blocks() if key in block.code]
+    assert matches, f"no block of README.rst or docs/ contains {key!r}"
+    assert len({block.code for block in matches}) == 1, f"different blocks contain {key!r}"
     return matches[0]
 
 
@@ -207,6 +224,8 @@ def test_tls_block(ws_server, pki: Pki) -> None:
 NOT_RUN = {
     'pip install -e ".[test]"': "installs the package; it has been installed to run these tests",
     "python -m pytest": "runs this test suite itself",
+    "pip install wsclient-sync": "installs from PyPI; tests/test_packaging.py installs the wheel "
+                                 "this checkout builds, in a fresh venv, and runs its demo",
     "python -m wsclient connect wss://example.com/":
         "interactive, against a server on the internet; interactive mode is tested under a "
         "pseudo-terminal in test_cli_interactive.py",
@@ -242,6 +261,18 @@ def test_quick_start_block() -> None:
     assert result.returncode == 0, result.stderr
     assert "round-trip time: median" in result.stdout
     assert "client: closed with code 1000" in result.stdout
+
+
+def test_install_block() -> None:
+    """The README installs the distribution setup.cfg names (not PyPI's unrelated
+    ``wsclient``), and says the import name is ``wsclient``."""
+    (command,) = commands(find(INSTALL))
+    config = configparser.ConfigParser()
+    config.read(README.parent / "setup.cfg", encoding="utf-8")
+    assert command == f"pip install {config['metadata']['name']}" == INSTALL
+    install = section("Install")
+    assert "the module you import is ``wsclient``" in install
+    assert "unrelated" in install and "``wsclient``" in install
 
 
 @contextlib.contextmanager
@@ -288,9 +319,10 @@ def test_long_fuzz_block() -> None:
 # -- coverage ------------------------------------------------------------------------------
 
 def test_every_block_is_covered() -> None:
-    """Each README block is run by exactly one test above, and each test finds its block."""
+    """Each README block is run by exactly one test above, and each test finds its block
+    (in the README or in docs/)."""
     blocks = readme_blocks()
-    assert len(blocks) >= len(BLOCKS)
+    assert len(blocks) >= 4  # the install, the quick start, a client, a server
     for block in blocks:
         keys = [key for key in BLOCKS if key in block.code]
         assert len(keys) == 1, f"README.rst line {block.line}: no test runs this block:\n{block.code}"
@@ -298,17 +330,30 @@ def test_every_block_is_covered() -> None:
     for key, test in BLOCKS.items():
         find(key)
         assert callable(globals().get(test)), test
-    text = README.read_text(encoding="utf-8")
+    text = README.read_text(encoding="utf-8") + "".join(
+        page.read_text(encoding="utf-8") for page in DOCS.rglob("*.rst"))
     for command, reason in NOT_RUN.items():
         assert command in text and reason.strip(), command
+
+
+def test_readme_is_a_landing_page() -> None:
+    """README.rst stays a landing page (issue 29): the reference lives in docs/, and every
+    page it links to exists."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.encode("utf-8")) <= 20 * 1024, len(text.encode("utf-8"))
+    links = re.findall(r"<(docs/[^>]+\.rst)>`_", text)
+    assert len(links) >= 15, links
+    for link in links:
+        assert (README.parent / link).is_file(), link
 
 
 # -- the comparison table ------------------------------------------------------------------
 
 
-def section(title: str) -> str:
-    """The text of the README section with this title (up to the next title)."""
-    text = README.read_text(encoding="utf-8")
+def section(title: str, path: Path = README) -> str:
+    """The text of the section of README.rst (or ``path``) with this title (up to the next
+    title)."""
+    text = path.read_text(encoding="utf-8")
     match = re.search(rf"^{re.escape(title)}\n-+\n(.*?)(?=^\S[^\n]*\n-+\n|\Z)", text,
                       re.MULTILINE | re.DOTALL)
     assert match, f"no section {title!r} in README.rst"
@@ -324,8 +369,9 @@ def table_row(text: str, label: str) -> List[str]:
 
 
 def test_comparison_figures_are_the_performance_figures() -> None:
-    """The benchmark rows of the comparison repeat *Performance*, so they cannot drift apart."""
-    performance = section("Performance")
+    """The benchmark rows of the README's comparison repeat the performance report
+    (docs/performance.rst), so they cannot drift apart."""
+    performance = (DOCS / "performance.rst").read_text(encoding="utf-8")
     comparison = section("Compared with websocket-client and websockets")
     assert "python -m benchmarks" in performance and "python -m benchmarks" in comparison
     # The comparison gives the ratios to raw (Performance adds the CPU per operation after

@@ -304,7 +304,7 @@ def test_system_trust_without_truststore_says_what_to_install(tmp_path) -> None:
                           timeout=60, env=env, cwd=str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "ERROR truststore " in done.stdout
-    assert 'pip install "wsclient[truststore]"' in done.stdout
+    assert 'pip install "wsclient-sync[truststore]"' in done.stdout
     assert "still works: True" in done.stdout
 
 

@@ -38,8 +38,7 @@ from .redial import reconnect
 from .server import WebSocketServer, broadcast, serve
 from .tls import client_ssl_context, server_ssl_context
 from .routing import route
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__  # re-exported: wsclient.__version__
 
 __all__ = [
     "connect",

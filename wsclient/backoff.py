@@ -5,7 +5,7 @@
 limit on attempts, the ``Retry-After`` of a ``429`` or ``503`` answer (RFC 9110 section
 10.2.3), a reset once a connection has lived long enough to count as healthy, and the
 ``retry`` callable that tells a failure worth retrying from a final one
-(:func:`should_retry` by default). :class:`Attempts` is one client's count against that
+(:func:`~wsclient.backoff.should_retry` by default). :class:`~wsclient.backoff.Attempts` is one client's count against that
 policy. Nothing here sleeps or touches a socket: the clock and the randomness are
 arguments, so the delays can be checked exactly.
 
@@ -69,7 +69,7 @@ def should_retry(error: BaseException) -> bool:
     Retried: network errors (refused, reset, unreachable, DNS, any other ``OSError``),
     timeouts, a response cut short (``InvalidHTTP``: a server going down mid-handshake),
     HTTP 5xx, 408 and 429 (from the server or a proxy), a proxy failure without an HTTP
-    status, and the close codes in :data:`RETRY_CLOSE_CODES`.
+    status, and the close codes in :data:`~wsclient.backoff.RETRY_CLOSE_CODES`.
 
     Final: other HTTP statuses (401, 403, 404...), a certificate that fails verification
     (retrying cannot fix it), an invalid URI, a handshake the server got wrong (a missing
@@ -142,7 +142,7 @@ class Backoff:
     """How a reconnecting client waits between attempts, and when it gives up.
 
     A frozen value: one may serve many clients (each counts its attempts in its own
-    :class:`Attempts`). Pass it as ``connect(uri, reconnect=Backoff(...))`` or
+    :class:`~wsclient.backoff.Attempts`). Pass it as ``connect(uri, reconnect=Backoff(...))`` or
     ``wsclient.reconnect(uri, backoff=Backoff(...))``; ``reconnect=True`` means
     ``Backoff()``.
 
@@ -156,10 +156,10 @@ class Backoff:
             last healthy connection (a connection that drops before ``healthy_after``
             counts as a failed attempt); None (the default) tries without limit.
         healthy_after: seconds a connection must stay open for its drop to start the
-            backoff afresh (:data:`DEFAULT_HEALTHY_AFTER`).
+            backoff afresh (:data:`~wsclient.backoff.DEFAULT_HEALTHY_AFTER`).
         retry: ``retry(error) -> bool``, whether a failure (an exception from an attempt,
             or the :class:`~wsclient.ConnectionClosed` of a drop) is worth another attempt;
-            :func:`should_retry` by default.
+            :func:`~wsclient.backoff.should_retry` by default.
         random: returns a float in ``[0, 1)`` for the jitter (``random.random``); pass your
             own for repeatable delays.
         clock: a monotonic clock in seconds (``time.monotonic``), for ``healthy_after``.

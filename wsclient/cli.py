@@ -165,7 +165,7 @@ def _add_connect(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--cafile", metavar="FILE", help="trust the CA certificates in FILE (PEM) for wss://")
     tls.add_argument("--system-trust", action="store_true",
                      help="trust the operating system's certificate store (needs the truststore "
-                     "package: pip install \"wsclient[truststore]\")")
+                     "package: pip install \"wsclient-sync[truststore]\")")
     tls.add_argument("--insecure", action="store_true",
                      help="INSECURE: do not verify the server's certificate or host name "
                      "(anyone on the path can read and change the traffic); for testing only")

@@ -60,7 +60,7 @@ def _load(build: Callable[[], T], args: argparse.Namespace) -> T:
     try:
         return build()
     except ModuleNotFoundError:
-        raise ValueError('--system-trust needs the truststore package: pip install "wsclient[truststore]"') from None
+        raise ValueError('--system-trust needs the truststore package: pip install "wsclient-sync[truststore]"') from None
     except OSError as exc:  # ssl.SSLError too
         options = [("--cafile", args.cafile), ("--cert", args.cert), ("--key", args.key)]
         named = [f"{option} {value!r}" for option, value in options if value and value == exc.filename]

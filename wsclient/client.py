@@ -203,8 +203,9 @@ def connect(
         TimeoutError: ``timeout`` passed.
         OSError: DNS and connection failures, ``ssl.SSLCertVerificationError``: passed
             through unchanged.
-        With ``reconnect``, only what the policy calls final (or the last error after
-        ``max_attempts``) is raised.
+
+    With ``reconnect``, only what the policy calls final (or the last error after
+    ``max_attempts``) is raised.
     """
     if reconnect is not None and reconnect is not False:
         backoff = Backoff() if reconnect is True else reconnect

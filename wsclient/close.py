@@ -31,7 +31,7 @@ class CloseCode(enum.IntEnum):
 
     @property
     def phrase(self) -> str:
-        """A short human-readable name: ``"normal closure"``."""
+        """A short human-readable name, such as ``"normal closure"``."""
         return self.name.lower().replace("_", " ")
 
 

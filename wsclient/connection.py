@@ -248,9 +248,10 @@ class WebSocket:
             ConnectionClosed: the connection is closed or closing.
             TypeError: a message of another type (a mapping, an int...).
             UnicodeEncodeError: a ``str`` that UTF-8 cannot carry (a lone surrogate).
-            For an iterable, either error (and any error the iterable raises) on a piece
-            after the first also fails the connection (1011): the message has begun and
-            can never be finished.
+
+        For an iterable, either error (and any error the iterable raises) on a piece
+        after the first also fails the connection (1011): the message has begun and
+        can never be finished.
         """
         deadline = None if timeout is None else deadline_after(timeout)
         if not isinstance(message, (str, bytes, bytearray, memoryview)):

@@ -138,12 +138,12 @@ class DeflateOptions:
             (and says so). Server: it requires clients to, saving its memory.
         server_no_context_takeover: client: it requires the server to reset after each
             message. Server: it resets its compressor after each message.
-        level: zlib compression level, 0-9 (default 6, see :data:`DEFAULT_LEVEL`).
+        level: zlib compression level, 0-9 (default 6, see :data:`~wsclient.deflate.DEFAULT_LEVEL`).
         mem_level: zlib memLevel, 1-9; None (the default) matches it to the window this
             end compresses with: 8 for 15 bits, 5 for 12 (see
-            :data:`MEM_LEVEL_BELOW_WINDOW_BITS`).
+            :data:`~wsclient.deflate.MEM_LEVEL_BELOW_WINDOW_BITS`).
         threshold: messages shorter than this many bytes are sent uncompressed (default
-            128, see :data:`DEFAULT_THRESHOLD`); ``0`` compresses everything.
+            128, see :data:`~wsclient.deflate.DEFAULT_THRESHOLD`); ``0`` compresses everything.
 
     Raises:
         ValueError: a value out of range.

@@ -31,6 +31,7 @@ from .exceptions import (
 from .headers import Headers, HeadersLike, header_contains_token, parse_token_list
 from .http11 import Request, Response
 from .uri import WebSocketURI
+from .version import __version__
 
 __all__ = [
     "GUID",
@@ -55,13 +56,10 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: The only protocol version (RFC 6455 section 4.1, item 9).
 VERSION = "13"
 
-# The package's version; a literal so that importing this module cannot create an import
-# cycle through wsclient/__init__.py (tests check that it equals wsclient.__version__).
-_PACKAGE_VERSION = "0.1.0"
 
 #: The ``User-Agent`` a client sends by default.
 DEFAULT_USER_AGENT = (
-    f"Python/{sys.version_info[0]}.{sys.version_info[1]} wsclient/{_PACKAGE_VERSION}"
+    f"Python/{sys.version_info[0]}.{sys.version_info[1]} wsclient/{__version__}"
 )
 
 #: The ``Server`` header a server sends by default.

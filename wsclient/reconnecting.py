@@ -280,13 +280,14 @@ class ReconnectingWebSocket:
             queue behind it, and its ``recv()`` would wait for it to finish.
         name: what log lines call the server (never a password).
         max_buffer: bytes of messages queued while disconnected
-            (:data:`DEFAULT_MAX_BUFFER`); None: unbounded.
+            (:data:`~wsclient.reconnecting.DEFAULT_MAX_BUFFER`); None: unbounded.
 
     Raises:
         TypeError: a ``dial`` or ``on_connect`` that is not callable, a ``backoff`` that is
             not a :class:`~wsclient.Backoff`, a ``max_buffer`` that is not an int.
         ValueError: a ``max_buffer`` below 1.
-        The first connection's final error, as ``connect()`` raises it.
+
+    The first connection's final error is raised too, as ``connect()`` raises it.
     """
 
     def __init__(
@@ -347,7 +348,7 @@ class ReconnectingWebSocket:
 
     @property
     def closed(self) -> bool:
-        """Whether it is over: :meth:`close` was called or the policy gave up."""
+        """Whether it is over (:meth:`close` was called or the policy gave up)."""
         return self._closing or self._final is not None
 
     @property

@@ -68,11 +68,9 @@ def reconnect(
         backoff: the delays, attempt limit and policy; None: ``Backoff()``.
         headers: as for :func:`wsclient.connect`; a callable is called for each attempt
             (a fresh token each time).
-        timeout, subprotocols, origin, proxy, ssl_context, compression, max_size,
-            ping_interval, ping_timeout, close_timeout, max_queue, user_agent,
-            max_redirects, unix_path, proxy_ssl_context, proxy_headers: as for
-            :func:`wsclient.connect`, for every connection (``sock=`` has no place here: a
-            socket serves one connection).
+        timeout, subprotocols, origin, proxy, ssl_context, compression, max_size, ping_interval, ping_timeout, close_timeout, max_queue, user_agent, max_redirects, unix_path, proxy_ssl_context, proxy_headers:
+            as for :func:`wsclient.connect`, for every connection (``sock=`` has no place
+            here: a socket serves one connection).
 
     Returns:
         An iterator of open :class:`~wsclient.WebSocket` connections; the first attempt
@@ -81,9 +79,10 @@ def reconnect(
     Raises:
         TypeError: at once, an option ``connect()`` does not take (a misspelt name) or a
             ``backoff`` that is not a :class:`~wsclient.Backoff`.
-        From the iterator: the final error (``InvalidStatus`` for a 403, the
-        ``ConnectionClosed`` of a close the policy calls final, the last error once
-        ``max_attempts`` attempts failed in a row).
+
+    From the iterator: the final error (``InvalidStatus`` for a 403, the
+    ``ConnectionClosed`` of a close the policy calls final, the last error once
+    ``max_attempts`` attempts failed in a row).
     """
     if backoff is None:
         backoff = Backoff()

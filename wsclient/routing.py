@@ -1,6 +1,6 @@
 """Routing by path: one handler per path template, ``{name}`` segments as arguments.
 
-:func:`route` turns ``{"/chat/{room}": chat, "/feed": feed}`` into a :class:`Router`, a
+:func:`route` turns ``{"/chat/{room}": chat, "/feed": feed}`` into a :class:`~wsclient.routing.Router`, a
 handler for :func:`wsclient.serve` (or :class:`wsclient.wsgi.WebSocketApp`). The server
 asks the router before any upgrade (:meth:`Router.process_request`), so a path no
 template matches is answered ``404`` and never becomes a connection; a matching one
@@ -24,7 +24,7 @@ _PARAM_RE = re.compile(r"\{([^{}]*)\}")
 
 
 class Router:
-    """Handlers chosen by the request's path; build one with :func:`route`.
+    """Handlers chosen by the request's path; build one with :func:`~wsclient.route`.
 
     Args:
         routes: path templates (``"/chat/{room}"``) mapped to handlers.
@@ -114,7 +114,7 @@ def route(routes: Mapping[str, Callable[..., Any]]) -> Router:
         The router, to pass as the server's handler.
 
     Raises:
-        TypeError, ValueError: as :class:`Router`.
+        TypeError, ValueError: as :class:`~wsclient.routing.Router`.
     """
     return Router(routes)
 
@@ -122,7 +122,7 @@ def route(routes: Mapping[str, Callable[..., Any]]) -> Router:
 def request_hook(
     handler: Callable[..., Any], process_request: Optional[Callable[[Request], Any]]
 ) -> Optional[Callable[[Request], Any]]:
-    """The ``process_request`` of a server whose handler may be a :class:`Router`.
+    """The ``process_request`` of a server whose handler may be a :class:`~wsclient.routing.Router`.
 
     Args:
         handler: the server's handler.
@@ -154,7 +154,7 @@ def _compile(template: str) -> Pattern[str]:
     """The regular expression of a path template.
 
     Raises:
-        ValueError: as :class:`Router` documents.
+        ValueError: as :class:`~wsclient.routing.Router` documents.
     """
     if not template.startswith("/"):
         raise ValueError(f"path template {template!r} must start with /")

@@ -506,10 +506,8 @@ def serve(
         host: the address to bind (``"::1"`` or ``"::"`` for IPv6).
         port: the TCP port; 0 picks a free one (read it back from ``server.port``).
         unix_path: bind a unix domain socket at this path instead of host and port.
-        ssl_context, subprotocols, select_subprotocol, origins, process_request,
-        process_response, server_header, compression, max_size, max_queue, ping_interval,
-        ping_timeout, close_timeout, handshake_timeout, max_connections, reuse_port, backlog,
-        trusted_proxies: as :class:`WebSocketServer` documents them.
+        ssl_context, subprotocols, select_subprotocol, origins, process_request, process_response, server_header, compression, max_size, max_queue, ping_interval, ping_timeout, close_timeout, handshake_timeout, max_connections, reuse_port, backlog, trusted_proxies:
+            as :class:`WebSocketServer` documents them.
 
     Returns:
         The server.

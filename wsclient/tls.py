@@ -54,7 +54,7 @@ CERT_FILE_VARIABLE = "SSL_CERT_FILE"
 CERT_DIR_VARIABLE = "SSL_CERT_DIR"
 
 #: What to install for ``system_trust=True``.
-TRUSTSTORE_EXTRA = 'pip install "wsclient[truststore]"'
+TRUSTSTORE_EXTRA = 'pip install "wsclient-sync[truststore]"'
 
 Buffer = Union[bytes, bytearray, memoryview]
 

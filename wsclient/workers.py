@@ -151,16 +151,14 @@ def serve_workers(
         stop_timeout: seconds the workers have, in all, to exit once stopped.
         ssl_context: only None: a TLS context does not pickle, so build it in a factory
             and use :func:`run_workers` instead.
-        subprotocols, select_subprotocol, origins, process_request, process_response,
-        server_header, compression, max_size, max_queue, ping_interval, ping_timeout, close_timeout,
-        handshake_timeout, max_connections, backlog, trusted_proxies: as
-            :class:`~wsclient.WebSocketServer` documents them, for each worker's server
+        subprotocols, select_subprotocol, origins, process_request, process_response, server_header, compression, max_size, max_queue, ping_interval, ping_timeout, close_timeout, handshake_timeout, max_connections, backlog, trusted_proxies:
+            as :class:`~wsclient.WebSocketServer` documents them, for each worker's server
             (bound with ``reuse_port=True``); they must pickle (hooks defined at module
             level).
 
     Returns:
-        The exit status: 0 after a requested stop, 1 when a worker failed to start, kept
-        crashing, or had to be killed.
+        The exit status (0 after a requested stop; 1 when a worker failed to start, kept
+        crashing, or had to be killed).
 
     Raises:
         TypeError: an ``ssl_context`` other than None.

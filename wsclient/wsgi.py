@@ -129,9 +129,8 @@ def accept(
 
     Args:
         environ: the request's WSGI environ (``flask.request.environ`` in Flask).
-        subprotocols, select_subprotocol, origins, compression, max_size, max_queue,
-        ping_interval, ping_timeout, close_timeout: as :func:`wsclient.serve` documents
-            them.
+        subprotocols, select_subprotocol, origins, compression, max_size, max_queue, ping_interval, ping_timeout, close_timeout:
+            as :func:`wsclient.serve` documents them.
         process_response: ``process_response(request, response)`` may return another
             response instead of the decided one (the 101 with extra headers, say), or None.
         server_header: the 101's ``Server`` header; None sends none.
@@ -177,8 +176,7 @@ class WebSocketApp:
         handler: called with each connection.
         process_request: ``f(request)`` returning None to go on with the upgrade, or a
             response to send instead (authentication, say), as :func:`wsclient.serve`.
-        subprotocols, select_subprotocol, origins, process_response, server_header,
-        compression, max_size, max_queue, ping_interval, ping_timeout, close_timeout:
+        subprotocols, select_subprotocol, origins, process_response, server_header, compression, max_size, max_queue, ping_interval, ping_timeout, close_timeout:
             as :func:`accept`.
 
     Raises:
@@ -334,7 +332,7 @@ def request_from_environ(environ: WSGIEnviron) -> Request:
         environ: a WSGI environ.
 
     Returns:
-        The request: method, target, headers and version.
+        The request (method, target, headers and version).
 
     Raises:
         TypeError: ``environ`` is not a mapping.
