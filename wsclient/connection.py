@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Protocol as TypingProtocol, TypeVar, Union, runtime_checkable
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Protocol as TypingProtocol, Tuple, Type, TypeVar, Union, runtime_checkable
 
 from .close import CloseCode, serialize_close
 from .duplex import Duplex, remaining
@@ -200,25 +200,14 @@ class WebSocket:
             TimeoutError: nothing matched in time (``skipped`` holds what came instead).
             ConnectionClosed: as :meth:`recv`.
         """
-        deadline = deadline_after(timeout)
-        while True:
-            message = self.recv(remaining(deadline, None))
-            if predicate(message):
-                return message
-            if skipped is not None:
-                skipped.append(message)
+        return receive_until(self.recv, predicate, timeout, skipped)
 
     def drain(self) -> List[Message]:
         """Return every message already received, without waiting; [] if none.
 
         Stops quietly at the close: the next :meth:`recv` raises ``ConnectionClosed``.
         """
-        messages: List[Message] = []
-        while True:
-            try:
-                messages.append(self.recv(timeout=0))
-            except (TimeoutError, ConnectionClosed):
-                return messages
+        return drain_messages(self.recv, (TimeoutError, ConnectionClosed))
 
     def send(
         self,
@@ -363,6 +352,37 @@ class WebSocket:
         """Stop setting ``event`` (see :meth:`add_ready_event`)."""
         with self._duplex.state_lock:
             self._duplex.inbox.discard_event(event)
+
+
+def receive_until(
+    recv: Callable[[Optional[float]], Message],
+    predicate: Callable[[Message], bool],
+    timeout: Optional[float],
+    skipped: Optional[List[Message]],
+) -> Message:
+    """``recv_until()`` for any connection: call ``recv(seconds)`` until a message matches
+    ``predicate``, within ``timeout`` in all; the others go to ``skipped`` if given.
+
+    Raises:
+        TimeoutError, ConnectionClosed: as ``recv``.
+    """
+    deadline = deadline_after(timeout)
+    while True:
+        message = recv(remaining(deadline, None))
+        if predicate(message):
+            return message
+        if skipped is not None:
+            skipped.append(message)
+
+
+def drain_messages(recv: Callable[[float], Message], stop: Tuple[Type[BaseException], ...]) -> List[Message]:
+    """``drain()`` for any connection: ``recv(0)`` until it raises one of ``stop``."""
+    messages: List[Message] = []
+    while True:
+        try:
+            messages.append(recv(0))
+        except stop:
+            return messages
 
 
 def _control_payload(data: Any) -> bytes:

@@ -31,7 +31,7 @@ from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Set
 
 from .backoff import Attempts, Backoff
 from .close import CloseCode, serialize_close
-from .connection import Message, WebSocket
+from .connection import Message, WebSocket, drain_messages, receive_until
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from .options import check_count
 from .protocol import OK_CLOSE_CODES
@@ -514,24 +514,12 @@ class ReconnectingWebSocket:
             TimeoutError: nothing matched in time.
             ConnectionClosed: as :meth:`recv`.
         """
-        deadline = deadline_after(timeout)
-        while True:
-            message = self.recv(_left(deadline))
-            if predicate(message):
-                return message
-            if skipped is not None:
-                skipped.append(message)
+        return receive_until(self.recv, predicate, timeout, skipped)
 
     def drain(self) -> List[Message]:
         """Return every message already received, without waiting; [] if none."""
-        messages: List[Message] = []
-        while True:
-            try:
-                messages.append(self.recv(timeout=0))
-            except (TimeoutError, ConnectionClosed):
-                return messages
-            except OSError:
-                return messages  # The final opening error: the next recv() raises it.
+        # OSError: also the final opening error (the next recv() raises it).
+        return drain_messages(self.recv, (TimeoutError, OSError))
 
     # -- sending ---------------------------------------------------------------------------
 
