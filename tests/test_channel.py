@@ -432,3 +432,46 @@ def test_close_releases_the_descriptor_once(pair) -> None:
     assert isinstance(channel.error, OSError)
     with pytest.raises(OSError):
         channel.write([b"x"], time.monotonic() + DEADLINE)
+
+
+# -- writing a message that may be skipped (broadcast) ----------------------------------
+
+
+def test_write_nowait_writes_all_when_the_socket_takes_it(pair) -> None:
+    ours, peer = pair
+    channel = Channel(ours)
+    assert channel.write_nowait([b"head", b"body"]) is True
+    assert read_exactly(peer, 8) == b"headbody"
+    assert channel.unsent == b""
+
+
+def test_write_nowait_keeps_nothing_when_the_socket_takes_nothing(pair) -> None:
+    ours, peer = pair
+    channel = Channel(ours)
+    with pytest.raises(TimeoutError):  # Fill the socket: the peer does not read.
+        channel.write([b"x" * 4_000_000], time.monotonic())
+    filled = len(channel.unsent)
+    channel.unsent = b""  # What a caller does once it gave up on that message.
+    assert channel.write_nowait([b"skipped"]) is False
+    assert channel.unsent == b""
+    # The peer then reads everything: the skipped message never reaches it.
+    peer.settimeout(DEADLINE)
+    ours.shutdown(socket.SHUT_WR)
+    received = bytearray()
+    while chunk := peer.recv(1 << 20):
+        received += chunk
+    assert len(received) == 4_000_000 - filled
+    assert not received.endswith(b"skipped")
+
+
+def test_write_nowait_keeps_the_rest_of_a_message_taken_in_part(pair) -> None:
+    ours, peer = pair
+    channel = Channel(ours)
+    payload = bytes(range(256)) * 16384  # 4 MiB: more than the socket takes at once
+    with pytest.raises(TimeoutError):
+        channel.write_nowait([payload[:10], payload[10:]])
+    assert channel.unsent and payload.endswith(channel.unsent)
+    assert len(channel.unsent) < len(payload)
+    reader = Background(lambda: read_exactly(peer, len(payload)))
+    channel.write([], time.monotonic() + DEADLINE)
+    assert reader.result() == payload

@@ -26,6 +26,7 @@ from wsclient.protocol import (
     Close,
     Ping,
     Pong,
+    PreparedMessage,
     Protocol,
     Side,
     State,
@@ -1694,3 +1695,54 @@ def test_a_deferred_failure_waits_for_release_and_parses_nothing_after_the_bad_f
     assert frame[0] == 0x88 and frame[6:8] == (1002).to_bytes(2, "big")
     proto.release_failure()  # Idempotent.
     assert proto.data_to_send() == []
+
+
+# -- a message prepared once for many connections (broadcast) ---------------------------
+
+
+@pytest.mark.parametrize("message", ["héllo", b"\x00binary", "x" * 70_000], ids=["text", "binary", "large"])
+def test_a_prepared_message_is_framed_as_send_message_frames_it(message: Union[str, bytes]) -> None:
+    for side in (SERVER, CLIENT):
+        prepared = PreparedMessage(message)
+        assert b"".join(make(side).send_prepared(prepared)) == b"".join(make(side).send_message(message))
+        outcome = feed_all_ways(SERVER if side is CLIENT else CLIENT, b"".join(make(side).send_prepared(prepared)))
+        assert outcome.events == [message]
+
+
+def test_a_prepared_message_is_framed_once_for_every_uncompressed_server_connection() -> None:
+    prepared = PreparedMessage("to everyone")
+    first, second = make(SERVER).send_prepared(prepared), make(SERVER).send_prepared(prepared)
+    assert first == second and all(a is b for a, b in zip(first, second))
+
+
+def test_a_prepared_message_is_compressed_per_connection_and_masked_per_frame() -> None:
+    prepared = PreparedMessage("compress me " * 100)
+    server = make(SERVER, deflate=True)
+    assert server.would_compress(len(prepared.payload))
+    compressed = server.send_prepared(prepared)
+    assert parse_frames(b"".join(compressed), expect_masked=False)[0].rsv1
+    # The context goes on: the same prepared message again, then a plain one, decode.
+    data = b"".join(compressed + server.send_prepared(prepared) + server.send_message("after"))
+    outcome = feed_all_ways(CLIENT, data, deflate=True)
+    assert outcome.events == ["compress me " * 100] * 2 + ["after"]
+    # A client masks each frame with its own key: nothing shared there.
+    keys = iter([b"\x01\x02\x03\x04", b"\x05\x06\x07\x08"])
+    client = Protocol(CLIENT, mask_key=lambda: next(keys))
+    plain = PreparedMessage("masked")
+    assert client.send_prepared(plain) != client.send_prepared(plain)
+
+
+def test_a_prepared_message_copies_a_mutable_buffer_and_refuses_other_types() -> None:
+    buffer = bytearray(b"original")
+    prepared = PreparedMessage(buffer)
+    buffer[:] = b"changed!"
+    assert b"".join(make(SERVER).send_prepared(prepared)).endswith(b"original")
+    with pytest.raises(TypeError, match="str or bytes-like"):
+        PreparedMessage(42)  # type: ignore[arg-type]
+
+
+def test_a_prepared_message_cannot_be_sent_after_the_close() -> None:
+    server = make(SERVER)
+    server.send_close(CloseCode.NORMAL_CLOSURE, "bye")
+    with pytest.raises(RuntimeError, match="closing or closed"):
+        server.send_prepared(PreparedMessage("late"))

@@ -244,13 +244,7 @@ class Channel:
             buffers = list(buffers)
         while buffers:
             try:
-                if self._sendmsg and len(buffers) > 1:
-                    sent = self._sock.sendmsg(buffers[:_MAX_GATHER], (), self._dontwait)
-                elif self._tls_lock is None:
-                    sent = self._sock.send(buffers[0], self._dontwait)
-                else:
-                    with self._tls_lock:
-                        sent = self._sock.send(buffers[0])
+                sent = self._send_some(buffers)
             except _WOULD_BLOCK:
                 self.stalled = True
                 try:
@@ -266,6 +260,42 @@ class Channel:
             if len(buffers) == 1 and sent == len(buffers[0]):
                 return  # The usual end: skip the bookkeeping of a partial write.
             buffers = _advance(buffers, sent)
+
+    def write_nowait(self, buffers: Sequence[Buffer]) -> bool:
+        """Write ``buffers`` if the socket takes at least one byte of them now.
+
+        For a message that may be skipped (:func:`~wsclient.broadcast`): one system call
+        both asks whether the peer reads and writes, where waiting for writability first
+        would take two. Call with :attr:`unsent` empty.
+
+        Returns:
+            False if the socket took nothing: nothing is kept. True otherwise: what it
+            did not take is written as :meth:`write` would with the deadline now.
+
+        Raises:
+            TimeoutError: only part was taken; the rest is in :attr:`unsent`.
+            OSError: the socket failed.
+        """
+        try:
+            sent = self._send_some(buffers)
+        except _WOULD_BLOCK:
+            return False
+        if len(buffers) != 1 or sent != len(buffers[0]):
+            rest = _advance(list(buffers), sent)
+            if rest:
+                self.write(rest, time.monotonic())
+        return True
+
+    def _send_some(self, buffers: Sequence[Buffer]) -> int:
+        """One send (or gathered ``sendmsg``) of the first buffers, without waiting."""
+        if self._sendmsg and len(buffers) > 1:
+            sent: int = self._sock.sendmsg(buffers[:_MAX_GATHER], (), self._dontwait)
+        elif self._tls_lock is None:
+            sent = self._sock.send(buffers[0], self._dontwait)
+        else:
+            with self._tls_lock:
+                sent = self._sock.send(buffers[0])
+        return sent
 
     def shutdown(self) -> None:
         """Shut both directions down: threads waiting wake, reads see the end, writes fail.

@@ -21,7 +21,7 @@ from .exceptions import ConnectionClosed, ConnectionClosedOK
 from .http11 import Request, Response
 from .inbox import Message
 from .options import DEFAULT_MAX_QUEUE, ConnectionOptions, check_seconds
-from .protocol import Protocol
+from .protocol import PreparedMessage, Protocol
 from .sockio import deadline_after
 from .watcher import Watcher
 
@@ -330,9 +330,13 @@ class WebSocket:
         waiting thread wakes. ``cause`` becomes the ``__cause__`` of later errors."""
         self._duplex.abort(cause)
 
-    def send_nowait(self, message: Message) -> bool:
+    def send_nowait(self, message: Union[Message, PreparedMessage]) -> bool:
         """Send ``message`` without waiting (for :func:`wsclient.broadcast`); False if the
-        connection cannot take it now (closed, or its peer is not reading)."""
+        connection cannot take it now (closed, or its peer is not reading). A
+        ``wsclient.protocol.PreparedMessage`` is encoded (and framed) once for every
+        connection it is sent on."""
+        if not isinstance(message, PreparedMessage):
+            message = PreparedMessage(message)
         return self._duplex.send_nowait(message)
 
     @property

@@ -47,7 +47,7 @@ from .exceptions import ConnectionClosed
 from .inbox import Inbox, Message
 from .options import ConnectionOptions
 from .outbox import Outbox
-from .protocol import COMPRESSED_SLICE, Close, Pong, Protocol, Side
+from .protocol import COMPRESSED_SLICE, Close, Pong, PreparedMessage, Protocol, Side
 from .watcher import BACKOFF, Watcher
 
 __all__ = ["Duplex", "BROADCAST_WAIT", "FAILURE_GRACE", "remaining"]
@@ -481,17 +481,19 @@ class Duplex:
         elif self.outbox.close_after_write:
             self._close_if_written()
 
-    def send_nowait(self, message: Message) -> bool:
+    def send_nowait(self, message: PreparedMessage) -> bool:
         """Send for :func:`~wsclient.broadcast`: without waiting on a peer that does not
         read; False if the message was not sent (closed, or the peer is not reading).
 
         Another thread writing to a peer that reads (a handler's echo, another broadcast)
         holds the locks for a short write: wait for it, up to :data:`BROADCAST_WAIT`. A
-        peer that stopped reading (the socket takes no byte now) is skipped at once. The
-        message is framed only once the socket is known to take some of it, so a skipped
-        message never advances the compression context; what does not fit stays in the
-        channel's ``unsent`` and the watcher finishes it (one message at most: the next
-        one is sent only once it is out).
+        peer that stopped reading (the socket takes no byte now) is skipped at once. A
+        message sent uncompressed is framed first (framing it changes nothing) and
+        written if the socket takes any of it; a compressed one is framed only once the
+        socket is known to take some of it, so a skipped message never advances the
+        compression context. What does not fit stays in the channel's ``unsent`` and the
+        watcher finishes it (one message at most: the next one is sent only once it is
+        out).
         """
         outbox = self.outbox
         if self.closed:
@@ -507,17 +509,39 @@ class Duplex:
             try:
                 if self.channel.unsent and not self._finish_unsent():
                     return False
+                with self.state_lock:
+                    if self.closed or not self.proto.can_send:
+                        return False
+                    if not outbox.control and not self.proto.would_compress(len(message.payload)):
+                        buffers = self.proto.send_prepared(message)
+                    else:
+                        buffers = None
+                if buffers is not None:
+                    return self._write_if_read(buffers)
                 if not self.channel.wait_writable(time.monotonic()):
                     return False
                 with self.state_lock:
                     if self.closed or not self.proto.can_send:
                         return False
-                    buffers = outbox.take() + self.proto.send_message(message)
+                    buffers = outbox.take() + self.proto.send_prepared(message)
                 return self._write_now(buffers)
             finally:
                 self._release_write()
         finally:
             outbox.message_lock.release()
+
+    def _write_if_read(self, buffers: List[bytes]) -> bool:
+        """Write a message that may be skipped (hold the write lock): True if the socket
+        took some of it (the rest is finished in the background), False if it took none
+        or the connection failed."""
+        try:
+            return self.channel.write_nowait(buffers)
+        except TimeoutError:
+            self.background.schedule(time.monotonic() + BACKOFF)
+            return True
+        except OSError as exc:
+            self.abort(exc)
+            return False
 
     def _finish_unsent(self) -> bool:
         """Write what an earlier write left unsent, without waiting (hold the write lock);

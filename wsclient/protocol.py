@@ -54,6 +54,7 @@ __all__ = [
     "Close",
     "Event",
     "Protocol",
+    "PreparedMessage",
 ]
 
 #: The default largest incoming message, in bytes (after decompression): 16 MiB.
@@ -558,12 +559,43 @@ class Protocol:
             TypeError: ``message`` is neither ``str`` nor bytes-like.
             ValueError: ``slice_size`` is not positive.
         """
+        return self._send_encoded(*_encode(message), compress, slice_size)
+
+    def send_prepared(self, message: PreparedMessage) -> List[bytes]:
+        """Frame a message encoded once for many connections (:func:`~wsclient.broadcast`).
+
+        On a connection that sends it uncompressed and unmasked (a server's, without
+        permessage-deflate or below its threshold), the frame is the one ``message``
+        built for the first such connection; otherwise it is framed here as
+        :meth:`send_message` would, without encoding the text again.
+
+        Returns:
+            The buffers to write, in order (shared: do not modify them).
+
+        Raises:
+            RuntimeError: as :meth:`send_message`.
+        """
+        if self._mask_key is None and not self.would_compress(len(message.payload)):
+            self._check_can_send()
+            if self._send_opcode is not None:
+                raise RuntimeError("a fragmented message is being sent")
+            return message.plain_frame()
+        return self._send_encoded(message.opcode, message.payload, None, None)
+
+    def would_compress(self, size: int) -> bool:
+        """Whether a message of ``size`` bytes is compressed when sent (permessage-deflate
+        is on and ``size`` reaches its threshold): framing it then advances the
+        compression context, so it cannot be undone by not writing it."""
+        return self.deflate is not None and self.deflate.should_compress(size, None)
+
+    def _send_encoded(
+        self, opcode: int, data: BytesLike, compress: Optional[bool], slice_size: Optional[int]
+    ) -> List[bytes]:
         self._check_can_send()
         if self._send_opcode is not None:
             raise RuntimeError("a fragmented message is being sent")
         if slice_size is not None and slice_size <= 0:
             raise ValueError(f"slice_size must be positive, not {slice_size}")
-        opcode, data = _encode(message)
         rsv1 = False
         if self.deflate is not None and self.deflate.should_compress(len(data), compress):
             if slice_size is not None and len(data) > slice_size:
@@ -785,6 +817,36 @@ class Protocol:
         error = cls(known_close_code(self.close_code), self.close_reason)
         error.__cause__ = self.error or cause
         return error
+
+
+class PreparedMessage:
+    """A message encoded once to be sent on many connections (:func:`~wsclient.broadcast`).
+
+    The text is encoded to UTF-8 once, and the frame a server sends it in without
+    compression (no mask) is built once, by the first connection that needs it.
+
+    Args:
+        message: ``str`` for a text message, bytes-like for a binary one (copied if it is
+            not ``bytes``, so the caller may reuse its buffer).
+
+    Raises:
+        TypeError: ``message`` is neither ``str`` nor bytes-like.
+    """
+
+    __slots__ = ("opcode", "payload", "_frame")
+
+    def __init__(self, message: Union[str, BytesLike]) -> None:
+        opcode, payload = _encode(message)
+        self.opcode = opcode
+        self.payload: bytes = payload if isinstance(payload, bytes) else bytes(payload)
+        self._frame: Optional[List[bytes]] = None
+
+    def plain_frame(self) -> List[bytes]:
+        """The message as one unmasked, uncompressed frame (built on the first call)."""
+        if self._frame is None:
+            header = serialize_header(self.opcode, len(self.payload), fin=True, rsv1=False, mask_key=None)
+            self._frame = [header + self.payload] if len(self.payload) <= _JOIN_LIMIT else [header, self.payload]
+        return self._frame
 
 
 def _encode(message: Union[str, BytesLike]) -> Tuple[int, BytesLike]:

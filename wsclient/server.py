@@ -37,7 +37,7 @@ from .options import (
     ConnectionOptions,
     check_count,
 )
-from .protocol import DEFAULT_MAX_SIZE
+from .protocol import DEFAULT_MAX_SIZE, PreparedMessage
 from .routing import request_hook
 from .sockio import deadline_after
 from .watcher import Watcher
@@ -544,4 +544,5 @@ def broadcast(connections: Iterable[WebSocket], message: Union[str, bytes]) -> L
     Returns:
         The connections that were skipped, so the caller can close, log or retry them.
     """
-    return [ws for ws in connections_only(connections, "broadcast()") if not ws.send_nowait(message)]
+    prepared = PreparedMessage(message)  # Encoded, and framed, once for all.
+    return [ws for ws in connections_only(connections, "broadcast()") if not ws.send_nowait(prepared)]
