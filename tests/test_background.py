@@ -7,6 +7,7 @@ Against the `websockets` server and scripted raw-socket peers.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -30,6 +31,32 @@ def test_pings_are_answered_while_the_application_does_not_read(run_peer):
         time.sleep(2)  # The behaviour under test: the application does not read.
         assert [ws.recv(timeout=5) for _ in range(200)] == [f"message {i}" for i in range(200)]
         ws.send("still alive")
+
+
+def test_pings_are_answered_once_the_application_stops_reading(run_peer):
+    # The watcher takes a socket that an application thread reads out of its selector;
+    # that thread tells it when it lets go. If it did not, a handler that read once and
+    # then stopped would leave pings unanswered for good: the peer closes with 1011.
+    def peer(conn):
+        assert conn.recv() == "detached"
+        conn.send("wake")
+        assert conn.recv() == "alive"
+        conn.send("bye")
+        conn.recv()
+
+    server = run_peer(peer, ping_interval=0.2, ping_timeout=0.3)
+    with wsclient.connect(server.uri, ping_interval=None) as ws:
+        got = []
+        reader = threading.Thread(target=lambda: got.append(ws.recv(timeout=10)))
+        reader.start()
+        wait_until(lambda: ws._duplex.background.report_release,
+                   what="the watcher found the socket read by the application and left it")
+        ws.send("detached")
+        reader.join(10)
+        assert got == ["wake"]
+        time.sleep(2)  # The behaviour under test: the application no longer reads.
+        ws.send("alive")
+        assert ws.recv(timeout=5) == "bye"
 
 
 def test_keepalive_closes_with_1011_when_no_pong_comes():

@@ -25,14 +25,28 @@ class Endpoint:
         self.got_data = threading.Event()
         self.timer_fired = threading.Event()
         self.read_calls = 0
-        self.busy = False  # Pretend an application thread is reading: ask for a back-off.
+        self.busy_checks = 0
+        self.report_release = False  # is_busy() said busy: tell the watcher when no longer.
+        self._busy = False
+
+    @property
+    def busy(self) -> bool:
+        """Pretend an application thread is reading: ask for a back-off."""
+        return self._busy
+
+    @busy.setter
+    def busy(self, value: bool) -> None:
+        self._busy = value
+        if not value and self.report_release:  # What Duplex.release_read() does.
+            self.report_release = False
+            self.watcher.released(self)
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def on_readable(self) -> Optional[float]:
         self.read_calls += 1
-        if self.busy:
+        if self.is_busy():
             return 0.05
         try:
             self.received.append(self.sock.recv(4096))
@@ -42,7 +56,9 @@ class Endpoint:
         return None
 
     def is_busy(self) -> bool:
-        return self.busy
+        self.busy_checks += 1
+        self.report_release = True
+        return self._busy
 
     def on_timer(self, now: float) -> None:
         self.fired.append(now)
@@ -230,3 +246,21 @@ def test_server_close_leaves_no_thread_or_descriptor_of_the_server():
     assert set(threading.enumerate()) - threads == set()
     if fds is not None:
         assert open_fds() == fds
+
+
+def test_a_connection_read_for_a_long_time_costs_the_watcher_no_checks(endpoint):
+    """A handler blocked in recv() for hours: once detached, the watcher does not look at
+    it again until its reader lets go (10,000 such handlers once cost 200,000 checks a
+    second)."""
+    from wsclient.watcher import BACKOFF
+
+    endpoint.busy = True
+    endpoint.peer.send(b"x")
+    deadline = time.monotonic() + 5
+    while endpoint.read_calls == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)  # A bounded poll: until the watcher found it busy.
+    assert endpoint.read_calls == 1 and endpoint.busy_checks == 1
+    time.sleep(10 * BACKOFF)  # The behaviour under test: ten sweeps' worth of nothing.
+    assert endpoint.busy_checks == 1
+    endpoint.busy = False  # The reader lets go (and tells the watcher).
+    assert endpoint.got_data.wait(5)

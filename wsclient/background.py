@@ -83,6 +83,9 @@ class Background:
         self._next_ping: Optional[float] = None
         self._close_deadline: Optional[float] = None
         self._timer_at: Optional[float] = None
+        #: Set by :meth:`is_busy`: the thread reading tells the watcher when it lets go
+        #: (``Duplex.release_read``), and clears it.
+        self.report_release = False
 
     def start(self, now: float) -> None:
         """Schedule the first keepalive ping (the connection has joined the watcher)."""
@@ -100,7 +103,9 @@ class Background:
         """Called by the watcher when the socket is readable; never blocks."""
         host = self._host
         if not host.read_lock.acquire(False):
-            return BACKOFF  # An application thread is reading: leave it alone.
+            # An application thread is reading: leave it alone until it lets go, or look
+            # again at once if it let go before it could see that it should say so.
+            return BACKOFF if self.is_busy() else 0.0
         try:
             more = self.read_available()
         finally:
@@ -108,7 +113,11 @@ class Background:
         return 0.0 if more else None  # More may wait in TLS buffers the selector cannot see.
 
     def is_busy(self) -> bool:
-        """True while another thread reads (or closes) the connection."""
+        """True while another thread reads (or closes) the connection; that thread then
+        tells the watcher when it lets go (:attr:`report_release`)."""
+        # Set before looking: a reader letting go between the two either sees the flag
+        # (and reports) or is seen gone here.
+        self.report_release = True
         return self._host.read_lock.locked()
 
     def on_timer(self, now: float) -> None:

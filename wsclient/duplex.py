@@ -125,11 +125,14 @@ class Duplex:
         self.failure_due: Optional[float] = None
         # Watched before the first bytes are processed, so the timers they may set (a
         # deferred failure, a closing deadline) are kept; the watcher leaves the socket
-        # alone meanwhile, as the read lock is taken.
-        with self.read_lock:
+        # alone meanwhile, as the read lock is taken (and is told when it is let go).
+        self.read_lock.acquire()
+        try:
             watcher.add(self.background)
             if initial_data:
                 self.process(initial_data, want=False)
+        finally:
+            self.release_read()
         self.background.start(time.monotonic())
 
     # -- receiving ---------------------------------------------------------------------
@@ -285,6 +288,10 @@ class Duplex:
         """Release the read lock, waking threads waiting for it; close the socket if the
         transport closed meanwhile."""
         self.read_lock.release()
+        background = self.background
+        if background.report_release:  # The watcher detached the socket while we read it.
+            background.report_release = False
+            self.watcher.released(background)
         if self._read_waiters:  # Most reads have nobody waiting: skip the condition.
             with self._changed:
                 self._changed.notify_all()

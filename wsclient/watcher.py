@@ -8,11 +8,16 @@ keepalive pings and their deadlines.
 
 When an application thread is already reading a connection (it holds the connection's read
 lock inside ``recv()``), the watcher does not compete: it takes that connection out of the
-selector, and every :data:`BACKOFF` seconds looks whether the application has stopped
-reading it; only then does the socket go back into the selector. So a connection read in a
-loop costs the watcher one cheap check per :data:`BACKOFF`, however many messages it gets,
-and no message goes through a thread hand-off on that path. (Waking for every message of a
-thousand busy connections, only to find each one being read, halved a server's throughput.)
+selector (*detaches* it) and asks to be told when the reader lets go
+(:meth:`Watcher.released`). Every :data:`BACKOFF` seconds it looks at the connections
+whose reader let go since: one that nobody reads any more goes back into the selector; one
+read again (a ``recv()`` loop) stays out, and its reader tells again the next time. So a
+connection read in a loop costs the watcher one cheap check per :data:`BACKOFF`, however
+many messages it gets, no message goes through a thread hand-off on that path (waking for
+every message of a thousand busy connections, only to find each one being read, halved a
+server's throughput), and a handler blocked in ``recv()`` for hours costs nothing at all
+(10,000 of them cost 200,000 checks a second when every detached connection was looked at
+each time).
 
 Clients share one watcher per process (:func:`client_watcher`); each server has its own.
 The thread starts with the first connection and ends :data:`LINGER` seconds after the last
@@ -67,12 +72,13 @@ class Watched(TypingProtocol):
 
         Returns None when done; 0.0 to be read again on the next round (bytes may wait
         where the selector cannot see them); a positive delay when an application thread
-        is reading the connection (the watcher then leaves it alone until
-        :meth:`is_busy` says otherwise, checking every :data:`BACKOFF` seconds).
+        is reading the connection (the watcher then leaves it alone until that thread
+        reports with :meth:`Watcher.released` and :meth:`is_busy` says it is free).
         """
 
     def is_busy(self) -> bool:
-        """True while an application thread is reading the connection."""
+        """True while an application thread is reading the connection; that thread then
+        calls :meth:`Watcher.released` when it lets go (at least once after this call)."""
 
     def on_timer(self, now: float) -> None:
         """Run due timers (and :meth:`Watcher.schedule` the next one itself)."""
@@ -99,7 +105,8 @@ class Watcher:
         self._watched: Dict[int, Any] = {}  # id(conn) -> conn
         self._fds: Dict[int, int] = {}  # id(conn) -> registered fd
         self._detached: Dict[int, Any] = {}  # id(conn) -> conn an application thread reads
-        self._sweeping = False  # A sweep of the detached connections is scheduled.
+        self._released: Dict[int, Any] = {}  # id(conn) -> conn whose reader let go since the last sweep
+        self._sweeping = False  # A sweep of the released connections is scheduled.
         self._timers: List[Tuple[float, int, Any]] = []
         self._seq = itertools.count()
         self._idle_since: Optional[float] = None
@@ -174,6 +181,15 @@ class Watcher:
         with self._lock:
             self._unregister(conn)
             self._detached.pop(id(conn), None)
+            self._released.pop(id(conn), None)
+
+    def released(self, conn: Any) -> None:
+        """The application thread that was reading ``conn`` let go of it (called by that
+        thread after :meth:`Watched.is_busy` said it was busy): look at it again within
+        :data:`BACKOFF` seconds."""
+        with self._lock:
+            if id(conn) in self._watched:
+                self._released[id(conn)] = conn
 
     def remove(self, conn: Any) -> None:
         """Forget ``conn``; call before its socket is closed."""
@@ -181,6 +197,7 @@ class Watcher:
             self._unregister(conn)
             self._watched.pop(id(conn), None)
             self._detached.pop(id(conn), None)
+            self._released.pop(id(conn), None)
             if len(self._timers) > 64 + 4 * len(self._watched):
                 self._drop_dead_timers()
             if not self._watched:
@@ -321,10 +338,12 @@ class Watcher:
                 heapq.heappush(self._timers, (time.monotonic() + BACKOFF, next(self._seq), _SWEEP))
 
     def _sweep(self) -> None:
-        """Put back the detached connections no application thread reads any more."""
+        """Put back the detached connections whose reader let go and that no application
+        thread reads any more; the others stay out until their reader lets go again."""
         with self._lock:
-            for key, conn in list(self._detached.items()):
-                if not conn.is_busy():
+            released, self._released = self._released, {}
+            for key, conn in released.items():
+                if key in self._detached and not conn.is_busy():
                     del self._detached[key]
                     self._register(conn)
             self._sweeping = bool(self._detached)
@@ -372,6 +391,7 @@ class Watcher:
             self._timers.clear()
             self._fds.clear()
             self._detached.clear()
+            self._released.clear()
             self._sweeping = False
             self._close_selector()
 
