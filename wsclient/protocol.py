@@ -559,7 +559,23 @@ class Protocol:
             TypeError: ``message`` is neither ``str`` nor bytes-like.
             ValueError: ``slice_size`` is not positive.
         """
-        return self._send_encoded(*_encode(message), compress, slice_size)
+        self._check_can_send()
+        if self._send_opcode is not None:
+            raise RuntimeError("a fragmented message is being sent")
+        if slice_size is not None and slice_size <= 0:
+            raise ValueError(f"slice_size must be positive, not {slice_size}")
+        opcode, data = _encode(message)
+        rsv1 = False
+        if self.deflate is not None and self.deflate.should_compress(len(data), compress):
+            if slice_size is not None and len(data) > slice_size:
+                self._send_opcode = opcode
+                # A copy: a view would pin a caller's bytearray (no resizing) while kept.
+                self._send_rest = memoryview(data if isinstance(data, bytes) else bytes(data))
+                self._slice_size = slice_size
+                return self._send_slice(opcode)
+            data = self.deflate.compress(data)
+            rsv1 = True
+        return self._frame_buffers(opcode, data, rsv1=rsv1)
 
     def send_prepared(self, message: PreparedMessage) -> List[bytes]:
         """Frame a message encoded once for many connections (:func:`~wsclient.broadcast`).
@@ -575,38 +591,21 @@ class Protocol:
         Raises:
             RuntimeError: as :meth:`send_message`.
         """
-        if self._mask_key is None and not self.would_compress(len(message.payload)):
-            self._check_can_send()
-            if self._send_opcode is not None:
-                raise RuntimeError("a fragmented message is being sent")
-            return message.plain_frame()
-        return self._send_encoded(message.opcode, message.payload, None, None)
+        self._check_can_send()
+        if self._send_opcode is not None:
+            raise RuntimeError("a fragmented message is being sent")
+        if self.would_compress(len(message.payload)):
+            assert self.deflate is not None
+            return self._frame_buffers(message.opcode, self.deflate.compress(message.payload), rsv1=True)
+        if self._mask_key is not None:
+            return self._frame_buffers(message.opcode, message.payload)
+        return message.plain_frame()
 
     def would_compress(self, size: int) -> bool:
         """Whether a message of ``size`` bytes is compressed when sent (permessage-deflate
         is on and ``size`` reaches its threshold): framing it then advances the
         compression context, so it cannot be undone by not writing it."""
         return self.deflate is not None and self.deflate.should_compress(size, None)
-
-    def _send_encoded(
-        self, opcode: int, data: BytesLike, compress: Optional[bool], slice_size: Optional[int]
-    ) -> List[bytes]:
-        self._check_can_send()
-        if self._send_opcode is not None:
-            raise RuntimeError("a fragmented message is being sent")
-        if slice_size is not None and slice_size <= 0:
-            raise ValueError(f"slice_size must be positive, not {slice_size}")
-        rsv1 = False
-        if self.deflate is not None and self.deflate.should_compress(len(data), compress):
-            if slice_size is not None and len(data) > slice_size:
-                self._send_opcode = opcode
-                # A copy: a view would pin a caller's bytearray (no resizing) while kept.
-                self._send_rest = memoryview(data if isinstance(data, bytes) else bytes(data))
-                self._slice_size = slice_size
-                return self._send_slice(opcode)
-            data = self.deflate.compress(data)
-            rsv1 = True
-        return self._frame_buffers(opcode, data, rsv1=rsv1)
 
     @property
     def message_pending(self) -> bool:
