@@ -5,34 +5,56 @@
 - Every name in ``wsclient.__all__`` (and in ``wsclient.wsgi.__all__``) has an entry in the
   built inventory (``objects.inv``), on the API reference page.
 - ``-b doctest`` runs the ``testcode`` examples (the tutorial's: a server and clients on
-  loopback) and compares their output; the Python blocks of the other pages are compiled
-  here, and those that stand for a reader's own server are run by ``tests/test_readme.py``
-  against local servers.
+  loopback) and compares their output.
+- Every other Python block of ``docs/`` and README.rst (``.. code-block:: python``, and a
+  ``::`` block that is valid Python) runs as it is written against real components on
+  loopback: a test here (:data:`DOC_BLOCKS`) or in ``tests/test_readme.py`` (its
+  ``BLOCKS``) finds it by a string only it contains, swaps the addresses that stand for the
+  reader's own for local ones (an explicit mapping whose keys must all occur), and runs it:
+  in this process, or as a script in a subprocess where it starts processes of its own
+  (``serve_workers``). Peers are the real thing: websocket-client and websockets run the
+  migration guides' "before" halves, redis-server (on a free loopback port) the Redis
+  relay. A Python block no test runs fails :func:`test_every_python_example_runs`, unless
+  :data:`NOT_RUN_PYTHON` lists it with the reason (it is empty).
 
-With ``CI=true`` a missing Sphinx (or furo) fails these tests instead of skipping them.
+With ``CI=true`` a missing Sphinx (or furo, or redis-server) fails these tests instead of
+skipping them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 import zlib
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
 import wsclient
 import wsclient.wsgi
 
-from .test_readme import literal_blocks
+from .multiprocess.engines import run_redis
+from .pki import Pki
+from .proxies import free_port
+from .test_readme import BLOCKS as README_BLOCKS
+from .test_readme import README, Block, find, literal_blocks, run_python, substitute
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
+EXAMPLES = ROOT / "examples"
 WAIT = 600.0
+#: Seconds any one step of an example may take (a connection, a reply, a process's start).
+STEP = 30.0
 
 
 def require_sphinx() -> None:
@@ -126,13 +148,321 @@ def docs_pages() -> List[Path]:
 
 
 def test_every_python_block_in_the_docs_compiles() -> None:
-    """A Python block that is not a ``testcode`` is at least valid Python (those that need a
-    server of the reader's own are run by test_readme.py, wherever they live)."""
+    """A ``.. code-block:: python`` is valid Python (and is run: see below)."""
     blocks = 0
     for page in docs_pages():
-        for block in literal_blocks(page.read_text(encoding="utf-8")):
+        for block in literal_blocks(page.read_text(encoding="utf-8"), str(page.relative_to(ROOT))):
             if block.language == "python":
                 blocks += 1
                 compile(block.code, f"{page.relative_to(ROOT)}:{block.line}", "exec")
     assert blocks >= 3
     assert any(".. testcode::" in page.read_text(encoding="utf-8") for page in docs_pages())
+
+
+# -- the other pages' Python examples, run -------------------------------------------------
+
+# What identifies each Python block of docs/ that tests/test_readme.py does not run (a string
+# only that block contains), and the test here that runs it.
+WORKERS = 'serve_workers(handler, "0.0.0.0", 8765'
+TLS_WORKERS = 'run_workers(make_server, "0.0.0.0", 8443'
+TRUSTED_PROXIES = 'trusted_proxies=["127.0.0.1", "10.0.0.0/8"])'
+REDIS = 'RedisRelay("redis://127.0.0.1:6379/0", "chat")'
+WEBSOCKET_APP = "websocket.WebSocketApp(url"
+WEBSOCKETS_CLIENT = "from websockets.sync.client import connect"
+WEBSOCKETS_SERVER = "from websockets.sync.server import serve"
+DOC_BLOCKS = {
+    WORKERS: "test_serve_workers_block",
+    TLS_WORKERS: "test_run_workers_tls_block",
+    TRUSTED_PROXIES: "test_trusted_proxies_block",
+    REDIS: "test_redis_relay_block",
+    WEBSOCKET_APP: "test_websocket_client_migration_block",
+    WEBSOCKETS_CLIENT: "test_websockets_client_migration_block",
+    WEBSOCKETS_SERVER: "test_websockets_server_migration_block",
+}
+
+#: Python blocks that no test runs, each with the reason (a string only that block
+#: contains -> why). Empty: prefer making an example runnable to listing it here.
+NOT_RUN_PYTHON: Dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy from the environment between the examples and loopback."""
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+
+
+def is_python(block: Block) -> bool:
+    """A ``python`` code block, or a ``::`` block that is valid Python (not a shell command,
+    a configuration file or a diagram)."""
+    if block.language is not None:
+        return block.language == "python"
+    try:
+        compile(block.code, block.source, "exec")
+    except SyntaxError:
+        return False
+    return True
+
+
+def python_blocks() -> List[Block]:
+    found = [block for block in literal_blocks(README.read_text(encoding="utf-8"))
+             if is_python(block)]
+    for page in docs_pages():
+        found += [block for block in literal_blocks(page.read_text(encoding="utf-8"),
+                                                    str(page.relative_to(ROOT)))
+                  if is_python(block)]
+    return found
+
+
+def test_every_python_example_runs() -> None:
+    """Each Python block of README.rst and docs/ is run by exactly one test (here or in
+    test_readme.py), or listed, with a reason, in NOT_RUN_PYTHON; each entry finds its
+    block."""
+    blocks = python_blocks()
+    assert len(blocks) >= 10, [f"{block.source}:{block.line}" for block in blocks]
+    keys = list(README_BLOCKS) + list(DOC_BLOCKS) + list(NOT_RUN_PYTHON)
+    for block in blocks:
+        matched = [key for key in keys if key in block.code]
+        assert len(matched) == 1, (
+            f"{block.source}:{block.line}: no test runs this Python example (add one to "
+            f"DOC_BLOCKS, or a reason to NOT_RUN_PYTHON):\n{block.code}")
+    for key, test in DOC_BLOCKS.items():
+        assert is_python(find(key)), key
+        assert callable(globals().get(test)), test
+    for key, reason in NOT_RUN_PYTHON.items():
+        assert is_python(find(key)) and reason.strip(), key
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = STEP) -> None:
+    """Poll ``condition`` (bounded in time) until it is true."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def running_block(block: Block, replacements: Dict[str, str],
+                  namespace: Dict[str, Any]) -> Iterator[List[BaseException]]:
+    """Run a block that serves forever in a thread; yield the list its exception would go
+    to. The caller stops its server(s); the thread must then end."""
+    errors: List[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_python(block, replacements, namespace)
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name=f"example-{block.source}:{block.line}",
+                              daemon=True)
+    thread.start()
+    try:
+        yield errors
+    finally:
+        thread.join(STEP)
+    assert not thread.is_alive(), f"{block.source}:{block.line} did not end"
+    assert not errors, errors
+
+
+def run_bounded(block: Block, replacements: Dict[str, str]) -> str:
+    """Run a block that ends by itself, in a thread given :data:`STEP` seconds to end (a
+    broken example fails instead of hanging the suite); return what it printed."""
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), running_block(block, replacements, {}):
+        pass
+    return output.getvalue()
+
+
+def server_named(namespace: Dict[str, Any], kind: type, errors: List[BaseException]) -> Any:
+    """The object the block bound to ``server``, once it is a ``kind``."""
+    wait_for(lambda: errors or isinstance(namespace.get("server"), kind), f"a {kind.__name__}")
+    assert not errors, errors
+    return namespace["server"]
+
+
+@contextlib.contextmanager
+def script(code: str, directory: Path) -> Iterator[subprocess.Popen]:
+    """``code`` run as ``directory/example.py`` (a main module, as a reader runs it); stopped
+    with SIGTERM by its PID at the end (SIGKILL after a bounded wait, and the test fails);
+    its output is in ``directory/example.log``."""
+    path = directory / "example.py"
+    path.write_text(code, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), no_proxy="*", NO_PROXY="*")
+    with open(directory / "example.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, str(path)], cwd=directory, env=env,
+                                   stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(STEP)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(STEP)
+            pytest.fail("the example did not stop on SIGTERM")
+
+
+def log_of(directory: Path) -> str:
+    return (directory / "example.log").read_text(encoding="utf-8", errors="replace")[-4000:]
+
+
+def connect_when_listening(uri: str, process: subprocess.Popen, directory: Path,
+                           **options: Any) -> wsclient.WebSocket:
+    """A connection to the example's server, retried (bounded) while nothing listens yet."""
+    deadline = time.monotonic() + STEP
+    while True:
+        assert process.poll() is None, f"the example exited:\n{log_of(directory)}"
+        try:
+            return wsclient.connect(uri, timeout=STEP, **options)
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline, f"nothing listens at {uri}:\n{log_of(directory)}"
+            time.sleep(0.05)
+
+
+def test_serve_workers_block(tmp_path: Path) -> None:
+    """*Deployment*'s serve_workers script: its workers echo; SIGTERM stops it with 0.
+    On a free loopback port instead of 0.0.0.0:8765, and 2 workers instead of 4 (2 cores)."""
+    port = free_port()
+    code = substitute(find(WORKERS).code, {'"0.0.0.0", 8765': f'"127.0.0.1", {port}',
+                                           "workers=4": "workers=2"})
+    with script(code, tmp_path) as process:
+        for number in range(4):
+            with connect_when_listening(f"ws://127.0.0.1:{port}/", process, tmp_path) as ws:
+                ws.send(f"message {number}")
+                assert ws.recv(timeout=STEP) == f"message {number}"
+    assert process.returncode == 0, log_of(tmp_path)
+
+
+def test_run_workers_tls_block(tmp_path: Path, pki: Pki) -> None:
+    """*Deployment*'s run_workers script, with cert.pem and key.pem in its directory (a
+    certificate for localhost from the test CA): it serves wss:// from its workers."""
+    shutil.copy(pki.cert_file, tmp_path / "cert.pem")
+    shutil.copy(pki.key_file, tmp_path / "key.pem")
+    port = free_port()
+    code = substitute(find(TLS_WORKERS).code, {'"0.0.0.0", 8443': f'"127.0.0.1", {port}',
+                                               "workers=4": "workers=2"})
+    with script(code, tmp_path) as process:
+        with connect_when_listening(f"wss://localhost:{port}/", process, tmp_path,
+                                    ssl_context=pki.client_context()) as ws:
+            ws.send("over TLS")
+            assert ws.recv(timeout=STEP) == "over TLS"
+    assert process.returncode == 0, log_of(tmp_path)
+
+
+def test_trusted_proxies_block() -> None:
+    """*The client's address behind a proxy*: behind a trusted proxy (the test's 127.0.0.1)
+    the handler sees the address X-Forwarded-For gives, read from the right."""
+    namespace = run_python(find(TRUSTED_PROXIES), {"8001,": "0,"})
+    server = namespace["server"]
+    thread = threading.Thread(target=server.serve_forever, name="trusted-proxies", daemon=True)
+    thread.start()
+    try:
+        forwarded = {"X-Forwarded-For": "1.1.1.1, 203.0.113.7, 10.0.0.2"}
+        with wsclient.connect(server.uri, timeout=STEP, headers=forwarded) as ws:
+            assert ws.recv(timeout=STEP) == "hello, 203.0.113.7"
+        with wsclient.connect(server.uri, timeout=STEP) as ws:
+            assert ws.recv(timeout=STEP) == "hello, 127.0.0.1"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(STEP)
+    assert not thread.is_alive()
+
+
+def test_redis_relay_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """*Broadcast to every process through Redis*, against a real redis-server: a message
+    from one client reaches every client through Redis, and so does one another process
+    publishes on the channel."""
+    import redis  # the test extra's; the example's dependency, not wsclient's
+
+    monkeypatch.syspath_prepend(str(EXAMPLES))  # where "from redis_chat import" finds it
+    monkeypatch.delitem(sys.modules, "redis_chat", raising=False)
+    with run_redis(str(tmp_path)) as port:
+        namespace: Dict[str, Any] = {}
+        replacements = {"redis://127.0.0.1:6379/0": f"redis://127.0.0.1:{port}/0",
+                        '"127.0.0.1", 8001)': '"127.0.0.1", 0)'}
+        with running_block(find(REDIS), replacements, namespace) as errors:
+            server = server_named(namespace, wsclient.WebSocketServer, errors)
+            try:
+                with wsclient.connect(server.uri, timeout=STEP) as first, \
+                        wsclient.connect(server.uri, timeout=STEP) as second:
+                    wait_for(lambda: len(server.connections) == 2, "both clients")
+                    first.send("hello from first")
+                    assert first.recv(timeout=STEP) == "hello from first"
+                    assert second.recv(timeout=STEP) == "hello from first"
+                    other = redis.Redis(host="127.0.0.1", port=port)
+                    try:
+                        assert other.publish("chat", "from another process") == 1
+                    finally:
+                        other.close()
+                    assert first.recv(timeout=STEP) == "from another process"
+                    assert second.recv(timeout=STEP) == "from another process"
+            finally:
+                server.shutdown()
+        namespace["relay"].close()
+
+
+def test_websocket_client_migration_block(ws_server) -> None:
+    """*Moving from websocket-client*: the WebSocketApp half (websocket-client itself) and the
+    wsclient half each subscribe once and print the echoed reply."""
+    received: List[str] = []
+
+    def echo(ws: wsclient.WebSocket) -> None:
+        for message in ws:
+            received.append(message)
+            ws.send(message)
+
+    server = ws_server(echo)
+    output = run_bounded(find(WEBSOCKET_APP), {"ws://127.0.0.1:8765/": server.uri})
+    assert output == "got subscribe: prices\n" * 2
+    assert received == ["subscribe: prices"] * 2
+
+
+def test_websockets_client_migration_block(ws_server) -> None:
+    """*Moving from websockets' threading API*, the client: both libraries send the header
+    and print the echo."""
+    tokens: List[str] = []
+
+    def echo(ws: wsclient.WebSocket) -> None:
+        tokens.append(ws.request.headers["Authorization"])
+        for message in ws:
+            ws.send(message)
+
+    server = ws_server(echo)
+    output = run_bounded(find(WEBSOCKETS_CLIENT), {"ws://127.0.0.1:8765/": server.uri})
+    assert output == "websockets: hello\nwsclient: hello\n"
+    assert tokens == ["Bearer s3cret"] * 2
+
+
+def check_token_server(uri: str) -> None:
+    """With the token, an echo; without it, a 401 response."""
+    with wsclient.connect(uri, timeout=STEP, headers={"Authorization": "Bearer s3cret"}) as ws:
+        ws.send("let me in")
+        assert ws.recv(timeout=STEP) == "let me in"
+    with pytest.raises(wsclient.InvalidStatus) as refused:
+        wsclient.connect(uri, timeout=STEP)
+    assert refused.value.response.status == 401
+
+
+def test_websockets_server_migration_block() -> None:
+    """*Moving from websockets' threading API*, the server: the websockets server (the real
+    library), then the wsclient one, each checking the token and echoing."""
+    from websockets.sync.server import Server
+
+    namespace: Dict[str, Any] = {}
+    replacements = {'"127.0.0.1", 8765,': '"127.0.0.1", 0,', '"127.0.0.1", 8766,': '"127.0.0.1", 0,'}
+    with running_block(find(WEBSOCKETS_SERVER), replacements, namespace) as errors:
+        theirs = server_named(namespace, Server, errors)
+        try:
+            check_token_server(f"ws://127.0.0.1:{theirs.socket.getsockname()[1]}/")
+        finally:
+            theirs.shutdown()
+        ours = server_named(namespace, wsclient.WebSocketServer, errors)
+        try:
+            check_token_server(ours.uri)
+        finally:
+            ours.shutdown()

@@ -67,15 +67,17 @@ BLOCKS = {
 
 @dataclasses.dataclass
 class Block:
-    """A literal block: where it starts, its language (``None`` for ``::``), its text."""
+    """A literal block: where it starts, its language (``None`` for ``::``), its text, and
+    the file it is in (relative to the checkout)."""
 
     line: int
     language: Optional[str]
     code: str
+    source: str = "README.rst"
 
 
-def literal_blocks(text: str) -> List[Block]:
-    """The literal blocks of an RST document, dedented, in order."""
+def literal_blocks(text: str, source: str = "README.rst") -> List[Block]:
+    """The literal blocks of an RST document (the file ``source``), dedented, in order."""
     lines = text.splitlines()
     blocks = []
     for number, line in enumerate(lines):
@@ -93,7 +95,8 @@ def literal_blocks(text: str) -> List[Block]:
             body.append(following)
         code = textwrap.dedent("\n".join(body)).strip("\n")
         if code:
-            blocks.append(Block(number + 1, directive.group(1) if directive else None, code))
+            blocks.append(Block(number + 1, directive.group(1) if directive else None, code,
+                                source))
     return blocks
 
 
@@ -104,7 +107,7 @@ def readme_blocks() -> List[Block]:
 def substitute(code: str, replacements: Dict[str, str]) -> str:
     """``code`` with each key replaced by its value; every key must occur in it."""
     for old, new in replacements.items():
-        assert old in code, f"{old!r} is no longer in the README block:\n{code}"
+        assert old in code, f"{old!r} is no longer in the block:\n{code}"
         code = code.replace(old, new)
     return code
 
@@ -113,7 +116,7 @@ def run_python(block: Block, replacements: Dict[str, str],
                namespace: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Execute a Python block (after :func:`substitute`) in ``namespace`` (a new one by
     default, which another thread may watch as it fills); return the namespace."""
-    code = compile(substitute(block.code, replacements), f"README.rst:{block.line}", "exec")
+    code = compile(substitute(block.code, replacements), f"{block.source}:{block.line}", "exec")
     namespace = {} if namespace is None else namespace
     namespace.update({"__name__": "readme", "wsclient": wsclient})
     exec(code, namespace)
@@ -124,7 +127,8 @@ def all_blocks() -> List[Block]:
     """The blocks of README.rst, then those of every page of docs/."""
     found = readme_blocks()
     for page in sorted(DOCS.rglob("*.rst")):
-        found += literal_blocks(page.read_text(encoding="utf-8"))
+        found += literal_blocks(page.read_text(encoding="utf-8"),
+                                str(page.relative_to(README.parent)))
     return found
 
 
