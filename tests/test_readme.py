@@ -345,10 +345,56 @@ def test_readme_is_a_landing_page() -> None:
     page it links to exists."""
     text = README.read_text(encoding="utf-8")
     assert len(text.encode("utf-8")) <= 20 * 1024, len(text.encode("utf-8"))
-    links = re.findall(r"<(docs/[^>]+\.rst)>`_", text)
-    assert len(links) >= 15, links
-    for link in links:
-        assert (README.parent / link).is_file(), link
+    files = [path for path in map(repository_file, link_targets(text)) if path is not None]
+    docs = [path for path in files if path.startswith("docs/") and path.endswith(".rst")]
+    assert len(set(docs)) >= 15, docs
+    for path in files:
+        assert (README.parent / path).is_file(), path
+
+
+def project_urls() -> Dict[str, str]:
+    """setup.cfg's ``project_urls``: label -> URL."""
+    config = configparser.ConfigParser()
+    config.read(README.parent / "setup.cfg", encoding="utf-8")
+    urls = {}
+    for line in config["metadata"]["project_urls"].strip().splitlines():
+        label, _, url = line.partition("=")
+        urls[label.strip()] = url.strip()
+    return urls
+
+
+def link_targets(text: str) -> List[str]:
+    """Where the links of an RST document lead: embedded ``<target>`_`` URIs, hyperlink
+    targets (``.. _name: target``) and anonymous ones (``__ target``)."""
+    embedded = re.findall(r"`[^`]*<([^<>`]+)>`__?", text)
+    named = re.findall(r"^\.\. _[^:]+:\s*(\S.*)$", text, re.MULTILINE)
+    anonymous = re.findall(r"^(?:\.\. __:|__)\s+(\S.*)$", text, re.MULTILINE)
+    return [target.strip() for target in embedded + named + anonymous]
+
+
+def repository_file(url: str) -> Optional[str]:
+    """The checkout's path ``url`` shows on the repository's site (``Source/blob/main/PATH``),
+    or None for a URL elsewhere."""
+    prefix = project_urls()["Source"].rstrip("/") + "/blob/main/"
+    return url[len(prefix):] if url.startswith(prefix) else None
+
+
+def test_readme_links_are_absolute() -> None:
+    """PyPI shows README.rst as the project's page, where a relative link (``docs/api.rst``)
+    leads nowhere: every link is an absolute http(s) URL, and those into the repository are
+    under setup.cfg's Source URL (as are its Documentation and Changelog URLs)."""
+    urls = project_urls()
+    assert urls["Source"].startswith("https://"), urls
+    for label in ("Documentation", "Changelog"):
+        path = repository_file(urls[label])
+        assert path is not None and (README.parent / path).is_file(), (label, urls[label])
+    targets = link_targets(README.read_text(encoding="utf-8"))
+    assert len(targets) >= 15, targets
+    for target in targets:
+        assert re.match(r"https?://[^/\s]+/", target), f"README.rst links to {target!r}: not an absolute URL"
+    # The relative links the README once had would fail here.
+    assert link_targets("`api <docs/api.rst>`_") == ["docs/api.rst"]
+    assert not any(re.match(r"https?://", target) for target in link_targets(".. _api: docs/api.rst"))
 
 
 # -- the comparison table ------------------------------------------------------------------
