@@ -6,8 +6,10 @@ is executed, a shell block has each of its commands run or listed in :data:`NOT_
 reason it cannot run here. A block the table does not know, or an entry whose block has gone,
 fails :func:`test_every_block_is_covered`: a new example in the README needs a test. An
 example may also live in (or be repeated, identically, in) a page of ``docs/``, where the same
-table finds it; the docs' other Python blocks are compiled by test_docs_build.py and their
-``testcode`` examples run by Sphinx's doctest builder.
+table finds it; the docs' other Python blocks are run by test_docs_build.py (which also
+checks that every Python block of README.rst and docs/ is run by some test), and their
+``testcode`` examples by Sphinx's doctest builder. The README's links must be absolute URLs
+(PyPI shows the README, where a relative link leads nowhere).
 
 Addresses in a block stand for the reader's own; the test swaps each one for a local server's
 through :func:`substitute`, an explicit mapping of strings that must all occur in the block
