@@ -47,7 +47,8 @@ from .multiprocess.engines import run_redis
 from .pki import Pki
 from .proxies import free_port
 from .test_readme import BLOCKS as README_BLOCKS
-from .test_readme import README, Block, find, literal_blocks, run_python, substitute
+from .test_readme import (README, Block, commands, find, literal_blocks, run_python, serve_command,
+                          substitute)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -335,6 +336,18 @@ def test_serve_workers_block(tmp_path: Path) -> None:
                 ws.send(f"message {number}")
                 assert ws.recv(timeout=STEP) == f"message {number}"
     assert process.returncode == 0, log_of(tmp_path)
+
+
+def test_serve_workers_command() -> None:
+    """*Deployment*'s command line (a shell block, run too): ``serve --workers`` prints its
+    URI, its workers echo, SIGTERM stops it with 0 (2 workers on a free loopback port)."""
+    (command,) = commands(find("python -m wsclient serve 0.0.0.0:8765 --workers 4"))
+    with serve_command(substitute(command, {"0.0.0.0:8765": "127.0.0.1:0",
+                                            "--workers 4": "--workers 2"})) as uri:
+        for number in range(4):
+            with wsclient.connect(uri, timeout=STEP) as ws:
+                ws.send(f"message {number}")
+                assert ws.recv(timeout=STEP) == f"message {number}"
 
 
 def test_run_workers_tls_block(tmp_path: Path, pki: Pki) -> None:
