@@ -467,7 +467,8 @@ def test_websockets_server_migration_block() -> None:
     from websockets.sync.server import Server
 
     namespace: Dict[str, Any] = {}
-    replacements = {'"127.0.0.1", 8765,': '"127.0.0.1", 0,', '"127.0.0.1", 8766,': '"127.0.0.1", 0,'}
+    replacements = {'"127.0.0.1", 8765,': '"127.0.0.1", 0,',
+                    '"127.0.0.1", 8766,': '"127.0.0.1", 0,'}
     with running_block(find(WEBSOCKETS_SERVER), replacements, namespace) as errors:
         theirs = server_named(namespace, Server, errors)
         try:
