@@ -404,13 +404,21 @@ def test_redis_relay_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
                 with wsclient.connect(server.uri, timeout=STEP) as first, \
                         wsclient.connect(server.uri, timeout=STEP) as second:
                     wait_for(lambda: len(server.connections) == 2, "both clients")
-                    first.send("hello from first")
-                    assert first.recv(timeout=STEP) == "hello from first"
-                    assert second.recv(timeout=STEP) == "hello from first"
-                    other = redis.Redis(host="127.0.0.1", port=port)
+                    other = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+                    listener = other.pubsub()
                     try:
-                        assert other.publish("chat", "from another process") == 1
+                        listener.subscribe("chat")  # another process's view of the channel
+                        confirmed = listener.get_message(timeout=STEP)
+                        assert confirmed and confirmed["type"] == "subscribe", confirmed
+                        first.send("hello from first")
+                        assert first.recv(timeout=STEP) == "hello from first"
+                        assert second.recv(timeout=STEP) == "hello from first"
+                        # It went through Redis, where every process sees it.
+                        seen = listener.get_message(timeout=STEP)
+                        assert seen and seen["data"] == "hello from first", seen
+                        assert other.publish("chat", "from another process") == 2
                     finally:
+                        listener.close()
                         other.close()
                     assert first.recv(timeout=STEP) == "from another process"
                     assert second.recv(timeout=STEP) == "from another process"
