@@ -205,14 +205,30 @@ def is_python(block: Block) -> bool:
     return True
 
 
-def python_blocks() -> List[Block]:
-    found = [block for block in literal_blocks(README.read_text(encoding="utf-8"))
-             if is_python(block)]
+#: A line only Python code starts with (no shell command, configuration or diagram does).
+PYTHON_LINE = re.compile(r"^\s*(import \w|from [\w.]+ import |def \w+\(|class \w+|with .+:$"
+                         r"|for .+ in .+:$|\w+ = \w+[.(])")
+
+
+def all_literal_blocks() -> List[Block]:
+    found = literal_blocks(README.read_text(encoding="utf-8"))
     for page in docs_pages():
-        found += [block for block in literal_blocks(page.read_text(encoding="utf-8"),
-                                                    str(page.relative_to(ROOT)))
-                  if is_python(block)]
+        found += literal_blocks(page.read_text(encoding="utf-8"), str(page.relative_to(ROOT)))
     return found
+
+
+def python_blocks() -> List[Block]:
+    return [block for block in all_literal_blocks() if is_python(block)]
+
+
+def test_no_python_example_hides_in_a_plain_block() -> None:
+    """A ``::`` block that reads like Python but does not compile is a broken example that
+    :func:`is_python` would take for a shell block: it fails here instead."""
+    for block in all_literal_blocks():
+        if block.language is None and not is_python(block):
+            lines = [line for line in block.code.splitlines() if PYTHON_LINE.match(line)]
+            assert not lines, f"{block.source}:{block.line}: Python that does not compile: {lines}"
+    assert PYTHON_LINE.match("ws = wsclient.connect(uri") and PYTHON_LINE.match("import wsclient")
 
 
 def test_every_python_example_runs() -> None:
