@@ -409,7 +409,8 @@ def test_redis_relay_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     import redis  # the test extra's; the example's dependency, not wsclient's
 
     monkeypatch.syspath_prepend(str(EXAMPLES))  # where "from redis_chat import" finds it
-    monkeypatch.delitem(sys.modules, "redis_chat", raising=False)
+    monkeypatch.setitem(sys.modules, "redis_chat", None)  # restored (removed) afterwards,
+    del sys.modules["redis_chat"]                          # imported afresh by the example
     with run_redis(str(tmp_path)) as port:
         namespace: Dict[str, Any] = {}
         replacements = {"redis://127.0.0.1:6379/0": f"redis://127.0.0.1:{port}/0",
