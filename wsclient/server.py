@@ -280,9 +280,9 @@ class WebSocketServer:
         The closing handshakes get the first four fifths of the bound; connections
         still closing then are cut (their handlers' ``recv()`` and ``send()`` raise
         :class:`~wsclient.ConnectionClosed`), and the last fifth
-        (:data:`SHUTDOWN_THREAD_SHARE`) is for the handler threads to end, so a handler
-        that returns on ``ConnectionClosed`` has ended when this returns. The server
-        stops listening until :meth:`serve_forever` runs again: clients already queued
+        (``wsclient.server.SHUTDOWN_THREAD_SHARE``) is for the handler threads to end,
+        so a handler that returns on ``ConnectionClosed`` has ended when this returns.
+        The server stops listening until :meth:`serve_forever` runs again: clients already queued
         get 503, and on Linux later ones are refused at once, rather than waiting until
         :meth:`server_close`.
 
