@@ -270,10 +270,7 @@ def test_shutdown_under_load(run_server, handler_kind: str) -> None:
     threads = [threading.Thread(target=drive, args=(i, ws), daemon=True) for i, ws in enumerate(clients)]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 20
-    while min(received) < 5 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert min(received) >= 5, "the load did not start"
+    wait_until(lambda: min(received) >= 5, 20, "every client receives (the load started)")
     # This server's handler threads are named after their client; other tests' servers
     # may still have threads ending in this process.
     ours = {f"wsclient-conn-{ws.local_address!r}" for ws in clients}
