@@ -8,10 +8,12 @@ wakes a thread that is waiting.
 
 from __future__ import annotations
 
+import linecache
 import select
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterator, List, Optional, Tuple
@@ -21,6 +23,7 @@ import pytest
 from wsclient.channel import DEFAULT_READ_SIZE, Channel
 
 from .pki import Pki
+from .reliability.rawpeer import calling, wait_until
 
 DEADLINE = 10.0  # seconds any single step of a test may take, at most
 
@@ -252,10 +255,19 @@ def test_a_reader_without_deadline_waits_in_recv_and_shutdown_wakes_it(pair) -> 
     channel = Channel(ours)
     assert ours.getblocking()  # plain sockets stay blocking; other calls pass MSG_DONTWAIT
     reader = Background(lambda: channel.recv(None))
-    time.sleep(0.1)
+    wait_until(lambda: blocked_in_socket_recv(reader), DEADLINE, "the reader blocks in the socket's recv()")
     assert reader.is_alive()
     channel.shutdown()
     assert reader.result() == b""
+
+
+def blocked_in_socket_recv(thread: threading.Thread) -> bool:
+    """True if ``thread``'s innermost Python frame is ``Channel.recv`` on its line that
+    calls the socket's ``recv()``: it waits in that system call, not in a poll first."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None or frame.f_code.co_name != "recv":
+        return False
+    return "self._sock.recv(" in linecache.getline(frame.f_code.co_filename, frame.f_lineno)
 
 
 @needs_dontwait
@@ -374,9 +386,9 @@ def test_shutdown_ends_a_stalled_write_with_a_connection_error(kind, pair) -> No
         ours.settimeout(None)
     channel = Channel(ours)
     writer = Background(lambda: channel.write([b"x" * 8_000_000], time.monotonic() + 60))
-    deadline = time.monotonic() + DEADLINE
-    while select.select([], [ours], [], 0)[1] and time.monotonic() < deadline:
-        time.sleep(0.01)  # until the socket is full: the writer then waits in poll()
+    # Shut down only once the socket is full and the writer waits for it to drain.
+    wait_until(lambda: calling(writer, "wait_writable") and not select.select([], [ours], [], 0)[1],
+               DEADLINE, "the writer waits for the full socket")
     channel.shutdown()
     with pytest.raises(ConnectionError):  # not a wait until the 60 s deadline
         writer.result()

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import os
+import selectors
 import socket
+import sys
 import threading
 import time
 from typing import List, Optional
 
 import pytest
 
-from wsclient.watcher import LINGER, Watcher
+from wsclient.watcher import Watcher
+
+from .reliability.rawpeer import calling, wait_until
 
 
 class Endpoint:
@@ -101,7 +106,7 @@ def test_a_timer_earlier_than_the_current_wait_wakes_the_thread(sleepy_endpoint)
     endpoint = sleepy_endpoint
     w = endpoint.watcher
     w.schedule(endpoint, time.monotonic() + 60)  # The thread now sleeps for 30 s...
-    time.sleep(0.05)
+    wait_until(lambda: calling(w.thread, "select"), 5, "the watcher waits in its selector")
     start = time.monotonic()
     w.schedule(endpoint, start + 0.05)  # ...and this must cut the sleep short.
     assert endpoint.timer_fired.wait(5)
@@ -111,8 +116,9 @@ def test_a_timer_earlier_than_the_current_wait_wakes_the_thread(sleepy_endpoint)
 def test_a_busy_connection_is_read_again_after_its_back_off(endpoint):
     endpoint.busy = True
     endpoint.peer.send(b"x")
-    time.sleep(0.2)
-    assert endpoint.received == []  # Left alone while "an application thread reads".
+    wait_until(lambda: endpoint.read_calls >= 1, 5, "the watcher finds the connection busy")
+    assert endpoint.read_calls == 1  # Left alone while "an application thread reads".
+    assert endpoint.received == []
     endpoint.busy = False
     assert endpoint.got_data.wait(5)
     assert endpoint.received == [b"x"]
@@ -122,19 +128,28 @@ def test_a_connection_being_read_does_not_wake_the_watcher_for_each_message(endp
     endpoint.busy = True
     for _ in range(50):  # 50 bursts over about half a second, none read by the watcher.
         endpoint.peer.send(b"m")
-        time.sleep(0.01)
-    assert 1 <= endpoint.read_calls <= 3
+        time.sleep(0.01)  # The behaviour under test: messages that keep arriving while busy.
+    wait_until(lambda: endpoint.read_calls >= 1, 5, "the watcher saw the connection readable")
+    assert endpoint.read_calls <= 3
     endpoint.busy = False
     assert endpoint.got_data.wait(5)
 
 
-def test_a_connection_added_from_another_thread_is_read_while_the_thread_waits():
+#: The selectors this platform has (no PollSelector on Windows).
+SELECTORS = [name for name in ("DefaultSelector", "PollSelector", "SelectSelector") if hasattr(selectors, name)]
+
+
+@pytest.mark.parametrize("selector", SELECTORS)
+def test_a_connection_added_from_another_thread_is_read_while_the_thread_waits(selector, monkeypatch):
     # Where the selector only reads its set when a wait starts (select(), poll()), add()
-    # wakes the thread; epoll and kqueue see the new socket at once.
+    # wakes the thread; epoll and kqueue see the new socket at once (so with epoll alone
+    # the test passed without the wake-up: hence the other selectors).
+    monkeypatch.setattr(selectors, "DefaultSelector", getattr(selectors, selector))
     w = Watcher("test-watcher", linger=30)
     first = Endpoint(w)
     w.add(first)
-    time.sleep(0.05)  # The thread is now blocked in its selector with no timeout.
+    # The thread now waits in its selector for up to 30 s.
+    wait_until(lambda: calling(w.thread, "select"), 5, "the watcher waits in its selector")
     second = Endpoint(w)
     w.add(second)
     try:
@@ -146,23 +161,55 @@ def test_a_connection_added_from_another_thread_is_read_while_the_thread_waits()
         w.close()
 
 
-def test_the_thread_lingers_then_ends(endpoint):
-    w = endpoint.watcher
+#: A short linger for the tests that wait it out.
+SHORT_LINGER = 0.5
+
+
+def waiting_since(thread: Optional[threading.Thread], since: float) -> bool:
+    """True if the watcher ``thread`` waits in its selector in a round that began at or
+    after ``since`` (a ``time.monotonic()`` value): it has woken since then, looked at what
+    it has, and gone back to waiting (a look at its stack, as ``calling()`` does)."""
+    frame = sys._current_frames().get(thread.ident if thread is not None else -1)
+    selecting = False
+    while frame is not None:
+        if frame.f_code.co_name == "select":
+            selecting = True
+        elif frame.f_code.co_name == "_step":
+            return selecting and frame.f_locals.get("now", -math.inf) >= since
+        frame = frame.f_back
+    return False
+
+
+def test_the_thread_lingers_then_ends():
+    w = Watcher("test-watcher", linger=SHORT_LINGER)
+    endpoint = Endpoint(w)
+    w.add(endpoint)
     thread = w.thread
     assert thread is not None and thread.is_alive()
+    # A timer the connection leaves behind (a keepalive ping's) wakes the thread during
+    # its linger, with no connection left: it must stay anyway.
+    w.schedule(endpoint, time.monotonic() + SHORT_LINGER / 10)
+    removed = time.monotonic()
     endpoint.close()
-    time.sleep(LINGER / 4)
+    # The behaviour under test is time itself: the thread is still there a fifth of its
+    # linger after the last connection went (no event marks "it did not end").
+    time.sleep(SHORT_LINGER / 5)
     assert thread.is_alive()  # Still there for the next connection...
-    thread.join(LINGER + 5)
-    assert not thread.is_alive()  # ...and gone once nobody came.
+    thread.join(SHORT_LINGER + 5)
+    assert not thread.is_alive()  # ...and gone once nobody came,
+    assert time.monotonic() - removed >= SHORT_LINGER  # not before its linger was over.
     assert w.thread is None
 
 
-def test_a_connection_during_the_linger_reuses_the_thread(endpoint):
+def test_a_connection_during_the_linger_reuses_the_thread(sleepy_endpoint):
+    endpoint = sleepy_endpoint
     w = endpoint.watcher
     thread = w.thread
-    endpoint.close()
-    time.sleep(LINGER / 4)
+    due = time.monotonic() + 0.05
+    w.schedule(endpoint, due)  # Left behind: wakes the thread once it has nothing left.
+    endpoint.close()  # The 30 s linger starts now...
+    # ...and the thread has woken with no connection, and waits out its linger.
+    wait_until(lambda: waiting_since(thread, due), 5, "the watcher lingers in its selector")
     again = Endpoint(w)
     w.add(again)
     try:
@@ -171,7 +218,6 @@ def test_a_connection_during_the_linger_reuses_the_thread(endpoint):
         assert again.got_data.wait(5)
     finally:
         again.close()
-
 
 
 # -- close(): nothing lingers -------------------------------------------------------------
@@ -256,9 +302,7 @@ def test_a_connection_read_for_a_long_time_costs_the_watcher_no_checks(endpoint)
 
     endpoint.busy = True
     endpoint.peer.send(b"x")
-    deadline = time.monotonic() + 5
-    while endpoint.read_calls == 0 and time.monotonic() < deadline:
-        time.sleep(0.005)  # A bounded poll: until the watcher found it busy.
+    wait_until(lambda: endpoint.read_calls >= 1, 5, "the watcher finds the connection busy")
     assert endpoint.read_calls == 1 and endpoint.busy_checks == 1
     time.sleep(10 * BACKOFF)  # The behaviour under test: ten sweeps' worth of nothing.
     assert endpoint.busy_checks == 1

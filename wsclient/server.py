@@ -61,6 +61,12 @@ DEFAULT_BACKLOG = 1024
 #: Seconds ``shutdown()`` waits for closing handshakes and handler threads.
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 
+#: The share of ``shutdown()``'s bound kept for the handler threads: the closing handshakes
+#: get the rest (8 of 10 s), then the connections still closing are cut, and their threads
+#: (woken with ``ConnectionClosed``) end in the last fifth. Without it a handshake that
+#: never completes used the whole bound and left its thread running after ``shutdown()``.
+SHUTDOWN_THREAD_SHARE = 0.2
+
 #: Descriptors a server keeps besides one per connection (the listening socket, the
 #: watcher's and the stop signal's socket pairs, logging, the handler's own files).
 DESCRIPTOR_MARGIN = 64
@@ -271,12 +277,19 @@ class WebSocketServer:
 
         Callable from any thread but the one running :meth:`serve_forever`.
 
+        The closing handshakes get the first four fifths of the bound; connections
+        still closing then are cut (their handlers' ``recv()`` and ``send()`` raise
+        :class:`~wsclient.ConnectionClosed`), and the last fifth
+        (``wsclient.server.SHUTDOWN_THREAD_SHARE``) is for the handler threads to end,
+        so a handler that returns on ``ConnectionClosed`` has ended when this returns.
+        The server stops listening until :meth:`serve_forever` runs again: clients already queued
+        get 503, and on Linux later ones are refused at once, rather than waiting until
+        :meth:`server_close`.
+
         Args:
             timeout: seconds for the whole stop (10 by default); None (or infinity) waits
                 for the handler threads without limit, each closing handshake still
-                bounded by ``close_timeout``. The server stops listening until
-        :meth:`serve_forever` runs again: clients already queued get 503, and on Linux
-        later ones are refused at once, rather than waiting until :meth:`server_close`.
+                bounded by ``close_timeout``.
         """
         self._shutdown_requested = True
         try:
@@ -410,8 +423,10 @@ class WebSocketServer:
 
         Every stop shares the first one's deadline: Ctrl-C in ``serve_forever()`` and the
         ``shutdown()`` that follows (``with serve(...)``) wait at most the bound in all.
-        Without a deadline (``shutdown(None)``) the threads are waited for without limit,
-        and each closing handshake for its ``close_timeout``.
+        The handshakes may use all but :data:`SHUTDOWN_THREAD_SHARE` of the time left;
+        then every connection is cut, and the threads have the rest to end. Without a
+        deadline (``shutdown(None)``) the threads are waited for without limit, and each
+        closing handshake for its ``close_timeout``.
         """
         with self._lock:
             bound = math.inf if deadline is None else deadline
@@ -419,9 +434,7 @@ class WebSocketServer:
                 bound = min(bound, self._stop_deadline)
             self._stop_deadline = bound
         deadline = None if bound == math.inf else bound
-        close_by = deadline
-        if close_by is None and self._options.close_timeout is not None:
-            close_by = time.monotonic() + self._options.close_timeout
+        close_by = self._close_by(deadline)
         self._opener.cut_short()  # A client still sending its request gets the end of the stream.
         for ws in self.connections:
             ws.start_close(CloseCode.GOING_AWAY, "server shutting down", close_by)
@@ -435,6 +448,23 @@ class WebSocketServer:
         for thread in threads:
             if thread is not threading.current_thread():  # shutdown() from a handler
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def _close_by(self, deadline: Optional[float]) -> Optional[float]:
+        """When the closing handshakes of a stop due at ``deadline`` are cut short.
+
+        Args:
+            deadline: the stop's ``time.monotonic()`` deadline, or None for no bound.
+
+        Returns:
+            The ``time.monotonic()`` time by which the handshakes must end: before
+            ``deadline`` by :data:`SHUTDOWN_THREAD_SHARE` of the time left, or
+            ``close_timeout`` from now without a deadline; None for no bound at all.
+        """
+        now = time.monotonic()
+        if deadline is None:
+            close_timeout = self._options.close_timeout
+            return None if close_timeout is None else now + close_timeout
+        return now + max(0.0, deadline - now) * (1.0 - SHUTDOWN_THREAD_SHARE)
 
 
 def raise_descriptor_limit(max_connections: Optional[int]) -> Optional[int]:

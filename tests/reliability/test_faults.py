@@ -8,16 +8,22 @@
 - Half-open (the peer process stopped with SIGSTOP: its kernel still acknowledges, nothing
   answers): keepalive closes the connection with 1011 within ``ping_interval +
   ping_timeout`` (plus scheduling slack), on either end.
-- ``shutdown()`` while 60 clients stream messages: every client sees 1001 and no handler
-  thread outlives the bounded wait. (``tests/test_server.py`` has 100 idle connections.)
+- ``shutdown(timeout=5)`` while 60 clients stream messages and 3 never answer: every
+  streaming client sees 1001, the silent ones are cut at 4 s, and no handler thread is
+  alive when it returns. (``tests/test_server.py`` has 100 idle connections.)
+- A peer that sends a frame after its close frame, while the server's echo is still in
+  its send queue: the echo and the close frame must still arrive (a known bug on Linux,
+  an expected failure until the server half-closes before it closes).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import socket
+import sys
 import threading
 import time
 from typing import Any, List
@@ -28,7 +34,7 @@ import wsclient
 from wsclient.frames import Frame, Opcode, serialize_header
 
 from .peer_process import PeerProcess
-from .rawpeer import MASK, RawServer, raw_client, reset, unsent, wait_until
+from .rawpeer import MASK, RawServer, raw_client, read_frames, reset, unsent, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -207,6 +213,15 @@ def test_frozen_client_process_is_detected_by_server_keepalive(run_server) -> No
 # -- shutdown under load -------------------------------------------------------------------
 
 
+#: How far past its bound ``shutdown(timeout=5)`` may return: the last ``join()`` ends at the
+#: bound, then the call returns; a thread woken late on a loaded 2-core machine (the GIL's
+#: 5 ms switch interval, 130 threads) needs tenths of a second, not seconds.
+SHUTDOWN_SLACK = 0.5
+#: Clients that never answer the close frame (and never read): their closing handshakes
+#: cannot end, so ``shutdown()`` must cut them at its handshake share of the bound.
+SILENT_CLIENTS = 3
+
+
 @pytest.mark.parametrize("handler_kind", ["echo", "stream"])
 def test_shutdown_under_load(run_server, handler_kind: str) -> None:
     def echo(ws: wsclient.WebSocket) -> None:
@@ -223,6 +238,12 @@ def test_shutdown_under_load(run_server, handler_kind: str) -> None:
 
     server = run_server(echo if handler_kind == "echo" else stream, compression=None)
     clients = [wsclient.connect(server.uri, proxy=None, compression=None) for _ in range(60)]
+    # Silent clients send one message (which starts the stream handler) and then neither
+    # read nor answer: a stream handler blocks in send() on their full buffers, an echo
+    # handler in recv() after a close frame that is never answered.
+    silent = [raw_client(server.uri)[0] for _ in range(SILENT_CLIENTS)]
+    for sock in silent:
+        sock.sendall(Frame(Opcode.TEXT, b"hello").serialize(mask_key=MASK))
     results: List[Any] = [None] * len(clients)
     received = [0] * len(clients)
 
@@ -249,33 +270,72 @@ def test_shutdown_under_load(run_server, handler_kind: str) -> None:
     threads = [threading.Thread(target=drive, args=(i, ws), daemon=True) for i, ws in enumerate(clients)]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 20
-    while min(received) < 5 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert min(received) >= 5, "the load did not start"
+    wait_until(lambda: min(received) >= 5, 20, "every client receives (the load started)")
     # This server's handler threads are named after their client; other tests' servers
     # may still have threads ending in this process.
     ours = {f"wsclient-conn-{ws.local_address!r}" for ws in clients}
-    assert sum(t.name in ours for t in threading.enumerate()) == len(clients)
+    ours |= {f"wsclient-conn-{sock.getsockname()!r}" for sock in silent}
+    assert sum(t.name in ours for t in threading.enumerate()) == len(clients) + len(silent)
     start = time.monotonic()
     server.server.shutdown(timeout=5.0)
     took = time.monotonic() - start
     alive = [t.name for t in threading.enumerate() if t.name in ours]
-    if took < 5.0:  # Returned before its bound: every handler thread was joined.
-        assert not alive, f"{len(alive)} handler threads alive after shutdown() returned in {took:.2f} s"
-    else:
-        # The bound ran out (with both cores busy the closing handshakes can take all of
-        # it; README: the wait is bounded). The threads were told to stop: they end.
-        wait_until(lambda: not [t for t in threading.enumerate() if t.name in ours], PROMPT * 5,
-                   f"the {len(alive)} handler threads alive when shutdown() returned after {took:.2f} s end")
+    # The bound covers the handler threads too: the silent clients' handshakes are cut
+    # before it, so their threads end within it, and nothing is left when it returns.
+    assert not alive, f"{len(alive)} handler threads alive after shutdown() returned in {took:.2f} s"
+    assert took < 5.0 + SHUTDOWN_SLACK, took
     assert not server.server._threads
     for thread in threads:
         thread.join(20)
     assert all(isinstance(r, wsclient.ConnectionClosedOK) and r.code == 1001 for r in results), {
         type(r).__name__ + str(getattr(r, "code", "")) for r in results}
     assert all(ws.close_code == 1001 for ws in clients)
-    assert took < 5.0 + PROMPT, took
-    print(f"\nshutdown with 60 clients streaming ({handler_kind}): {took * 1000:.0f} ms, "
-          f"{sum(received)} messages received before, every client saw 1001")
+    print(f"\nshutdown with 60 clients streaming and {len(silent)} silent ({handler_kind}): "
+          f"{took * 1000:.0f} ms, {sum(received)} messages received before, every client saw 1001")
     for ws in clients:
         ws.close()
+    for sock in silent:
+        sock.close()
+
+
+# -- a frame from the peer after its close frame -------------------------------------------
+
+
+@pytest.mark.xfail(sys.platform == "linux", strict=True, reason=(
+    "known bug: after the closing handshake the server shuts the socket down both ways and "
+    "closes it while its echo is still in the send queue; Linux answers the peer's next "
+    "segment with a reset (RFC 1122; nstat TcpExtTCPAbortOnData), which drops the unsent "
+    "echo and close frame. Needs a half-close (SHUT_WR) and reading until the peer's EOF "
+    "(bounded by close_timeout) before close(). Seen as the flaky conformance case "
+    "closing-7.1.6 in the server role."))
+def test_a_frame_after_the_peers_close_does_not_cut_what_the_server_still_sends(run_server) -> None:
+    # Autobahn 7.1.6 made deterministic: a 256 KiB text, a close frame, and a ping that
+    # arrives only once the server has closed its end, with most of the echo (more than
+    # the client's receive buffer holds) still in the server's send queue.
+    done = threading.Event()
+
+    def echo(ws: wsclient.WebSocket) -> None:
+        try:
+            for message in ws:
+                ws.send(message)
+        finally:
+            ws.close()  # Returns once the server's socket is closed.
+            done.set()
+
+    server = run_server(echo, compression=None)
+    sock, _, leftover = raw_client(server.uri)
+    assert leftover == b""
+    try:
+        payload = b"x" * 262144
+        sock.sendall(Frame(Opcode.TEXT, payload).serialize(mask_key=MASK))
+        # The echo is on its way (else the server may rightly drop it for the close).
+        assert select.select([sock], [], [], 10)[0], "no echo"
+        sock.sendall(Frame(Opcode.CLOSE, (1000).to_bytes(2, "big")).serialize(mask_key=MASK))
+        assert done.wait(10), "the server did not close its end"
+        # The server read our close frame, answered it and closed its socket: now the ping.
+        sock.sendall(Frame(Opcode.PING, b"late").serialize(mask_key=MASK))
+        frames = read_frames(sock, expect_masked=False, until=lambda frames: False)
+    finally:
+        sock.close()
+    # With the bug: a reset after about 124 KiB of the echo, and no whole frame at all.
+    assert [(f.opcode, len(f.payload)) for f in frames] == [(Opcode.TEXT, len(payload)), (Opcode.CLOSE, 2)]
