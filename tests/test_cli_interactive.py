@@ -23,6 +23,7 @@ import re
 import signal
 import subprocess
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -305,6 +306,10 @@ def test_server_close_at_an_empty_prompt_ends_the_session_at_once(peer, open_ter
     assert time.monotonic() - closed < 5.0
     term.expect("connection closed with code 1000 (done)")
     assert "Traceback" not in term.screen and "Fatal Python error" not in term.screen
+    # The terminal is left as the shell needs it: lines and echo on, even with a read
+    # abandoned while readline had it in its own mode (the master side reads the modes).
+    modes = termios.tcgetattr(term.master)[3]
+    assert modes & termios.ICANON and modes & termios.ECHO
     server.wait_for(lambda: server.closes, "a close")
     assert [code for code, _ in server.closes] == [1000]  # the client's reply, code echoed
 

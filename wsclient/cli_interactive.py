@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, List, Optional, Union
 
 from .cli_session import Receiver, Session
 from .cli_show import Formatter, Palette, parse_binary
@@ -32,6 +32,11 @@ try:
     import readline
 except ImportError:  # pragma: no cover - Windows
     readline = None  # type: ignore[assignment]  # None marks the module missing
+
+try:
+    import termios
+except ImportError:  # pragma: no cover - Windows
+    termios = None  # type: ignore[assignment]  # None marks the module missing
 
 __all__ = ["interactive", "history_path", "HELP", "HISTORY_LENGTH"]
 
@@ -262,12 +267,19 @@ class _ThreadedInput:
     can interrupt the main thread's ``input()`` (Windows). The main thread waits for each line
     in bounded waits, so Ctrl-C reaches it there too, and gives up once the connection has
     closed (:meth:`wake`); the reading thread is then left waiting, and ends with the process.
+    A terminal that readline left in its line-editing mode meanwhile is put back as it was.
     """
 
     def __init__(self) -> None:
         self._prompts: "queue.SimpleQueue[str]" = queue.SimpleQueue()
         self._results: "queue.SimpleQueue[_Result]" = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
+        self._terminal: Optional[List[Any]] = None  # The terminal's modes, to restore.
+        if termios is not None and sys.stdin.isatty():
+            try:
+                self._terminal = termios.tcgetattr(sys.stdin.fileno())
+            except (termios.error, OSError, ValueError):
+                pass
 
     def _run(self) -> None:
         while True:
@@ -306,7 +318,13 @@ class _ThreadedInput:
         self._results.put(None)
 
     def close(self) -> None:
-        """Nothing to undo: the reading thread is a daemon."""
+        """Put the terminal's modes back (echo, lines), which readline may have changed in a
+        read left waiting; the reading thread itself is a daemon."""
+        if termios is not None and self._terminal is not None:
+            try:
+                termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._terminal)
+            except (termios.error, OSError, ValueError):
+                pass
 
 
 def _wake_on_close(receiver: Receiver, screen: _Screen, ended: threading.Event,
