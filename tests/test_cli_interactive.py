@@ -327,6 +327,8 @@ def test_interrupt_at_the_prompt_either_way(peer, open_terminal, windows: bool) 
     term.expect("connection closed with code 1001")
     server.wait_for(lambda: server.closes, "a close")
     assert server.closes == [(1001, "")]
+    modes = termios.tcgetattr(term.master)[3]
+    assert modes & termios.ICANON and modes & termios.ECHO  # Left as the shell needs it.
 
 
 def test_interrupt_closes_with_1001(peer, terminal: Terminal) -> None:
