@@ -48,9 +48,12 @@ def test_every_stop_signal_this_platform_has_gets_the_handler(restore_handlers) 
 def test_ctrl_break_is_a_stop_signal_where_signal_has_it(monkeypatch, restore_handlers) -> None:
     # A platform with SIGBREAK (Windows): its number, here one Linux does not otherwise use.
     monkeypatch.setattr(signal, "SIGBREAK", signal.SIGUSR2, raising=False)
-    assert stop_on_signals() == [signal.SIGTERM, signal.SIGUSR2]
-    assert signal.getsignal(signal.SIGUSR2) is raise_interrupt
-    signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+    previous = signal.getsignal(signal.SIGUSR2)
+    try:
+        assert stop_on_signals() == [signal.SIGTERM, signal.SIGUSR2]
+        assert signal.getsignal(signal.SIGUSR2) is raise_interrupt
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
 
 
 def _serve(argv: List[str]) -> subprocess.Popen:
