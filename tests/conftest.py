@@ -16,7 +16,8 @@ from .no_poll import sitecustomize as no_poll
 
 #: ``WSCLIENT_TEST_NO_POLL=1`` runs the suite as on a system without ``poll()`` (Windows):
 #: ``select.poll``, ``epoll``, ``kqueue`` and ``devpoll`` are removed and
-#: ``selectors.DefaultSelector`` is the ``select()`` one, here and in every Python process
+#: ``selectors.DefaultSelector`` is the ``select()`` one (and ``signal.pthread_kill`` is
+#: removed, as Windows has none), here and in every Python process
 #: the tests start (tests/no_poll/sitecustomize.py). pytest's entry-point plugins (wsclient's
 #: own) are imported before any conftest, so this cannot come before ``import wsclient``;
 #: it comes before any test, and wsclient looks the mechanism up when a connection or
@@ -24,6 +25,7 @@ from .no_poll import sitecustomize as no_poll
 NO_POLL = no_poll.requested()
 if NO_POLL:
     no_poll.remove_poll()
+    no_poll.remove_thread_signals()
     _folder = str(pathlib.Path(no_poll.__file__).parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_folder, os.environ.get("PYTHONPATH")]))
 

@@ -6,6 +6,13 @@ through readline, as for a person at a shell. The test types on the master side 
 what the terminal shows. The peer is a wsclient echo server on 127.0.0.1 whose handler
 records what it receives, the close code and reason it sees, and lets the test push a message
 at a chosen moment (while a line is half typed, say).
+
+The client reads its lines in one of two ways (wsclient/cli_interactive.py): ``input()`` in
+the main thread, which SIGUSR1 interrupts when the server closes; or, where
+``signal.pthread_kill`` is missing (Windows), ``input()`` in a thread of its own. The
+suite's Windows emulation (tests/no_poll, ``WSCLIENT_TEST_NO_POLL=1``) removes
+``pthread_kill`` from the client's Python, so the second way runs in that mode, and in the
+tests that ask for it with ``windows=True``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import re
 import signal
 import subprocess
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -24,6 +32,9 @@ from typing import Any, Iterator, List
 import pytest
 
 import wsclient
+
+from .conftest import NO_POLL
+from .no_poll import sitecustomize as no_poll
 
 WAIT = 15.0  # generous: other test runs share this 2-core machine
 
@@ -67,12 +78,16 @@ class Peer:
 class Terminal:
     """``python -m wsclient connect URI`` on a pseudo-terminal: type, read, wait for exit."""
 
-    def __init__(self, uri: str, *args: str, data_home: str, colour: bool = False) -> None:
+    def __init__(self, uri: str, *args: str, data_home: str, colour: bool = False, windows: bool = False) -> None:
         master, slave = os.openpty()
         env = dict(os.environ, TERM="xterm", INPUTRC=os.devnull, PYTHONUNBUFFERED="1", XDG_DATA_HOME=data_home)
         env.pop("NO_COLOR", None)
         if not colour:
             env["NO_COLOR"] = "1"
+        if windows:  # The client's Python without poll() and pthread_kill (tests/no_poll).
+            folder = str(Path(no_poll.__file__).parent)
+            env[no_poll.VARIABLE] = "1"
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, env.get("PYTHONPATH")]))
         self.master = master
         self.data_home = data_home
         try:
@@ -125,9 +140,10 @@ class Terminal:
                     pytest.fail(f"the terminal never showed {text!r}; it shows:\n{screen!r}")
                 self.changed.wait(left)
 
-    def wait_reading(self) -> None:
-        """Wait until the client's main thread sleeps in readline's ``select()`` on the
-        terminal (fd 0, so ``nfds`` is 1), as a person waits for the prompt before typing.
+    def wait_reading(self) -> int:
+        """Wait until a thread of the client sleeps in readline's ``select()`` on the
+        terminal (fd 0, so ``nfds`` is 1), as a person waits for the prompt before typing;
+        return that thread's id (the process id for the main thread).
 
         Keys typed earlier, while the terminal is between two lines in cooked mode, are
         handled by the terminal driver instead (a Ctrl-D there is lost when readline
@@ -136,12 +152,16 @@ class Terminal:
         """
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
-            with open(f"/proc/{self.process.pid}/wchan") as file:
-                where = file.read()
-            with open(f"/proc/{self.process.pid}/syscall") as file:
-                call = file.read().split()
-            if ("poll" in where or "select" in where) and call[1:2] == ["0x1"]:
-                return
+            for task in sorted(os.listdir(f"/proc/{self.process.pid}/task"), key=int):
+                try:
+                    with open(f"/proc/{self.process.pid}/task/{task}/wchan") as file:
+                        where = file.read()
+                    with open(f"/proc/{self.process.pid}/task/{task}/syscall") as file:
+                        call = file.read().split()
+                except (FileNotFoundError, ProcessLookupError):  # A thread that just ended.
+                    continue
+                if ("poll" in where or "select" in where) and call[1:2] == ["0x1"]:
+                    return int(task)
             time.sleep(0.01)
         pytest.fail(f"the client never waited for input; the terminal shows:\n{self.screen!r}")
 
@@ -174,12 +194,13 @@ def peer(ws_server) -> Iterator[tuple]:
 
 @pytest.fixture
 def open_terminal(tmp_path) -> Iterator[Any]:
-    """Factory: ``open_terminal(uri, *args, colour=False)`` starts the client on a pseudo-terminal,
+    """Factory: ``open_terminal(uri, *args, colour=False, windows=False)`` starts the client on a
+    pseudo-terminal (``windows``: its Python without poll() and pthread_kill),
     its data directory (history) in ``tmp_path``, and waits for its banner."""
     terminals: List[Terminal] = []
 
-    def start(uri: str, *args: str, colour: bool = False, banner: bool = True) -> Terminal:
-        term = Terminal(uri, *args, data_home=str(tmp_path / "data"), colour=colour)
+    def start(uri: str, *args: str, colour: bool = False, banner: bool = True, windows: bool = False) -> Terminal:
+        term = Terminal(uri, *args, data_home=str(tmp_path / "data"), colour=colour, windows=windows)
         terminals.append(term)
         if banner:
             term.expect("Ctrl-D to quit")
@@ -265,6 +286,49 @@ def test_server_close_ends_the_session(peer, terminal: Terminal) -> None:
     terminal.expect("connection closed with code 4001 (going away now)")
     assert server.received == []
     assert [code for code, _ in server.closes] == [4001]  # the client's reply, code echoed
+
+
+@pytest.mark.parametrize("windows", [False, True], ids=["input-in-main-thread", "input-in-own-thread"])
+def test_server_close_at_an_empty_prompt_ends_the_session_at_once(peer, open_terminal, windows: bool) -> None:
+    """The user has typed nothing and the server closes: the client reports the close and
+    exits within a few seconds, with the status --help gives (0 after a 1000), whether
+    input() runs in the main thread (SIGUSR1 ends it) or, as on Windows, in its own."""
+    server, uri = peer
+    term = open_terminal(uri, windows=windows)
+    reading = term.wait_reading()
+    # Which way ran: without pthread_kill (Windows, emulated) lines are read in a thread of
+    # their own, else in the main thread, whose id is the process id.
+    assert (reading != term.process.pid) == (windows or NO_POLL)
+    server.wait_for(lambda: server.connections, "the connection")
+    closed = time.monotonic()
+    server.connections[0].close(1000, "done")
+    assert term.wait() == 0
+    assert time.monotonic() - closed < 5.0
+    term.expect("connection closed with code 1000 (done)")
+    assert "Traceback" not in term.screen and "Fatal Python error" not in term.screen
+    # The terminal is left as the shell needs it: lines and echo on, even with a read
+    # abandoned while readline had it in its own mode (the master side reads the modes).
+    modes = termios.tcgetattr(term.master)[3]
+    assert modes & termios.ICANON and modes & termios.ECHO
+    server.wait_for(lambda: server.closes, "a close")
+    assert [code for code, _ in server.closes] == [1000]  # the client's reply, code echoed
+
+
+@pytest.mark.parametrize("windows", [False, True], ids=["input-in-main-thread", "input-in-own-thread"])
+def test_interrupt_at_the_prompt_either_way(peer, open_terminal, windows: bool) -> None:
+    """Ctrl-C reaches the main thread while another thread reads the line, too."""
+    server, uri = peer
+    term = open_terminal(uri, windows=windows)
+    term.type("half")
+    term.expect("> half")
+    term.wait_reading()
+    os.kill(term.process.pid, signal.SIGINT)
+    assert term.wait() == 130
+    term.expect("connection closed with code 1001")
+    server.wait_for(lambda: server.closes, "a close")
+    assert server.closes == [(1001, "")]
+    modes = termios.tcgetattr(term.master)[3]
+    assert modes & termios.ICANON and modes & termios.ECHO  # Left as the shell needs it.
 
 
 def test_interrupt_closes_with_1001(peer, terminal: Terminal) -> None:

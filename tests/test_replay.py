@@ -280,6 +280,48 @@ def test_cli_replay_serves_every_client_until_ctrl_c(recording: Path) -> None:
         process.communicate()
 
 
+# _thread.interrupt_main() marks SIGINT pending without interrupting a wait: on Linux this is
+# what Ctrl-C does to a Windows process waiting on a lock. The command line is the real one.
+_INTERRUPTED_ON_REQUEST = """
+import _thread, sys, threading
+from wsclient.cli import main
+
+def interrupt_on_request():
+    sys.stdin.readline()
+    _thread.interrupt_main()
+
+threading.Thread(target=interrupt_on_request, daemon=True).start()
+sys.exit(main(["replay", *sys.argv[1:]]))
+"""
+
+
+def test_cli_replay_once_stops_on_a_pending_ctrl_c(recording: Path) -> None:
+    """``--once`` waits for its session in bounded waits: a Ctrl-C that does not interrupt
+    the wait (Windows) still ends it, the session closed with 1001, status 0."""
+    process = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_ON_REQUEST, str(recording), "127.0.0.1:0",
+                                "--fast", "--once"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        uri = process.stdout.readline().strip()
+        with wsclient.connect(uri, proxy=None, timeout=TIMEOUT) as ws:
+            assert ws.recv(timeout=TIMEOUT) == "welcome"  # The session plays: --once waits for its end.
+            process.stdin.write("interrupt\n")
+            process.stdin.flush()
+            with pytest.raises(wsclient.ConnectionClosed):
+                ws.recv(timeout=TIMEOUT)
+            assert ws.close_code == 1001
+        try:
+            _, err = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("replay --once never acted on the pending Ctrl-C")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "shutting down" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("content, message", [
     ("", "empty, not a wsclient recording"),
     ('{"hello": 1}\n', 'line 1: not a wsclient recording: the first line has no "wsclient-recording" key'),

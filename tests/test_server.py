@@ -496,6 +496,97 @@ def test_serve_forever_again_after_shutdown():
         thread.join(5)
 
 
+def test_serving_again_after_shutdown_waits_without_spinning():
+    # The wake-up byte of the first shutdown() stayed in the socket pair: served again,
+    # the loop found it ready at every turn and kept a core busy doing nothing.
+    server, thread = _serving(lambda ws: None)
+    server.shutdown()
+    thread.join(5)
+    cpu = []
+
+    def serve_and_measure() -> None:
+        server.serve_forever()
+        cpu.append(time.thread_time())  # The CPU time this thread used, all of it.
+
+    thread = threading.Thread(target=serve_and_measure)
+    thread.start()
+    try:
+        assert server.wait_serving(5)
+        threading.Event().wait(1.0)  # The span measured: a second of serving, no client.
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert cpu and cpu[0] < 0.1, cpu
+
+
+@pytest.mark.parametrize("poll_interval, error", [
+    (0, ValueError), (-1, ValueError), (float("nan"), ValueError), (float("inf"), ValueError),
+    (None, TypeError), ("0.5", TypeError), (True, TypeError),
+])
+def test_serve_forever_checks_poll_interval(poll_interval, error):
+    with wsclient.serve(lambda ws: None, "127.0.0.1", 0) as server:
+        with pytest.raises(error, match="poll_interval"):
+            server.serve_forever(poll_interval)
+        assert not server.wait_serving(0)
+
+
+# _thread.interrupt_main() marks SIGINT pending without interrupting a blocking system
+# call: on Linux this is what Ctrl-C does to a process waiting in select() on Windows.
+_INTERRUPTED_SERVER = """
+import _thread, sys, threading, time
+import wsclient
+
+def handler(ws):
+    for message in ws:
+        ws.send(message)
+
+server = wsclient.serve(handler, "127.0.0.1", 0)
+closes = []
+
+def client():
+    assert server.wait_serving(10)
+    with wsclient.connect(server.uri, timeout=10) as ws:
+        ws.send("ready")
+        assert ws.recv(timeout=10) == "ready"  # The handler runs: the server serves.
+        print("interrupting", time.monotonic(), flush=True)
+        _thread.interrupt_main()
+        try:
+            ws.recv(timeout=30)
+        except wsclient.ConnectionClosed:
+            closes.append(ws.close_code)
+
+thread = threading.Thread(target=client)
+thread.start()
+try:
+    server.serve_forever(*[float(arg) for arg in sys.argv[1:]])  # The default without one.
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", time.monotonic(), flush=True)
+thread.join(10)
+server.shutdown()
+server.server_close()
+print("client saw close code", closes, flush=True)
+"""
+
+
+@pytest.mark.parametrize("poll_interval", [None, 0.1])
+def test_a_pending_ctrl_c_stops_serve_forever_within_poll_interval(poll_interval):
+    """Ctrl-C on Windows does not interrupt select(): the loop must wake by itself (every
+    poll_interval, 0.5 s by default) for Python to raise KeyboardInterrupt; it then closes
+    the connections with 1001 as a Ctrl-C anywhere does."""
+    argv = [sys.executable, "-c", _INTERRUPTED_SERVER] + ([] if poll_interval is None else [str(poll_interval)])
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"serve_forever() never saw the pending Ctrl-C; output: {exc.stdout!r} {exc.stderr!r}")
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[0] for line in lines] == ["interrupting", "KeyboardInterrupt", "client"], done.stdout
+    waited = float(lines[1].split()[1]) - float(lines[0].split()[1])
+    assert waited < (poll_interval or 0.5) + 2.0, waited  # One poll_interval, and the closing handshake.
+    assert lines[2] == "client saw close code [1001]"
+
+
 def test_a_client_connecting_during_shutdown_is_answered_at_once():
     # serve_forever() had stopped accepting while shutdown() waited for a handler that
     # ignores the close: a new client waited unanswered in the backlog until server_close().

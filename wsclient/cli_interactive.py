@@ -4,17 +4,23 @@ commands (``/help``), and messages shown as they arrive without breaking the lin
 History lives in ``wsclient/history`` under the user's data directory: ``$XDG_DATA_HOME``
 (default ``~/.local/share``), or ``%APPDATA%`` on Windows; line editing and history need
 :mod:`readline` (absent on Windows without pyreadline3: the prompt then still works).
+
+When the server closes the connection, a prompt waiting for a line must give up: where the
+main thread can be signalled (``signal.pthread_kill``, SIGUSR1), it reads the lines itself and
+SIGUSR1 interrupts ``input()``; elsewhere (Windows) a daemon thread reads them and the main
+thread waits for each in bounded waits, leaving that thread behind once the connection ends.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, List, Optional, Union
 
 from .cli_session import Receiver, Session
 from .cli_show import Formatter, Palette, parse_binary
@@ -26,6 +32,11 @@ try:
     import readline
 except ImportError:  # pragma: no cover - Windows
     readline = None  # type: ignore[assignment]  # None marks the module missing
+
+try:
+    import termios
+except ImportError:  # pragma: no cover - Windows
+    termios = None  # type: ignore[assignment]  # None marks the module missing
 
 __all__ = ["interactive", "history_path", "HELP", "HISTORY_LENGTH"]
 
@@ -43,6 +54,10 @@ HELP = """\
   Ctrl-D                    close normally and exit; Ctrl-C: close with 1001, exit 130"""
 
 _PROMPT = "> "
+
+#: Seconds the main thread waits at a time for a line read by another thread: Python acts
+#: on a pending Ctrl-C between two waits (on Windows Ctrl-C does not interrupt a lock's wait).
+_WAKE_INTERVAL = 0.2
 
 
 def history_path() -> Path:
@@ -83,7 +98,7 @@ def _save_history(path: Path, palette: Palette) -> None:
 
 
 class _Woken(Exception):
-    """Raised in the main thread (by SIGUSR1) to end input() once the connection has closed."""
+    """Raised in the main thread to end the wait for a line once the connection has closed."""
 
 
 class _Screen:
@@ -145,15 +160,9 @@ def interactive(session: Session, *, formatter: Formatter, palette: Palette, sho
                                 f"{extensions or 'none'}); /help for commands, Ctrl-D to quit"), flush=True)
     receiver = Receiver(session, received)
     receiver.start()
-
-    def wake(signum: int, frame: Any) -> None:  # runs in the main thread, between bytecodes
-        if screen.reading:  # only input() is interrupted, and only once
-            screen.reading = False
-            raise _Woken
-
-    previous = _set_wake_handler(wake)
+    lines = _SignalledInput(screen) if _can_signal_main_thread() else _ThreadedInput()
     threading.Thread(target=_wake_on_close, name="wsclient-waker", daemon=True,
-                     args=(receiver, screen, ended, previous is not None)).start()
+                     args=(receiver, screen, ended, lines)).start()
     status: Optional[int] = None
     try:
         while True:
@@ -162,7 +171,7 @@ def interactive(session: Session, *, formatter: Formatter, palette: Palette, sho
                     if ended.is_set():
                         break
                     screen.reading = True
-                line = input(screen.input_prompt)
+                line = lines.read(screen.input_prompt)
             except EOFError:
                 print()
                 break
@@ -188,8 +197,7 @@ def interactive(session: Session, *, formatter: Formatter, palette: Palette, sho
     except _Woken:  # _wake_on_close after the peer closed
         print()
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGUSR1, previous)
+        lines.close()
         _save_history(history, palette)
     try:
         receiver.close_and_wait()
@@ -201,31 +209,131 @@ def interactive(session: Session, *, formatter: Formatter, palette: Palette, sho
     return status
 
 
-def _set_wake_handler(wake: Any) -> Any:
-    """Install ``wake`` for SIGUSR1 where threads can be signalled; the previous handler, or
-    None where that cannot be done (Windows, or not in the main thread)."""
-    if not hasattr(signal, "pthread_kill"):
-        return None
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGUSR1, wake)
+def _can_signal_main_thread() -> bool:
+    """Whether a thread can interrupt the main thread's ``input()`` with SIGUSR1: not on
+    Windows (no ``pthread_kill``, no SIGUSR1), nor when not called from the main thread."""
+    return (hasattr(signal, "pthread_kill") and hasattr(signal, "SIGUSR1")
+            and threading.current_thread() is threading.main_thread())
 
 
-def _wake_on_close(receiver: Receiver, screen: _Screen, ended: threading.Event, can_signal: bool) -> None:
-    """Once the connection has closed, interrupt an input() still waiting for a line.
+class _SignalledInput:
+    """Lines read by ``input()`` in the main thread, which SIGUSR1 interrupts once the
+    connection has closed (:meth:`wake`)."""
 
-    The signal is repeated while input() still waits: one that lands just before readline
-    blocks in select() is only seen at the next interruption.
+    def __init__(self, screen: _Screen) -> None:
+        self._screen = screen
+        self._previous = signal.signal(signal.SIGUSR1, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:  # in the main thread, between bytecodes
+        if self._screen.reading:  # only input() is interrupted, and only once
+            self._screen.reading = False
+            raise _Woken
+
+    def read(self, prompt: str) -> str:
+        """A line typed at the prompt.
+
+        Raises:
+            EOFError: Ctrl-D.
+            KeyboardInterrupt: Ctrl-C.
+            _Woken: the connection has closed.
+        """
+        return input(prompt)
+
+    def wake(self) -> None:
+        """End a wait in :meth:`read`, from another thread, once the connection has closed.
+
+        The signal is repeated while input() still waits: one that lands just before
+        readline blocks in select() is only seen at the next interruption.
+        """
+        main = threading.main_thread().ident or 0
+        for _ in range(50):  # at most about 10 s
+            if not self._screen.reading:
+                return
+            signal.pthread_kill(main, signal.SIGUSR1)
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        """Put the previous SIGUSR1 handler back."""
+        signal.signal(signal.SIGUSR1, self._previous)
+
+
+#: What the reading thread hands over: a line, or the exception input() raised; None from
+#: :meth:`_ThreadedInput.wake`.
+_Result = Union[str, BaseException, None]
+
+
+class _ThreadedInput:
+    """Lines read by ``input()`` in a daemon thread, one per :meth:`read`, for where nothing
+    can interrupt the main thread's ``input()`` (Windows). The main thread waits for each line
+    in bounded waits, so Ctrl-C reaches it there too, and gives up once the connection has
+    closed (:meth:`wake`); the reading thread is then left waiting, and ends with the process.
+    A terminal that readline left in its line-editing mode meanwhile is put back as it was.
     """
+
+    def __init__(self) -> None:
+        self._prompts: "queue.SimpleQueue[str]" = queue.SimpleQueue()
+        self._results: "queue.SimpleQueue[_Result]" = queue.SimpleQueue()
+        self._thread: Optional[threading.Thread] = None
+        self._terminal: Optional[List[Any]] = None  # The terminal's modes, to restore.
+        if termios is not None and sys.stdin.isatty():
+            try:
+                self._terminal = termios.tcgetattr(sys.stdin.fileno())
+            except (termios.error, OSError, ValueError):
+                pass
+
+    def _run(self) -> None:
+        while True:
+            prompt = self._prompts.get()
+            try:
+                self._results.put(input(prompt))
+            except BaseException as exc:  # EOFError, KeyboardInterrupt...: the main thread's to raise.
+                self._results.put(exc)
+                return
+
+    def read(self, prompt: str) -> str:
+        """A line typed at the prompt.
+
+        Raises:
+            EOFError: Ctrl-D (Ctrl-Z then Enter on Windows).
+            KeyboardInterrupt: Ctrl-C.
+            _Woken: the connection has closed.
+        """
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="wsclient-input", daemon=True)
+            self._thread.start()
+        self._prompts.put(prompt)
+        while True:
+            try:
+                result = self._results.get(timeout=_WAKE_INTERVAL)
+            except queue.Empty:  # Python acts on a pending Ctrl-C here (Windows).
+                continue
+            if result is None:
+                raise _Woken
+            if isinstance(result, BaseException):
+                raise result
+            return result
+
+    def wake(self) -> None:
+        """End a wait in :meth:`read` (now or the next one) once the connection has closed."""
+        self._results.put(None)
+
+    def close(self) -> None:
+        """Put the terminal's modes back (echo, lines), which readline may have changed in a
+        read left waiting; the reading thread itself is a daemon."""
+        if termios is not None and self._terminal is not None:
+            try:
+                termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._terminal)
+            except (termios.error, OSError, ValueError):
+                pass
+
+
+def _wake_on_close(receiver: Receiver, screen: _Screen, ended: threading.Event,
+                   lines: Union[_SignalledInput, _ThreadedInput]) -> None:
+    """Once the connection has closed, end the wait for a line, if any."""
     receiver.join()
     with screen.lock:
         ended.set()
-    main = threading.main_thread().ident or 0
-    for _ in range(50):  # at most about 10 s
-        if not (can_signal and screen.reading):
-            return
-        signal.pthread_kill(main, signal.SIGUSR1)
-        time.sleep(0.2)
+    lines.wake()
 
 
 def _command(session: Session, line: str, screen: _Screen, formatter: Formatter) -> bool:

@@ -5,17 +5,19 @@ to every client that connects, reporting each session's match or mismatch on std
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from typing import Optional
 
-from .cli_serve import parse_address, raise_interrupt
+from .cli_serve import parse_address, stop_on_signals
 from .cli_show import Palette, reason_of, wants_colour
 from .cli_status import EXIT_FAILED, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE
 from .recording import RecordingError, read
 from .replay import ReplayMismatch, ReplayServer
 
 __all__ = ["replay"]
+
+#: Seconds between two looks for a pending Ctrl-C while ``--once`` waits for its session.
+_WAKE_INTERVAL = 0.5
 
 
 def replay(args: argparse.Namespace) -> int:
@@ -55,7 +57,7 @@ def replay(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"wsclient: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    signal.signal(signal.SIGTERM, raise_interrupt)
+    stop_on_signals()
     print(server.uri, flush=True)
     events = len(recording.events)
     print(f"replaying {args.file} ({events} events{', fast' if args.fast else ''}) on {server.uri}; "
@@ -63,9 +65,12 @@ def replay(args: argparse.Namespace) -> int:
     try:
         if args.once:
             server.start()
-            server.wait_finished(1)
+            # Bounded waits: Python acts on Ctrl-C between two, where it does not interrupt
+            # a lock's wait (Windows).
+            while not server.wait_finished(1, timeout=_WAKE_INTERVAL):
+                pass
         else:
-            server.serve_forever()  # Sessions come and go until Ctrl-C or SIGTERM.
+            server.serve_forever()  # Sessions come and go until Ctrl-C, SIGTERM or Ctrl-Break.
     except KeyboardInterrupt:
         print("shutting down", file=sys.stderr, flush=True)
     finally:

@@ -21,9 +21,7 @@ from .forwarded import parse_trusted
 from .server import WebSocketServer, broadcast, serve as ws_serve
 from .workers import run_workers
 
-__all__ = ["serve", "parse_address", "raise_interrupt"]
-
-
+__all__ = ["serve", "parse_address", "raise_interrupt", "stop_signals", "stop_on_signals"]
 
 
 def parse_address(text: str) -> Tuple[str, int]:
@@ -65,12 +63,39 @@ def _server_handler(mode: str, holder: List[WebSocketServer], *, tag: str = "", 
 
 
 def raise_interrupt(signum: int, frame: Any) -> None:
-    """A signal handler (for SIGTERM) that stops a server as Ctrl-C does.
+    """A signal handler (for SIGTERM and Ctrl-Break) that stops a server as Ctrl-C does.
 
     Raises:
         KeyboardInterrupt: always.
     """
     raise KeyboardInterrupt
+
+
+def stop_signals() -> List[int]:
+    """The signals besides SIGINT (Ctrl-C) that stop a server on this platform: SIGTERM, and
+    SIGBREAK (Ctrl-Break) where :mod:`signal` has it (Windows).
+
+    Returns:
+        Their numbers, SIGTERM first.
+    """
+    names = ("SIGTERM", "SIGBREAK")
+    return [getattr(signal, name) for name in names if hasattr(signal, name)]
+
+
+def stop_on_signals() -> List[int]:
+    """Make every signal of :func:`stop_signals` stop this process as Ctrl-C does (a
+    ``KeyboardInterrupt`` in the main thread), for ``serve`` and ``replay``.
+
+    Returns:
+        The signals whose handler was set.
+
+    Raises:
+        ValueError: not called from the main thread (from :func:`signal.signal`).
+    """
+    handled = stop_signals()
+    for signum in handled:
+        signal.signal(signum, raise_interrupt)
+    return handled
 
 
 def _server_context(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
@@ -110,7 +135,8 @@ def _uri(args: argparse.Namespace, host: str, port: int) -> str:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """The ``serve`` subcommand: an echo or broadcast server until Ctrl-C (or SIGTERM).
+    """The ``serve`` subcommand: an echo or broadcast server until Ctrl-C (or SIGTERM, or
+    Ctrl-Break on Windows: :func:`stop_on_signals`).
 
     With ``--workers N`` (N > 1), N processes share the port (see :mod:`wsclient.workers`).
 
@@ -141,7 +167,7 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"wsclient: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    signal.signal(signal.SIGTERM, raise_interrupt)
+    stop_on_signals()
     print(server.uri, flush=True)
     print(f"serving ({args.mode}) on {server.uri}; Ctrl-C to stop", file=sys.stderr, flush=True)
     try:

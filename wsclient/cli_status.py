@@ -25,7 +25,7 @@ EXIT_INTERRUPTED = 130
 EXIT_STATUSES: List[Tuple[int, str]] = [
     (EXIT_OK, "success: the connection closed normally (1000, 1001, or a close frame without "
               "a code, 1005); demo: every message came back; serve and replay: stopped by "
-              "Ctrl-C or SIGTERM with no replay mismatch"),
+              "Ctrl-C, SIGTERM or (Windows) Ctrl-Break with no replay mismatch"),
     (EXIT_FAILED, "failure: the connection or its handshake failed (the reason, and the body of "
                   "a 401 or 403 answer, on stderr), a timeout, or any other close code"),
     (EXIT_USAGE, "bad arguments or a file that cannot be used (a recording, a certificate)"),

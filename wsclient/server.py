@@ -242,10 +242,24 @@ class WebSocketServer:
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Accept connections until :meth:`shutdown` (or Ctrl-C, which shuts down first).
 
+        The loop wakes at once on ``shutdown()``, and at least every ``poll_interval``
+        seconds otherwise, as :mod:`socketserver`'s does: where a signal does not
+        interrupt the wait (Ctrl-C on Windows, or a signal that reached another thread),
+        its handler runs within that time, so Ctrl-C stops a serving process everywhere.
+
         Args:
-            poll_interval: unused; kept for :mod:`socketserver` compatibility (the loop
-                wakes at once on ``shutdown()``).
+            poll_interval: the longest wait in seconds (0.5 by default), above 0.
+
+        Raises:
+            TypeError: ``poll_interval`` is not an int or a float.
+            ValueError: ``poll_interval`` is not above 0 and finite.
+            RuntimeError: the server is closed.
+            KeyboardInterrupt: Ctrl-C, after the connections have been closed with 1001.
         """
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)):
+            raise TypeError(f"poll_interval must be an int or a float, not {type(poll_interval).__name__}")
+        if not (math.isfinite(poll_interval) and poll_interval > 0):
+            raise ValueError(f"poll_interval must be above 0 and finite, not {poll_interval!r}")
         if self._closed:
             raise RuntimeError("the server is closed")
         with self._lock:
@@ -260,9 +274,12 @@ class WebSocketServer:
                 selector.register(self._stop_r, selectors.EVENT_READ)
                 self._serving.set()
                 while not self._shutdown_requested:
-                    for key, _ in selector.select():
+                    # Bounded: Python runs signal handlers between two waits at the latest.
+                    for key, _ in selector.select(poll_interval):
                         if key.fileobj is self.socket:
                             self._accept()
+                        else:  # A shutdown's wake-up byte (maybe a past one's): drained.
+                            self._stop_r.recv(64)
         except KeyboardInterrupt:
             self._shutdown_requested = True
             self._listener.stop()
