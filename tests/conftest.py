@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pathlib
 import selectors
+import signal
 import threading
 from typing import Callable, Iterator
 
@@ -28,6 +29,13 @@ if NO_POLL:
     no_poll.remove_thread_signals()
     _folder = str(pathlib.Path(no_poll.__file__).parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_folder, os.environ.get("PYTHONPATH")]))
+
+# A shell starts a background job (``pytest &``, ``nohup``) with SIGINT ignored, and an
+# ignored signal stays ignored in every process the tests start: the Ctrl-C tests' servers
+# and clients would then never see their Ctrl-C. Handled here, it is back to the default
+# in each child, where Python turns it into KeyboardInterrupt as it does for a user.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pytest  # noqa: E402
 
