@@ -303,6 +303,24 @@ class Channel:
                 sent = self._sock.send(buffers[0])
         return sent
 
+    def shutdown_write(self) -> bool:
+        """Send the end of the stream after the bytes already queued, and go on reading.
+
+        For a server's close (see ``Duplex``): a socket closed while the peer still sends
+        is answered with a reset, which drops what the peer had not yet received.
+
+        Returns:
+            True if the write side is now shut; False over TLS (shutting TCP down under
+            it would end TLS too), after :meth:`shutdown`, or if the socket refused.
+        """
+        if self._tls or self._shut:
+            return False
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return False
+        return True
+
     def shutdown(self) -> None:
         """Shut both directions down: threads waiting wake, reads see the end, writes fail.
 

@@ -123,6 +123,9 @@ class Duplex:
         # the messages before it: release_failure().
         protocol.defer_failures = True
         self.failure_due: Optional[float] = None
+        # A server's end of the stream went out after its close frame; the socket is read
+        # (and what comes discarded) until the peer's end, bounded by close_timeout.
+        self.lingering = False
         # Watched before the first bytes are processed, so the timers they may set (a
         # deferred failure, a closing deadline) are kept; the watcher leaves the socket
         # alone meanwhile, as the read lock is taken (and is told when it is let go).
@@ -647,7 +650,27 @@ class Duplex:
         if outbox.close_after_write and not self.closed and not outbox.pending:
             if outbox.write_lock.acquire(False):  # No frame is half written.
                 outbox.write_lock.release()
-                self.abort(None)
+                if not self._linger():
+                    self.abort(None)
+
+    def _linger(self) -> bool:
+        """A server, after a clean closing handshake: end the stream (FIN, after what is
+        still queued) and read until the peer ends its own, instead of closing at once.
+
+        A socket closed while the peer still sends (a ping after its close frame, as
+        Autobahn's 7.1.6 does) is answered by the kernel with a reset, and the reset drops
+        whatever this end had queued and the peer had not yet read: the end of a large
+        echo and the close frame. The peer sees our end of the stream as the server's
+        close (RFC 6455 section 7.1.1) and closes its side; ``close_timeout`` (set by
+        :meth:`_close_when_written`) bounds the wait. Not over TLS (see
+        :meth:`Channel.shutdown_write`). True while lingering.
+        """
+        proto = self.proto
+        if proto.eof_received or proto.failed or proto.side is not Side.SERVER:
+            return False
+        if not self.lingering:
+            self.lingering = self.channel.shutdown_write()
+        return self.lingering
 
     def _finish_writes(self, limit: float) -> None:
         """Before closing the transport, write what is still queued (a close frame).

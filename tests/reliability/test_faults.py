@@ -301,20 +301,18 @@ def test_shutdown_under_load(run_server, handler_kind: str) -> None:
 # -- a frame from the peer after its close frame -------------------------------------------
 
 
-@pytest.mark.xfail(sys.platform == "linux", strict=True, reason=(
-    "known bug: after the closing handshake the server shuts the socket down both ways and "
-    "closes it while its echo is still in the send queue; Linux answers the peer's next "
-    "segment with a reset (RFC 1122; nstat TcpExtTCPAbortOnData), which drops the unsent "
-    "echo and close frame. Needs a half-close (SHUT_WR) and reading until the peer's EOF "
-    "(bounded by close_timeout) before close(). Seen as the flaky conformance case "
-    "closing-7.1.6 in the server role."))
 def test_a_frame_after_the_peers_close_does_not_cut_what_the_server_still_sends(run_server) -> None:
     # Autobahn 7.1.6 made deterministic: a 256 KiB text, a close frame, and a ping that
-    # arrives only once the server has closed its end, with most of the echo (more than
-    # the client's receive buffer holds) still in the server's send queue.
+    # arrives only once the server has answered the close, with most of the echo (more
+    # than the client's receive buffer holds) still in the server's send queue. A server
+    # that closed its socket there was answered with a reset (RFC 1122; Linux counts
+    # TcpExtTCPAbortOnData), which dropped the rest of the echo and the close frame: the
+    # server ends its stream instead and reads until the client ends its own.
+    handlers: List[wsclient.WebSocket] = []
     done = threading.Event()
 
     def echo(ws: wsclient.WebSocket) -> None:
+        handlers.append(ws)
         try:
             for message in ws:
                 ws.send(message)
@@ -331,11 +329,42 @@ def test_a_frame_after_the_peers_close_does_not_cut_what_the_server_still_sends(
         # The echo is on its way (else the server may rightly drop it for the close).
         assert select.select([sock], [], [], 10)[0], "no echo"
         sock.sendall(Frame(Opcode.CLOSE, (1000).to_bytes(2, "big")).serialize(mask_key=MASK))
-        assert done.wait(10), "the server did not close its end"
-        # The server read our close frame, answered it and closed its socket: now the ping.
+        wait_until(lambda: handlers and handlers[0]._duplex.lingering,
+                   what="the server answered the close and ended its stream")
         sock.sendall(Frame(Opcode.PING, b"late").serialize(mask_key=MASK))
         frames = read_frames(sock, expect_masked=False, until=lambda frames: False)
+        assert not done.is_set()  # The server waits for our end of the stream...
     finally:
         sock.close()
-    # With the bug: a reset after about 124 KiB of the echo, and no whole frame at all.
+    assert done.wait(10), "the server did not close once the client did"  # ...and closes then.
     assert [(f.opcode, len(f.payload)) for f in frames] == [(Opcode.TEXT, len(payload)), (Opcode.CLOSE, 2)]
+
+
+def test_a_server_ends_its_stream_at_once_and_waits_close_timeout_for_the_peers(run_server) -> None:
+    closed_in: List[float] = []
+
+    def close_now(ws: wsclient.WebSocket) -> None:
+        ws.recv(timeout=10)  # So the close frame does not come with the handshake's answer.
+        start = time.monotonic()
+        ws.close()
+        closed_in.append(time.monotonic() - start)
+
+    server = run_server(close_now, compression=None, close_timeout=1.0)
+    sock, _, leftover = raw_client(server.uri)
+    assert leftover == b""
+    try:
+        sock.sendall(Frame(Opcode.TEXT, b"close, please").serialize(mask_key=MASK))
+        frames = read_frames(sock, expect_masked=False, until=lambda frames: bool(frames))
+        assert [f.opcode for f in frames] == [Opcode.CLOSE]
+        sock.sendall(Frame(Opcode.CLOSE, frames[0].payload).serialize(mask_key=MASK))
+        # The server's end of the stream comes right after the handshake, not at the
+        # timeout: the client (which must not close first, RFC 6455 7.1.1) can close.
+        start = time.monotonic()
+        sock.settimeout(10)
+        assert sock.recv(1) == b""
+        assert time.monotonic() - start < 0.9
+        # This client never closes: the server gives up on it at its close_timeout.
+        wait_until(lambda: closed_in, what="the server's close() to return", timeout=10)
+        assert 0.9 <= closed_in[0] < 5
+    finally:
+        sock.close()
