@@ -316,7 +316,8 @@ def test_server_close_at_an_empty_prompt_ends_the_session_at_once(peer, open_ter
 
 @pytest.mark.parametrize("windows", [False, True], ids=["input-in-main-thread", "input-in-own-thread"])
 def test_interrupt_at_the_prompt_either_way(peer, open_terminal, windows: bool) -> None:
-    """Ctrl-C reaches the main thread while another thread reads the line, too."""
+    """Ctrl-C (SIGINT, as the terminal sends it) closes with 1001, "going away", and exits
+    with 130, as --help says; also while another thread reads the line (no pthread_kill)."""
     server, uri = peer
     term = open_terminal(uri, windows=windows)
     term.type("half")
@@ -329,20 +330,6 @@ def test_interrupt_at_the_prompt_either_way(peer, open_terminal, windows: bool) 
     assert server.closes == [(1001, "")]
     modes = termios.tcgetattr(term.master)[3]
     assert modes & termios.ICANON and modes & termios.ECHO  # Left as the shell needs it.
-
-
-def test_interrupt_closes_with_1001(peer, terminal: Terminal) -> None:
-    """Ctrl-C (SIGINT, as the terminal sends it) closes with 1001, "going away", and exits
-    with 130, as --help says."""
-    server, _ = peer
-    terminal.type("half")
-    terminal.expect("> half")
-    terminal.wait_reading()
-    os.kill(terminal.process.pid, signal.SIGINT)
-    assert terminal.wait() == 130
-    terminal.expect("connection closed with code 1001")
-    server.wait_for(lambda: server.closes, "a close")
-    assert server.closes == [(1001, "")]
 
 
 def test_close_without_a_code_is_normal_and_reported_once(peer, terminal: Terminal) -> None:
