@@ -33,7 +33,9 @@ STOP_TIMEOUT = 20.0
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-NGINX_CONF = """\
+#: What nginx needs around an ``http`` block's contents to run unprivileged in the
+#: foreground with every file in ``{dir}`` (pid file, logs, temporary paths).
+NGINX_MAIN = """\
 daemon off;
 master_process off;
 pid {dir}/nginx.pid;
@@ -46,13 +48,19 @@ http {{
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
-    map $http_upgrade $connection_upgrade {{
-        default upgrade;
-        ''      close;
-    }}
 {body}
 }}
 """
+
+NGINX_MAP = """\
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ''      close;
+    }
+"""
+
+#: :data:`NGINX_MAIN` with the ``map`` inside ``http`` (for tests writing their own ``server``).
+NGINX_CONF = NGINX_MAIN.replace("{body}", NGINX_MAP.replace("{", "{{").replace("}", "}}") + "{body}")
 
 #: The proxying part of a ``location`` (the recipe of docs/deployment.rst), plus a response
 #: header naming the upstream nginx chose, so a test can tell which server a client reached.
@@ -99,12 +107,11 @@ def run_nginx(directory: str, upstreams: Dict[str, List[int]], *,
         locations: path prefix -> upstream name (default: ``/`` to the only upstream).
         timeout: ``proxy_read_timeout`` and ``proxy_send_timeout``.
     """
-    binary = find_program("nginx", "nginx")
     if locations is None:
         (name,) = upstreams
         locations = {"/": name}
     port = free_port()
-    body = ""
+    body = NGINX_MAP
     for name, ports in upstreams.items():
         servers = "".join(f"        server 127.0.0.1:{p};\n" for p in ports)
         body += f"    upstream {name} {{\n{servers}    }}\n"
@@ -113,12 +120,21 @@ def run_nginx(directory: str, upstreams: Dict[str, List[int]], *,
         proxying = NGINX_LOCATION.format(upstream=name, timeout=timeout, source=PROXY_SOURCE)
         body += f"        location {path} {{\n{proxying}        }}\n"
     body += "    }"
+    with run_nginx_http(directory, body, port):
+        yield port
+
+
+@contextlib.contextmanager
+def run_nginx_http(directory: str, http: str, port: int) -> Iterator[None]:
+    """nginx running the contents ``http`` of an ``http`` block (``map``, ``upstream``,
+    ``server``...) inside :data:`NGINX_MAIN`, until it listens on 127.0.0.1:``port``."""
+    binary = find_program("nginx", "nginx")
     conf = os.path.join(directory, "nginx.conf")
     with open(conf, "w") as file:
-        file.write(NGINX_CONF.format(dir=directory, body=body))
+        file.write(NGINX_MAIN.format(dir=directory, body=http))
     with running([binary, "-p", directory, "-c", conf, "-e", os.path.join(directory, "error.log")],
                  directory, "127.0.0.1", [port]):
-        yield port
+        yield
 
 
 HAPROXY_CONF = """\
@@ -148,14 +164,23 @@ def run_haproxy(directory: str, ports: List[int], *, tunnel: str = "1h") -> Iter
 
     ``tunnel`` is ``timeout tunnel``: how long an upgraded connection may stay silent.
     """
-    binary = find_program("haproxy", "haproxy")
     port = free_port()
     servers = "".join(f"    server s{i} 127.0.0.1:{p}\n" for i, p in enumerate(ports))
+    with run_haproxy_config(directory, HAPROXY_CONF.format(
+            port=port, source=PROXY_SOURCE, servers=servers, tunnel=tunnel), port):
+        yield port
+
+
+@contextlib.contextmanager
+def run_haproxy_config(directory: str, config: str, port: int) -> Iterator[None]:
+    """HAProxy in the foreground (``-db``) running ``config`` until it listens on
+    127.0.0.1:``port``."""
+    binary = find_program("haproxy", "haproxy")
     conf = os.path.join(directory, "haproxy.cfg")
     with open(conf, "w") as file:
-        file.write(HAPROXY_CONF.format(port=port, source=PROXY_SOURCE, servers=servers, tunnel=tunnel))
+        file.write(config)
     with running([binary, "-f", conf, "-db"], directory, "127.0.0.1", [port]):
-        yield port
+        yield
 
 
 @contextlib.contextmanager
