@@ -27,14 +27,11 @@ from typing import Dict, List
 
 import wsclient
 
-from .multiprocess.engines import run_haproxy_config, run_nginx_http
+from .multiprocess.engines import (DOC_HAPROXY_BLOCK, DOC_NGINX_BLOCK, run_haproxy_config,
+                                   run_nginx_http)
 from .pki import Pki
 from .proxies import free_port
 from .test_readme import find, substitute
-
-#: Strings only the nginx block and the HAProxy block of docs/deployment.rst contain.
-NGINX_BLOCK = "map $http_upgrade $connection_upgrade {"
-HAPROXY_BLOCK = "frontend websocket"
 
 #: Seconds any one step (a connection, a reply) may take.
 STEP = 10.0
@@ -82,7 +79,7 @@ def test_nginx_block_runs(run_server, pki: Pki, tmp_path: Path) -> None:
     """*nginx in front*: the page's ``map``, ``upstream`` and ``server``, in nginx."""
     servers = [run_server(report).port for _ in range(2)]
     port = free_port()
-    http = substitute(find(NGINX_BLOCK).code, {
+    http = substitute(find(DOC_NGINX_BLOCK).code, {
         "server 127.0.0.1:8001;": f"server 127.0.0.1:{servers[0]};",
         "server 127.0.0.1:8002;": f"server 127.0.0.1:{servers[1]};",
         "listen 443 ssl;": f"listen 127.0.0.1:{port} ssl;",
@@ -97,7 +94,7 @@ def test_haproxy_block_runs(run_server, pki: Pki, tmp_path: Path) -> None:
     """*HAProxy in front*: the page's ``defaults``, ``frontend`` and ``backend``, in HAProxy."""
     servers = [run_server(report).port for _ in range(2)]
     port = free_port()
-    config = substitute(find(HAPROXY_BLOCK).code, {
+    config = substitute(find(DOC_HAPROXY_BLOCK).code, {
         "server s1 127.0.0.1:8001 ": f"server s1 127.0.0.1:{servers[0]} ",
         "server s2 127.0.0.1:8002 ": f"server s2 127.0.0.1:{servers[1]} ",
         "bind :443 ssl crt /etc/haproxy/ws.example.com.pem":

@@ -5,6 +5,12 @@ directory, on free loopback ports, in the foreground (``daemon off``, ``-db``), 
 stopped by its PID (SIGTERM, then SIGKILL after a bounded wait). A missing program skips the
 test on a developer's machine and fails it when ``CI=true`` (:func:`tests.proxies.find_program`).
 
+The proxying directives are docs/deployment.rst's own, taken from the page when a test
+runs: nginx's ``map`` and ``location /`` (:func:`nginx_map`, :func:`nginx_location`) and
+HAProxy's ``defaults`` (:func:`haproxy_defaults`), with only the upstreams and timeouts
+changed, so the multi-process tests test what the page tells readers to write
+(tests/test_docs_deployment.py runs the page's whole blocks, TLS included).
+
 Proxies connect to the wsclient servers from :data:`PROXY_SOURCE` (``proxy_bind`` in nginx,
 ``source`` in HAProxy), a loopback address of its own, so a server can trust the proxy
 without trusting the test's clients, which connect from 127.0.0.1.
@@ -14,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
+import textwrap
 import time
 from typing import Callable, Dict, Iterator, List, Optional
 
@@ -23,6 +31,7 @@ import pytest
 
 from ..interop.peers import Peer
 from ..proxies import find_program, free_port, running
+from ..test_readme import find, substitute
 
 #: The address the proxies connect to the servers from (any 127/8 address is loopback).
 PROXY_SOURCE = "127.0.0.3"
@@ -62,20 +71,42 @@ NGINX_MAP = """\
 #: :data:`NGINX_MAIN` with the ``map`` inside ``http`` (for tests writing their own ``server``).
 NGINX_CONF = NGINX_MAIN.replace("{body}", NGINX_MAP.replace("{", "{{").replace("}", "}}") + "{body}")
 
-#: The proxying part of a ``location`` (the recipe of docs/deployment.rst), plus a response
-#: header naming the upstream nginx chose, so a test can tell which server a client reached.
-NGINX_LOCATION = """\
-            proxy_pass http://{upstream};
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_read_timeout {timeout};
-            proxy_send_timeout {timeout};
-            proxy_bind {source};
-            add_header X-Upstream $upstream_addr always;
-"""
+#: Strings only the nginx block and the HAProxy block of docs/deployment.rst contain: the
+#: tests find the blocks by them (:func:`tests.test_readme.find`) and run what they show.
+DOC_NGINX_BLOCK = "map $http_upgrade $connection_upgrade {"
+DOC_HAPROXY_BLOCK = "frontend websocket"
+
+
+def doc_part(key: str, pattern: str) -> str:
+    """The part of the docs block containing ``key`` that ``pattern`` (multi-line) matches."""
+    code = find(key).code
+    match = re.search(pattern, code, re.M | re.S)
+    assert match, f"{pattern!r} no longer matches the block of docs/deployment.rst:\n{code}"
+    return match.group(0)
+
+
+def nginx_map() -> str:
+    """The ``map`` of docs/deployment.rst's nginx block (``$connection_upgrade``)."""
+    return doc_part(DOC_NGINX_BLOCK, r"^map \$http_upgrade \$connection_upgrade \{\n.*?^\}$") + "\n"
+
+
+def nginx_location(upstream: str, timeout: str, source: str) -> str:
+    """The proxying part of docs/deployment.rst's ``location /``, with the test's upstream and
+    timeouts, plus ``proxy_bind source`` and a response header naming the upstream nginx
+    chose, so a test can tell which server a client reached."""
+    location = doc_part(DOC_NGINX_BLOCK, r"^(\s*)location / \{\n.*?^\1\}$")
+    body = textwrap.dedent(location.split("{", 1)[1].rsplit("}", 1)[0].rstrip().lstrip("\n")) + "\n"
+    body = substitute(body, {"proxy_pass http://wsclient;": f"proxy_pass http://{upstream};",
+                             "proxy_read_timeout 1h;": f"proxy_read_timeout {timeout};",
+                             "proxy_send_timeout 1h;": f"proxy_send_timeout {timeout};"})
+    return body + f"proxy_bind {source};\nadd_header X-Upstream $upstream_addr always;\n"
+
+
+def haproxy_defaults(tunnel: str) -> str:
+    """The ``defaults`` section of docs/deployment.rst's HAProxy block, with ``timeout
+    tunnel`` set to ``tunnel``."""
+    defaults = doc_part(DOC_HAPROXY_BLOCK, r"^defaults\n(?:[ \t]+\S[^\n]*(?:\n|\Z))+")
+    return substitute(defaults, {"timeout tunnel 1h\n": f"timeout tunnel {tunnel}\n"})
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
@@ -111,13 +142,13 @@ def run_nginx(directory: str, upstreams: Dict[str, List[int]], *,
         (name,) = upstreams
         locations = {"/": name}
     port = free_port()
-    body = NGINX_MAP
+    body = nginx_map()
     for name, ports in upstreams.items():
         servers = "".join(f"        server 127.0.0.1:{p};\n" for p in ports)
         body += f"    upstream {name} {{\n{servers}    }}\n"
     body += f"    server {{\n        listen 127.0.0.1:{port};\n"
     for path, name in locations.items():
-        proxying = NGINX_LOCATION.format(upstream=name, timeout=timeout, source=PROXY_SOURCE)
+        proxying = nginx_location(name, timeout, PROXY_SOURCE)
         body += f"        location {path} {{\n{proxying}        }}\n"
     body += "    }"
     with run_nginx_http(directory, body, port):
@@ -140,14 +171,7 @@ def run_nginx_http(directory: str, http: str, port: int) -> Iterator[None]:
 HAPROXY_CONF = """\
 global
     maxconn 4096
-defaults
-    mode http
-    option forwardfor
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout tunnel {tunnel}
-    timeout client-fin 10s
+{defaults}
 frontend websocket
     bind 127.0.0.1:{port}
     default_backend wsclient
@@ -167,7 +191,7 @@ def run_haproxy(directory: str, ports: List[int], *, tunnel: str = "1h") -> Iter
     port = free_port()
     servers = "".join(f"    server s{i} 127.0.0.1:{p}\n" for i, p in enumerate(ports))
     with run_haproxy_config(directory, HAPROXY_CONF.format(
-            port=port, source=PROXY_SOURCE, servers=servers, tunnel=tunnel), port):
+            port=port, source=PROXY_SOURCE, servers=servers, defaults=haproxy_defaults(tunnel)), port):
         yield port
 
 

@@ -1,5 +1,6 @@
 """HAProxy (Debian's) in front of ``python -m wsclient serve --workers 2``: a smoke test, and
-how ``timeout tunnel`` and keepalive pings meet.
+how ``timeout tunnel`` and keepalive pings meet. The ``defaults`` section is the one of
+docs/deployment.rst, read from the page (``engines.haproxy_defaults``).
 
 HAProxy in HTTP mode passes the upgrade through, adds its own ``X-Forwarded-For`` line
 (``option forwardfor``), and holds the tunnel under ``timeout tunnel``. The workers log

@@ -1,4 +1,5 @@
-"""nginx (Debian's) in front of several wsclient servers: the recipe of docs/deployment.rst.
+"""nginx (Debian's) in front of several wsclient servers: the recipe of docs/deployment.rst,
+its ``map`` and ``location /`` directives read from the page (``engines.nginx_location``).
 
 - 100 clients spread over two ``python -m wsclient serve`` processes; one process is
   killed: its clients see an abnormal close (1006), the others carry on, and the orphans
