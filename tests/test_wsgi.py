@@ -576,3 +576,47 @@ def test_a_tls_socket_is_refused_with_a_clear_error(pki) -> None:
         thread.join(TIMEOUT)
     assert len(failures) == 1
     assert "Werkzeug/" in failures[0] and "TLS" in failures[0]
+
+
+def test_handshake_refused_docstring_example_runs_under_werkzeug() -> None:
+    """The snippet of :class:`wsclient.wsgi.HandshakeRefused`'s docstring (shown on the API
+    page), taken from the docstring and run as the body of a plain WSGI application under
+    Werkzeug's server: an upgrade becomes a WebSocket, a plain GET gets the 426 the refusal
+    sends, a POST its 405."""
+    import inspect
+    import textwrap
+
+    from .test_readme import literal_blocks
+
+    need(flask is not None, "werkzeug is not installed (pip install -e .[test])")
+    doc = inspect.cleandoc(wsclient.wsgi.HandshakeRefused.__doc__ or "")
+    (snippet,) = [block.code for block in literal_blocks(doc, "HandshakeRefused.__doc__")]
+    assert "return refused(environ, start_response)" in snippet, snippet
+    source = ("def app(environ, start_response):\n" + textwrap.indent(snippet, "    ") + "\n"
+              "    with ws:\n"
+              "        for message in ws:\n"
+              "            ws.send(message)\n"
+              "    start_response('200 OK', [('Content-Length', '0')])\n"
+              "    return []\n")
+    namespace: Dict[str, Any] = {"wsclient": wsclient}
+    exec(compile(source, "HandshakeRefused.__doc__", "exec"), namespace)
+    server = werkzeug.serving.make_server("127.0.0.1", 0, namespace["app"], threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
+    try:
+        with wsclient.connect(f"ws://127.0.0.1:{server.port}/", proxy=None, timeout=TIMEOUT) as ws:
+            ws.send("through the docstring's app")
+            assert ws.recv(timeout=TIMEOUT) == "through the docstring's app"
+        with pytest.raises(urllib.error.HTTPError) as plain:
+            direct.open(f"http://127.0.0.1:{server.port}/", timeout=TIMEOUT)
+        assert plain.value.code == 426
+        assert plain.value.headers["Upgrade"] == "websocket"
+        with pytest.raises(urllib.error.HTTPError) as posted:
+            direct.open(f"http://127.0.0.1:{server.port}/", data=b"x", timeout=TIMEOUT)
+        assert posted.value.code == 405
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(TIMEOUT)
+    assert not thread.is_alive()
