@@ -420,6 +420,13 @@ def run(*, clients: int, messages: int, max_size: int, fault_rate: float = 0.25,
         thread.join(max(1.0, deadline - time.monotonic() + 60))
     seconds = time.monotonic() - started
 
+    # Every client is done: each server-side connection ends too, once the proxy has passed
+    # on the client's end (a dropped client's 1006 reaches the server through the relay,
+    # a moment after the client saw it). Wait for that, boundedly, before shutdown() would
+    # close what is left with 1001: a connection still open after the wait is a problem.
+    settle = time.monotonic() + 30
+    while len(server_codes) < clients and time.monotonic() < settle:
+        time.sleep(0.05)
     server.shutdown()
     server_thread.join(30)
     server.server_close()
