@@ -114,9 +114,10 @@ def test_many_connection_scenarios_at_a_small_scale() -> None:
     for lib in ("raw", "wsclient", "websockets-asyncio"):
         rest = rows[("9 broadcast 1 KiB to 20", lib)]
         assert "failed" not in rest and _ratio(rest) > 0, (lib, rest)
-        # No delivery lost to a reading client by the libraries compared. (The raw loop is
-        # the benchmark's own baseline: in one no-poll CI run its count came 2 short.)
-        if lib != "raw":
+        # No delivery lost to a reading client by wsclient. What the others lose is
+        # reported, not asserted: the raw loop (the baseline) came 2 short in one no-poll
+        # CI run, and websockets' asyncio broadcast() 1 of 143,363 in a CPython 3.10 run.
+        if lib == "wsclient":
             assert "lost 0.00" in rest, (lib, rest)
     for lib in ("raw", "wsclient", "websockets", "node ws"):
         rest = rows[("10 load 20 clients rtt", lib)]
