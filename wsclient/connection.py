@@ -289,7 +289,9 @@ class WebSocket:
         Idempotent and callable from any thread; a thread blocked in ``recv()`` wakes and
         raises :class:`~wsclient.ConnectionClosedOK` (after the messages already received).
         When it returns, the socket is closed (or will be as soon as a fragmented send in
-        another thread gives the line back).
+        another thread gives the line back). Both ends wait for the other's end of the
+        stream after the close frames: a server ends its own first (RFC 6455 section
+        7.1.1), so that what it sent last is not lost to a reset.
 
         Args:
             code: the close code (1000 by default); 1005 (with no reason) sends a close
