@@ -300,6 +300,27 @@ def test_happy_eyeballs_within_the_deadline_and_no_leak() -> None:
     assert f"127.0.0.1:{dead4[1]} (no answer)" in message
 
 
+def test_one_address_is_bounded_named_and_leaks_nothing() -> None:
+    """One address is connected without a selector: the same deadline, message and care."""
+    with full_backlog() as dead4:
+        before = open_fds()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError) as caught:
+            transport.connect_addresses([info(dead4)], deadline=deadline(0.3), what="example:80")
+        assert 0.25 < time.monotonic() - started < 1.5
+        assert open_fds() == before
+    assert str(caught.value) == f"timed out connecting to example:80: tried 127.0.0.1:{dead4[1]} (no answer)"
+    port = closed_port()
+    before = open_fds()
+    with pytest.raises(ConnectionRefusedError) as refused:
+        transport.connect_addresses([info(("127.0.0.1", port))], deadline=deadline(), what="example:81")
+    assert open_fds() == before
+    assert f"cannot connect to example:81: tried 127.0.0.1:{port} (Connection refused)" in text_of(refused.value)
+    with pytest.raises(TimeoutError):
+        transport.connect_addresses([info(("127.0.0.1", port))], deadline=time.monotonic() - 1, what="x:1")
+    assert open_fds() == before
+
+
 def test_refused_names_host_port_and_every_address() -> None:
     addresses = [info(("::1", closed_port("::1"))), info(("127.0.0.1", closed_port()))]
     before = open_fds()

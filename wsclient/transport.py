@@ -37,6 +37,7 @@ for a ``ws://`` request answered by a TLS server.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import logging
 import os
@@ -46,7 +47,7 @@ import ssl
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 import socks
 
@@ -103,6 +104,7 @@ _PYSOCKS_TYPES = {
 }
 
 
+@functools.lru_cache(maxsize=256)
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host.partition("%")[0])
@@ -235,6 +237,8 @@ def connect_addresses(
     order = _interleave(addresses)
     if not order:
         raise OSError(f"no address to connect to for {what}")
+    if len(order) == 1:
+        return _ready(_connect_one(order[0], deadline=deadline, what=what), deadline, what)
     selector = selectors.DefaultSelector()
     pending: Dict[socket.socket, AddrInfo] = {}
     failures: List[Tuple[AddrInfo, BaseException]] = []
@@ -288,19 +292,50 @@ def connect_addresses(
                 sock.close()
         selector.close()
     if winner is None:
-        for failed, error in failures:
-            logger.debug("connecting to %s at %s failed: %s", what, _address(failed), error)
-        last = failures[-1][1]
-        add_hint(last, f"cannot connect to {what}: {_tried(failures, [])}; "
-                       "is the server running and listening there?")
-        raise last
+        _raise_failure(failures, what)
+    return _ready(winner, deadline, what)
+
+
+def _connect_one(info: AddrInfo, *, deadline: Optional[float], what: str) -> socket.socket:
+    """A blocking ``connect()`` bounded by the deadline: one address needs no selector."""
     try:
-        winner.settimeout(remaining(deadline, f"connecting to {what}"))
+        sock = socket.socket(info[0], info[1], info[2])
+    except OSError as exc:  # no such family here (IPv6 off), no fd left...
+        _raise_failure([(info, exc)], what)
+    try:
+        sock.settimeout(remaining(deadline, f"connecting to {what}"))
+        sock.connect(info[4])
+    except TimeoutError:
+        sock.close()
+        raise TimeoutError(f"timed out connecting to {what}: {_tried([], [info])}") from None
+    except OSError as exc:
+        sock.close()
+        _raise_failure([(info, exc)], what)
     except BaseException:
-        winner.close()
+        sock.close()
         raise
-    _set_nodelay(winner)
-    return winner
+    return sock
+
+
+def _raise_failure(failures: Sequence[Tuple[AddrInfo, BaseException]], what: str) -> NoReturn:
+    """Raise the last failure, with a hint naming every address tried."""
+    for failed, error in failures:
+        logger.debug("connecting to %s at %s failed: %s", what, _address(failed), error)
+    last = failures[-1][1]
+    add_hint(last, f"cannot connect to {what}: {_tried(failures, [])}; "
+                   "is the server running and listening there?")
+    raise last
+
+
+def _ready(sock: socket.socket, deadline: Optional[float], what: str) -> socket.socket:
+    """The connected socket with the time left as its timeout, and ``TCP_NODELAY``."""
+    try:
+        sock.settimeout(remaining(deadline, f"connecting to {what}"))
+    except BaseException:
+        sock.close()
+        raise
+    _set_nodelay(sock)
+    return sock
 
 
 def connect_tcp(host: str, port: int, *, deadline: Optional[float]) -> socket.socket:

@@ -22,6 +22,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import re
 from typing import Optional, Tuple
@@ -115,6 +116,19 @@ def parse_uri(uri: str) -> WebSocketURI:
             IPv6 address, a control character, a lone surrogate or surrounding whitespace.
             The message never contains the password.
     """
+    if type(uri) is str and "@" not in uri:  # Not kept: a URI carrying a password.
+        return _parse_uri_cached(uri)
+    return _parse_uri(uri)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_uri_cached(uri: str) -> WebSocketURI:
+    """Programs connect to a few URIs again and again: each is parsed once (the value is
+    frozen; errors are raised each time, not kept)."""
+    return _parse_uri(uri)
+
+
+def _parse_uri(uri: str) -> WebSocketURI:
     if not isinstance(uri, str):
         raise TypeError(f"uri must be a str, not {type(uri).__name__}")
     shown = redact(uri)
