@@ -118,6 +118,11 @@ def test_headers_copy_is_independent() -> None:
     copy["B"] = "3"
     assert headers.items() == [("A", "1")]
     assert copy.items() == [("A", "1"), ("A", "2"), ("B", "3")]
+    assert copy.get_all("a") == ["1", "2"] and copy["b"] == "3" and "b" in copy
+    assert "b" not in headers and headers.get_all("a") == ["1"]
+    del copy["a"]
+    assert copy.items() == [("B", "3")] and headers["a"] == "1"
+    assert Headers(headers)["a"] == "1" and "A" in Headers(headers)
 
 
 def test_headers_equality() -> None:
