@@ -512,6 +512,21 @@ def test_head_size_limit(mode: str) -> None:
     assert info.value.status == 431
 
 
+def test_bare_lf_line_endings_are_accepted(mode: str) -> None:
+    """RFC 9112 section 2.2: a recipient may take a lone LF as a line's end."""
+    request, rest = run(RequestParser(), b"GET /a HTTP/1.1\nHost: h\nX: 1\r\n\r\nrest", mode)
+    assert isinstance(request, Request)
+    assert request.path == "/a" and request.headers.items() == [("Host", "h"), ("X", "1")]
+    assert rest == b"rest"
+
+
+def test_empty_lines_before_the_start_line_are_ignored(mode: str) -> None:
+    for before in (b"\r\n", b"\r\n\r\n", b"\r\n\n"):
+        request, _ = run(RequestParser(), before + b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n", mode)
+        assert isinstance(request, Request)
+        assert request.path == "/b" and request.headers.items() == [("Host", "h")]
+
+
 def test_head_size_limit_counts_leading_empty_lines() -> None:
     parser = RequestParser(max_head=100)
     with pytest.raises(InvalidHTTP) as info:

@@ -274,6 +274,8 @@ class _HeadParser:
 
     def _read_head(self) -> bool:
         """Consume lines until the empty line ending the head; ``True`` once it is read."""
+        if self._start_line is None and self._read_whole_head():
+            return True
         while True:
             start = self._pos
             status = self._start_line_status if self._start_line is None else 431
@@ -291,6 +293,32 @@ class _HeadParser:
                 return True
             else:
                 self._add_header(line)
+
+    def _read_whole_head(self) -> bool:
+        """The usual case in one step: the whole head is here, its lines end in CRLF and
+        are within the line and head limits (each field's own checks, and the count, are
+        :meth:`_add_header`'s). Anything else is left to the line-by-line reading
+        (``False``), which gives the exact error or takes the unusual form."""
+        start = self._pos
+        end = self._buffer.find(b"\r\n\r\n", start)
+        if end == -1 or self._head_size + end + 4 - start > self._max_head:
+            return False
+        head = bytes(self._buffer[start:end])
+        lines = head.split(b"\r\n")
+        fields = len(lines) - 1
+        if (
+            not lines[0]
+            or head.count(b"\r") != fields
+            or head.count(b"\n") != fields
+            or max(map(len, lines)) > self._max_line
+        ):
+            return False
+        self._start_line = lines[0].decode("latin-1")
+        for line in lines[1:]:
+            self._add_header(line)
+        self._pos = end + 4
+        self._head_size += end + 4 - start
+        return True
 
     def _add_header(self, line: bytes) -> None:
         if line[:1] in (b" ", b"\t"):
