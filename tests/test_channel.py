@@ -288,6 +288,25 @@ def test_a_waiting_reader_never_holds_up_a_writer(pair) -> None:
     assert reader.result() == b"hello"
 
 
+@needs_dontwait
+def test_a_blocking_read_asks_for_little_but_takes_same_sized_messages_in_one_read(pair) -> None:
+    """CPython allocates a blocking recv()'s whole buffer before it waits, so an idle
+    reader asks for 256 bytes; after a larger read, for that size rounded up to a power
+    of two; after a read that came back full, for much more."""
+    ours, peer = pair
+    channel = Channel(ours)
+    peer.sendall(bytes(600))
+    assert len(channel.recv(None)) == 256  # idle: little asked
+    assert len(channel.recv(None)) == 344  # that read came back full: the rest in one
+    for _ in range(3):
+        peer.sendall(bytes(500))
+        assert len(channel.recv(None)) == 500  # 512 asked each time
+    peer.sendall(bytes(40))
+    assert len(channel.recv(None)) == 40
+    peer.sendall(bytes(600))
+    assert len(channel.recv(None)) == 256  # small reads again: little asked
+
+
 def test_recv_without_deadline_reads_a_large_stream_in_full(pair) -> None:
     ours, peer = pair
     channel = Channel(ours)

@@ -50,8 +50,8 @@ Buffer = Union[bytes, bytearray, memoryview]
 # sendmsg() fails; a masked 16 MiB payload comes as 1,024 pieces of 16 KiB.
 _MAX_GATHER = 512
 
-#: Bytes asked by a blocking read that may wait long (see :meth:`Channel.recv`).
-_IDLE_READ_SIZE = 1024
+#: The least a blocking read that may wait long asks for (see :meth:`Channel.recv`).
+_IDLE_READ_SIZE = 256
 
 # The flag that makes one call on a blocking socket non-blocking (Linux, the BSDs, macOS).
 _DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
@@ -175,13 +175,19 @@ class Channel:
         """
         if deadline is None and self._dontwait and not self._shut:
             # CPython allocates the whole buffer before it blocks: a thread waiting idle
-            # would hold 64 KiB. Ask for a little until a read comes back full.
+            # would hold 64 KiB. Ask for what the last read brought, rounded up to a power
+            # of two (same-sized messages keep taking one read each) and at least 256
+            # bytes; after a read that came back full, for much more.
             size = self._blocking_size
             try:
                 data: bytes = self._sock.recv(size)
             except OSError as exc:
                 return self._read_failed(exc)
-            self._blocking_size = DEFAULT_READ_SIZE if len(data) == size else _IDLE_READ_SIZE
+            got = len(data)
+            if got == size:
+                self._blocking_size = DEFAULT_READ_SIZE
+            else:
+                self._blocking_size = _IDLE_READ_SIZE if got <= _IDLE_READ_SIZE else 1 << got.bit_length()
             return data
         while self.wait_readable(deadline):
             ready = self.recv_nowait()
