@@ -301,7 +301,8 @@ class _HeadParser:
         (``False``), which gives the exact error or takes the unusual form."""
         start = self._pos
         end = self._buffer.find(b"\r\n\r\n", start)
-        if end == -1 or self._head_size + end + 4 - start > self._max_head:
+        size = end + 4 - start  # the head with its final empty line
+        if end == -1 or self._head_size + size > self._max_head:
             return False
         head = bytes(self._buffer[start:end])
         lines = head.split(b"\r\n")
@@ -316,8 +317,8 @@ class _HeadParser:
         self._start_line = lines[0].decode("latin-1")
         for line in lines[1:]:
             self._add_header(line)
-        self._pos = end + 4
-        self._head_size += end + 4 - start
+        self._pos = start + size
+        self._head_size += size
         return True
 
     def _add_header(self, line: bytes) -> None:
