@@ -67,7 +67,7 @@ nitpick_ignore_regex = [
                r"|NoReturn|Generator|Collection|MutableMapping|IO|TextIO|BinaryIO)"),
     # Internal objects that appear in public signatures (a TypeVar, the parts a
     # connection is composed of): design.rst describes them; they are not API.
-    (r"py:class", r"wsclient\.(connection\.W|opening\.Negotiator|watcher\.Watcher"
+    (r"py:class", r"wsclient\.(connection\.W|opening\.Negotiator|watcher\.Watcher|gate\.Gate"
                   r"|protocol\.Protocol|protocol\.PreparedMessage|options\.ConnectionOptions)"),
     (r"py:class", r"HeadersLike"),  # the alias, unqualified in signatures
     (r"py:class", r"x in the interval \[0, 1\)\."),  # random.random's docstring, as a default

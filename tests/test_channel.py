@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 import pytest
 
 from wsclient.channel import DEFAULT_READ_SIZE, Channel
+from wsclient.gate import Gate
 
 from .pki import Pki
 from .reliability.rawpeer import calling, wait_until
@@ -262,10 +263,11 @@ def test_a_reader_without_deadline_waits_in_recv_and_shutdown_wakes_it(pair) -> 
 
 
 def blocked_in_socket_recv(thread: threading.Thread) -> bool:
-    """True if ``thread``'s innermost Python frame is ``Channel.recv`` on its line that
-    calls the socket's ``recv()``: it waits in that system call, not in a poll first."""
+    """True if ``thread``'s innermost Python frame is ``Channel.recv`` (or its parked
+    reading, when the gate cannot park) on a line that calls the socket's ``recv()``: it
+    waits in that system call, not in a poll first."""
     frame = sys._current_frames().get(thread.ident or -1)
-    if frame is None or frame.f_code.co_name != "recv":
+    if frame is None or frame.f_code.co_name not in ("recv", "_recv_parked"):
         return False
     return "self._sock.recv(" in linecache.getline(frame.f_code.co_filename, frame.f_lineno)
 
@@ -305,6 +307,48 @@ def test_a_blocking_read_asks_for_little_but_takes_same_sized_messages_in_one_re
     assert len(channel.recv(None)) == 40
     peer.sendall(bytes(600))
     assert len(channel.recv(None)) == 256  # small reads again: little asked
+
+
+@needs_dontwait
+def test_past_the_gates_direct_readers_a_reader_parks_and_reads_each_message(pair) -> None:
+    ours, peer = pair
+    gate = Gate(direct=0)
+    try:
+        channel = Channel(ours, gate=gate)
+        for message in (b"first", bytes(600), b"third"):
+            reader = Background(lambda: channel.recv(None))
+            wait_until(lambda: gate.parked == 1, DEADLINE, "the reader parks in the gate")
+            assert not blocked_in_socket_recv(reader)
+            peer.sendall(message)
+            assert reader.result() == message[:256]  # An idle read asks for 256 bytes.
+            if len(message) > 256:
+                assert channel.recv(None) == message[256:]  # Came back full: more asked.
+        reader = Background(lambda: channel.recv(None))
+        wait_until(lambda: gate.parked == 1, DEADLINE, "the reader parks in the gate")
+        channel.shutdown()
+        assert reader.result() == b""
+        assert gate.parked == 0 and gate.waiting == 0
+    finally:
+        gate.close()
+
+
+@needs_dontwait
+def test_a_gate_with_room_leaves_the_reader_in_recv_and_a_closed_gate_too(pair) -> None:
+    ours, peer = pair
+    gate = Gate(direct=1)
+    channel = Channel(ours, gate=gate)
+    reader = Background(lambda: channel.recv(None))
+    wait_until(lambda: blocked_in_socket_recv(reader), DEADLINE, "the reader blocks in recv()")
+    assert not gate.enter()  # The reader holds the one direct place...
+    peer.sendall(b"hello")
+    assert reader.result() == b"hello"
+    assert gate.enter()  # ...and gave it back.
+    reader = Background(lambda: channel.recv(None))
+    wait_until(lambda: gate.parked == 1, DEADLINE, "the reader parks in the gate")
+    gate.close()  # A server closing: its parked readers wait in recv() themselves.
+    wait_until(lambda: blocked_in_socket_recv(reader), DEADLINE, "the reader blocks in recv()")
+    peer.sendall(b"after")
+    assert reader.result() == b"after"
 
 
 def test_recv_without_deadline_reads_a_large_stream_in_full(pair) -> None:

@@ -15,6 +15,7 @@ import time
 import pytest
 
 import wsclient
+from wsclient import gate as gate_module
 from wsclient import server as server_module
 from wsclient.close import serialize_close
 from wsclient.frames import FrameParser, Opcode, serialize_frame
@@ -312,6 +313,40 @@ def test_shutdown_with_100_connections(run_server):
     assert not server.server._threads
     assert server.server.socket.fileno() == -1
     assert threading.active_count() < threads_before
+
+
+def test_handlers_past_the_gates_direct_readers_park_and_miss_nothing(run_server, monkeypatch):
+    # Past gate.DIRECT handlers waiting for a message, the next ones park in the server's
+    # gate, which lets ADMIT of them go at a time (wsclient.gate): nothing may be lost,
+    # reordered or left waiting, in messages, closing handshakes or the server's shutdown.
+    monkeypatch.setattr(gate_module, "DIRECT", 2)
+    monkeypatch.setattr(gate_module, "ADMIT", 1)
+    server = run_server()
+    clients = [wsclient.connect(server.uri, proxy=None) for _ in range(12)]
+
+    def gate_threads():
+        return [t for t in threading.enumerate() if t.name == "wsclient-server-gate"]
+
+    try:
+        wait_until(lambda: gate_threads(), 5, "handlers park in the gate")
+        for turn in range(3):
+            for i, ws in enumerate(clients):  # Every client at once: handlers wake together.
+                ws.send(f"{i}-{turn}" * (1 + 100 * turn))
+            for i, ws in enumerate(clients):
+                assert ws.recv(timeout=5) == f"{i}-{turn}" * (1 + 100 * turn)
+        for ws in clients[:6]:
+            ws.close()
+            assert ws.close_code == 1000  # The server answered the close frame.
+        [gate_thread] = gate_threads()
+        server.stop()  # Shutting down wakes the parked handlers of the other six.
+        for ws in clients[6:]:
+            with pytest.raises(wsclient.ConnectionClosedOK):
+                ws.recv(timeout=5)
+            assert ws.close_code == 1001
+        assert not gate_thread.is_alive()
+    finally:
+        for ws in clients:
+            ws.close()
 
 
 def _serving(handler, **options):

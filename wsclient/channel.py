@@ -13,7 +13,8 @@ The channel gives those threads:
   direction has one: ``poll()`` where the system has it, else ``select()``).
   After :meth:`Channel.shutdown` they return at once, so no thread sleeps on a dead socket.
 * Reads: :meth:`Channel.recv` waits until a deadline (without one, on a plain socket, in
-  ``recv()`` itself); :meth:`Channel.recv_nowait` never waits. Both return bytes, ``b""``
+  ``recv()`` itself, or a server's :class:`~wsclient.gate.Gate` when it has enough readers
+  there); :meth:`Channel.recv_nowait` never waits. Both return bytes, ``b""``
   at the end of the stream, or None when nothing is there (yet). Over TLS they also take
   what OpenSSL has already decrypted (``pending()``), which waiting on the socket cannot see.
 * Writes of a list of buffers: gathered by one ``sendmsg()`` where the socket has it (plain
@@ -36,6 +37,7 @@ import threading
 import time
 from typing import Any, List, Optional, Sequence, Union
 
+from .gate import Gate
 from .readiness import READ, SHUTDOWN_SLICE, WRITE, Waiter, waiter
 
 __all__ = ["Channel", "Buffer", "DEFAULT_READ_SIZE"]
@@ -69,6 +71,8 @@ class Channel:
             :class:`wsclient.tls.TLSInTLS`; the channel sets it non-blocking and owns it
             from then on.
         unsent: bytes to write before anything else (a server's 101 response).
+        gate: where a reader waiting without a deadline may have to wait its turn (a
+            server's: :mod:`wsclient.gate`); None: it always waits in ``recv()``.
 
     Attributes:
         unsent: bytes a :meth:`write` could not finish before its deadline; the next
@@ -83,8 +87,9 @@ class Channel:
             descriptor is past what ``select()`` can watch (see :mod:`wsclient.readiness`).
     """
 
-    def __init__(self, sock: Any, *, unsent: bytes = b"") -> None:
+    def __init__(self, sock: Any, *, unsent: bytes = b"", gate: Optional[Gate] = None) -> None:
         self.unsent = unsent
+        self._gate = gate
         self.error: Optional[OSError] = None
         self.stalled = False
         self._sock = sock
@@ -165,7 +170,9 @@ class Channel:
 
         Without a deadline on a plain socket this is one blocking ``recv()`` (the hot path
         of a reader waiting for its next message: one system call, not a wait and
-        then a ``recv()``); :meth:`shutdown` wakes it.
+        then a ``recv()``); :meth:`shutdown` wakes it. With a gate that has enough readers
+        waiting in ``recv()`` already, the reader parks in the gate instead and reads
+        when the gate lets it go.
 
         Args:
             deadline: a ``time.monotonic()`` value; None waits without limit.
@@ -179,21 +186,47 @@ class Channel:
             # of two (same-sized messages keep taking one read each) and at least 256
             # bytes; after a read that came back full, for much more.
             size = self._blocking_size
+            gate = self._gate
+            if gate is not None and not gate.enter():
+                return self._recv_parked(gate, size)
             try:
                 data: bytes = self._sock.recv(size)
             except OSError as exc:
                 return self._read_failed(exc)
-            got = len(data)
-            if got == size:
-                self._blocking_size = DEFAULT_READ_SIZE
-            else:
-                self._blocking_size = _IDLE_READ_SIZE if got <= _IDLE_READ_SIZE else 1 << got.bit_length()
+            finally:
+                if gate is not None:
+                    gate.leave()
+            self._next_size(len(data), size)
             return data
         while self.wait_readable(deadline):
             ready = self.recv_nowait()
             if ready is not None:
                 return ready
         return None
+
+    def _recv_parked(self, gate: Gate, size: int) -> bytes:
+        """The idle read of :meth:`recv` when the gate says to park (see :mod:`wsclient.gate`)."""
+        while gate.park(self._fd):
+            try:
+                ready = self.recv_nowait(size)
+            finally:
+                gate.done()
+            if ready is not None:
+                self._next_size(len(ready), size)
+                return ready
+        try:  # The gate cannot park this reader: wait in recv() after all.
+            data: bytes = self._sock.recv(size)
+        except OSError as exc:
+            return self._read_failed(exc)
+        self._next_size(len(data), size)
+        return data
+
+    def _next_size(self, got: int, size: int) -> None:
+        """The size the next idle read asks for, after one asked ``size`` and got ``got``."""
+        if got == size:
+            self._blocking_size = DEFAULT_READ_SIZE
+        else:
+            self._blocking_size = _IDLE_READ_SIZE if got <= _IDLE_READ_SIZE else 1 << got.bit_length()
 
     def recv_nowait(self, size: int = DEFAULT_READ_SIZE) -> Optional[bytes]:
         """Read what the socket has now, without waiting.

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Protocol a
 from .close import CloseCode, serialize_close
 from .duplex import Duplex, remaining
 from .exceptions import ConnectionClosed, ConnectionClosedOK
+from .gate import Gate
 from .http11 import Request, Response
 from .inbox import Message
 from .options import DEFAULT_MAX_QUEUE, ConnectionOptions, check_seconds
@@ -46,6 +47,8 @@ class WebSocket:
         initial_data: bytes read past the handshake, processed first.
         preamble: bytes to write before any frame (a server's 101 response, sent by
             :meth:`flush`).
+        gate: the server's gate (:mod:`wsclient.gate`), which bounds how many of its
+            readers wake at once; None (clients): every reader waits on its own socket.
 
     Attributes:
         request: the opening handshake's request (``.path``, ``.headers``).
@@ -70,6 +73,7 @@ class WebSocket:
         options: ConnectionOptions = ConnectionOptions(),
         initial_data: bytes = b"",
         preamble: bytes = b"",
+        gate: Optional[Gate] = None,
     ) -> None:
         self.request = request
         self.response = response
@@ -85,7 +89,8 @@ class WebSocket:
         except OSError:
             self._local_address = self._remote_address = None
         self._duplex = duplex = Duplex(
-            sock, protocol, watcher=watcher, options=options, initial_data=initial_data, preamble=preamble
+            sock, protocol, watcher=watcher, options=options, initial_data=initial_data, preamble=preamble,
+            gate=gate,
         )
         self._receive = duplex.receive  # Bound once: recv() is the hot path.
         self._send = duplex.send

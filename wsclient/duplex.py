@@ -44,6 +44,7 @@ from .background import Background
 from .channel import Channel
 from .close import CloseCode
 from .exceptions import ConnectionClosed
+from .gate import Gate
 from .inbox import Inbox, Message
 from .options import ConnectionOptions
 from .outbox import Outbox
@@ -83,6 +84,7 @@ class Duplex:
         options: the connection's options (``max_size`` is the protocol's to enforce).
         initial_data: bytes read past the handshake, processed first.
         preamble: bytes to write before any frame (a server's 101 response).
+        gate: the server's :class:`~wsclient.gate.Gate` (see :class:`~wsclient.channel.Channel`).
 
     Attributes:
         proto, channel, inbox, outbox, background, watcher: the parts (see the module).
@@ -102,6 +104,7 @@ class Duplex:
         options: ConnectionOptions,
         initial_data: bytes = b"",
         preamble: bytes = b"",
+        gate: Optional[Gate] = None,
     ) -> None:
         self.proto = protocol
         self.options = options
@@ -114,7 +117,7 @@ class Duplex:
         self._read_waiters = 0  # Threads waiting for the read lock (under the condition).
         self._debug = logger.isEnabledFor(logging.DEBUG)
         # The preamble (a server's 101) goes out before any frame.
-        self.channel = Channel(sock, unsent=preamble)
+        self.channel = Channel(sock, unsent=preamble, gate=gate)
         self.inbox = Inbox(self.state_lock, options.max_queue)
         self._changed = self.inbox.changed
         self.outbox = Outbox(self.channel)

@@ -39,6 +39,7 @@ from .http11 import Request, RequestParser, Response
 from .options import ConnectionOptions, check_seconds
 from .protocol import Protocol, Side
 from .sockio import deadline_after, read_head, remaining, send_all
+from .gate import Gate
 from .watcher import Watcher
 
 __all__ = ["Opener", "Negotiator", "Decision", "DEFAULT_SERVER"]
@@ -54,6 +55,7 @@ class Opener:
 
     Args:
         watcher: the server's watcher, which every connection it opens joins.
+        gate: the server's gate, where its connections' readers may wait their turn.
         options: the options of every connection it opens (checked when made).
         ssl_context, subprotocols, select_subprotocol, origins, process_request,
         compression, process_response, server_header, handshake_timeout, trusted_proxies: as
@@ -79,6 +81,7 @@ class Opener:
         server_header: Optional[str] = DEFAULT_SERVER_HEADER,
         handshake_timeout: Optional[float],
         trusted_proxies: Optional[Sequence[str]],
+        gate: Optional[Gate] = None,
     ) -> None:
         tls.check_context("ssl_context", ssl_context)
         self.negotiator = Negotiator(subprotocols=subprotocols, select_subprotocol=select_subprotocol,
@@ -91,6 +94,7 @@ class Opener:
         self.options = options
         self.handshake_timeout = handshake_timeout
         self._watcher = watcher
+        self._gate = gate
         self._lock = threading.Lock()
         self._opening: Set[socket.socket] = set()  # Sockets still in their opening.
 
@@ -136,7 +140,7 @@ class Opener:
         ws = WebSocket(
             sock, protocol, request=request, response=response, subprotocol=subprotocol,
             watcher=self._watcher, options=self.options, initial_data=parser.leftover,
-            preamble=response.serialize(),
+            preamble=response.serialize(), gate=self._gate,
         )
         peer = address[0] if isinstance(address, tuple) else None
         ws.client_address = client_address(

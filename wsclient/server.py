@@ -7,7 +7,9 @@ Each client admitted (within ``max_connections``, unless shutting down) gets one
 which runs the TLS and opening handshakes (:mod:`wsclient.opening`, bounded by
 ``handshake_timeout``) and then ``handler(ws)``. Pings and closing handshakes of all
 connections are handled by one watcher thread per server while handlers are busy, so a
-server costs its handler threads plus two: the accept loop and the watcher.
+server costs its handler threads plus two: the accept loop and the watcher; plus a third,
+the gate (:mod:`wsclient.gate`), once more than :data:`wsclient.gate.DIRECT` handlers wait
+for messages at once: it bounds how many of them wake together.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from .options import (
 from .protocol import DEFAULT_MAX_SIZE, PreparedMessage
 from .routing import request_hook
 from .sockio import deadline_after
+from .gate import Gate
 from .watcher import Watcher
 
 __all__ = [
@@ -162,12 +165,13 @@ class WebSocketServer:
         self._options = ConnectionOptions(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
                                           ping_timeout=ping_timeout, close_timeout=close_timeout)
         self._watcher = Watcher("wsclient-server-watcher")
+        self._gate = Gate(name="wsclient-server-gate")
         self._opener = Opener(
             self._watcher, self._options, ssl_context=ssl_context, subprotocols=subprotocols,
             select_subprotocol=select_subprotocol, origins=origins,
             process_request=request_hook(handler, process_request), process_response=process_response,
             server_header=server_header, compression=compression, handshake_timeout=handshake_timeout,
-            trusted_proxies=trusted_proxies,
+            trusted_proxies=trusted_proxies, gate=self._gate,
         )
         self.handler = handler
         self.ssl_context = ssl_context
@@ -322,8 +326,8 @@ class WebSocketServer:
 
     def server_close(self) -> None:
         """Release the listening socket (and the unix socket's path), and end the watcher
-        thread at once, with its descriptors (bounded by
-        :data:`wsclient.watcher.CLOSE_TIMEOUT`)."""
+        and gate threads at once, with their descriptors (bounded by
+        :data:`wsclient.watcher.CLOSE_TIMEOUT` each)."""
         if self._closed:
             return
         self._closed = True
@@ -332,6 +336,7 @@ class WebSocketServer:
         self._stop_r.close()
         self._stop_w.close()
         self._watcher.close()
+        self._gate.close()
 
     # -- accepting -----------------------------------------------------------------
 
