@@ -372,6 +372,8 @@ def main(argv: List[str]) -> None:
     p_serve.add_argument("--broadcaster", action="store_true", help="answer 'broadcast <s> <n>' on stdin")
     p_serve.add_argument("--switch-interval", type=float, default=None,
                          help="sys.setswitchinterval() first (seconds; Python's default is 0.005)")
+    p_serve.add_argument("--gate", type=int, default=None,
+                         help="wsclient: set wsclient.gate.DIRECT first (default: no gate)")
     p_drive = sub.add_parser("drive")
     p_drive.add_argument("mode", choices=["rtt", "handshake", "many", "idle-deflate"])
     p_drive.add_argument("--port", type=int, required=True)
@@ -385,6 +387,10 @@ def main(argv: List[str]) -> None:
             _gc_stats(os.environ["WSBENCH_GCSTATS"])
         if args.switch_interval is not None:
             sys.setswitchinterval(args.switch_interval)
+        if args.gate is not None:
+            import wsclient.gate
+
+            wsclient.gate.DIRECT = args.gate
         serve(args.lib, args.deflate, args.keepalive, args.broadcaster)
     else:
         drive(args)

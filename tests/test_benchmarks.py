@@ -122,3 +122,19 @@ def test_many_connection_scenarios_at_a_small_scale() -> None:
     for lib in ("raw", "wsclient", "websockets", "node ws"):
         rest = rows[("10 load 20 clients rtt", lib)]
         assert "failed" not in rest and re.search(r"p99 µs [\d.,]+", rest), (lib, rest)
+
+
+def _crowd(*args: str, timeout: float = 120) -> str:
+    result = subprocess.run([sys.executable, "-m", "benchmarks.crowd", *args],
+                            cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_crowd_measurements_run_and_report_every_thread_and_connection() -> None:
+    out = _crowd("threads", "50", "--switch-interval", "0.01")
+    assert re.match(r"50 threads, switch interval 10 ms, 300 additions: 50 done in [\d.]+ s, user ", out), out
+    need(node_available(), "node or the npm package ws is missing (run `npm ci --prefix tests/interop/node`)")
+    out = _crowd("server", "30", "--runs", "1", "--gate", "5")
+    assert re.match(r"opened 30 in [\d.]+ s, \d+ us/handshake \| (rtt [\d.]+ s, lost 0, \d+ us/rt \| ){3}"
+                    r"closed 30/30 in [\d.]+ s, server CPU", out), out

@@ -165,6 +165,9 @@ def test_a_descriptor_the_selector_refuses_is_not_parked(gates):
 
 
 def test_the_defaults_are_read_when_a_gate_is_made(monkeypatch):
+    assert gate_module.DIRECT is None  # Servers make no gate unless asked to.
+    unlimited = Gate()
+    assert all(unlimited.enter() for _ in range(10_000))
     monkeypatch.setattr(gate_module, "DIRECT", 1)
     gate = Gate()
     assert gate.enter()

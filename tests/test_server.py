@@ -316,7 +316,7 @@ def test_shutdown_with_100_connections(run_server):
 
 
 def test_handlers_past_the_gates_direct_readers_park_and_miss_nothing(run_server, monkeypatch):
-    # Past gate.DIRECT handlers waiting for a message, the next ones park in the server's
+    # With gate.DIRECT set, the handlers past it waiting for a message park in the server's
     # gate, which lets ADMIT of them go at a time (wsclient.gate): nothing may be lost,
     # reordered or left waiting, in messages, closing handshakes or the server's shutdown.
     monkeypatch.setattr(gate_module, "DIRECT", 2)

@@ -10,7 +10,7 @@ slower than it comes: 3,000 clients closing at once took a server from 3 to 19 s
 100 % CPU, most of it system time (the figures are in ``docs/performance.rst``).
 
 A :class:`Gate` bounds the crowd. Up to ``direct`` threads wait in ``recv()`` itself, as
-before: a server with fewer idle readers than that never uses the gate and pays two
+without a gate: a server with fewer idle readers than that never parks one and pays two
 uncontended lock operations a read. Past that, a reader *parks*: it registers its socket
 with the gate's selector and waits on a lock of its own, which costs no wake-ups. The
 gate's thread, when a parked socket is readable, lets its reader go, but at most
@@ -19,6 +19,12 @@ read (:meth:`Gate.done`), which hands the admission to the next reader in line. 
 most ``direct + admit`` readers come out of a wait together, however many connections
 the server holds; a parked reader pays for it with a hand-off through the gate's thread
 (about 15 us of CPU per message).
+
+It has a price, measured in ``docs/performance.rst``: a parked reader's message costs a
+hand-off through the gate's thread, which waits for the GIL among the handlers, and with
+thousands of connections a server's CPU per round trip about doubled. So a server makes
+a gate only when :data:`DIRECT` is set (``wsclient.gate.DIRECT = 128`` before creating
+it): for servers that hold thousands of connections whose clients act at once.
 
 Only where the selector takes registrations while it waits (epoll, kqueue); elsewhere
 (``select()``, Windows) every reader waits in ``recv()`` as before. The gate's thread
@@ -31,6 +37,7 @@ from __future__ import annotations
 import collections
 import logging
 import selectors
+import sys
 import threading
 from typing import Deque, Optional
 
@@ -40,9 +47,11 @@ __all__ = ["Gate", "DIRECT", "ADMIT", "CLOSE_TIMEOUT"]
 
 logger = logging.getLogger(__name__)
 
-#: Readers that wait in ``recv()`` itself before the next ones park (per gate). At 512,
-#: 3,000 clients closing at once still stalled a server on one CPU in one run of four.
-DIRECT = 128
+#: Readers that wait in ``recv()`` itself before the next ones park (per gate); None: no
+#: limit, and a server makes no gate (the default: parking costs every parked message a
+#: hand-off, see ``docs/performance.rst``). 128 kept 3,000 clients closing at once steady;
+#: at 512 that stalled a server on one CPU again in one run of four.
+DIRECT: Optional[int] = None
 
 #: Parked readers let go at once, each until it has read. 16 kept 3,000 closing clients
 #: and rounds of 3,000 messages steady; the gate's thread is one of the GIL's waiters too.
@@ -59,7 +68,8 @@ class Gate:
     """Bound how many readers wake together: ``direct`` in ``recv()``, ``admit`` parked.
 
     Args:
-        direct: readers that may wait in ``recv()`` at once (:data:`DIRECT`).
+        direct: readers that may wait in ``recv()`` at once (default :data:`DIRECT`; if
+            that is None too, no limit).
         admit: parked readers let go at once (:data:`ADMIT`; at least 1).
         name: the gate thread's name.
 
@@ -72,7 +82,8 @@ class Gate:
     def __init__(self, *, direct: Optional[int] = None, admit: Optional[int] = None,
                  name: str = "wsclient-gate") -> None:
         self.name = name
-        self._direct_free = DIRECT if direct is None else direct
+        limit = DIRECT if direct is None else direct
+        self._direct_free = sys.maxsize if limit is None else limit
         self._admit_free = max(1, ADMIT if admit is None else admit)
         self._lock = threading.Lock()
         self._waiting: Deque[threading.Lock] = collections.deque()  # Readable, not yet let go.

@@ -7,9 +7,9 @@ Each client admitted (within ``max_connections``, unless shutting down) gets one
 which runs the TLS and opening handshakes (:mod:`wsclient.opening`, bounded by
 ``handshake_timeout``) and then ``handler(ws)``. Pings and closing handshakes of all
 connections are handled by one watcher thread per server while handlers are busy, so a
-server costs its handler threads plus two: the accept loop and the watcher; plus a third,
-the gate (:mod:`wsclient.gate`), once more than :data:`wsclient.gate.DIRECT` handlers wait
-for messages at once: it bounds how many of them wake together.
+server costs its handler threads plus two: the accept loop and the watcher; plus a third
+when :data:`wsclient.gate.DIRECT` is set and more handlers than that wait for messages at
+once: the gate, which bounds how many of them wake together.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from .options import (
 from .protocol import DEFAULT_MAX_SIZE, PreparedMessage
 from .routing import request_hook
 from .sockio import deadline_after
+from . import gate
 from .gate import Gate
 from .watcher import Watcher
 
@@ -165,7 +166,7 @@ class WebSocketServer:
         self._options = ConnectionOptions(max_size=max_size, max_queue=max_queue, ping_interval=ping_interval,
                                           ping_timeout=ping_timeout, close_timeout=close_timeout)
         self._watcher = Watcher("wsclient-server-watcher")
-        self._gate = Gate(name="wsclient-server-gate")
+        self._gate = None if gate.DIRECT is None else Gate(name="wsclient-server-gate")
         self._opener = Opener(
             self._watcher, self._options, ssl_context=ssl_context, subprotocols=subprotocols,
             select_subprotocol=select_subprotocol, origins=origins,
@@ -326,7 +327,7 @@ class WebSocketServer:
 
     def server_close(self) -> None:
         """Release the listening socket (and the unix socket's path), and end the watcher
-        and gate threads at once, with their descriptors (bounded by
+        thread (and the gate's, if any) at once, with their descriptors (bounded by
         :data:`wsclient.watcher.CLOSE_TIMEOUT` each)."""
         if self._closed:
             return
@@ -336,7 +337,8 @@ class WebSocketServer:
         self._stop_r.close()
         self._stop_w.close()
         self._watcher.close()
-        self._gate.close()
+        if self._gate is not None:
+            self._gate.close()
 
     # -- accepting -----------------------------------------------------------------
 
