@@ -6,7 +6,7 @@ every client closing), thousands of threads return from ``recv()`` together and 
 for the GIL, and CPython's GIL is waited for in slices: each waiting thread wakes every
 switch interval (5 ms) to ask for it. With a thousand or more waiting on one CPU those
 wake-ups take the whole CPU, the thread holding the GIL hardly runs, and the work drains
-slower than it comes: 3,000 clients closing at once took a server from 3 to 19 s, at
+slower than it comes: 3,000 clients closing at once took a server from 3 to 34 s, at
 100 % CPU, most of it system time (the figures are in ``docs/performance.rst``).
 
 A :class:`Gate` bounds the crowd. Up to ``direct`` threads wait in ``recv()`` itself, as
@@ -17,12 +17,11 @@ gate's thread, when a parked socket is readable, lets its reader go, but at most
 ``admit`` at a time: a reader holds one of those admissions from its release until it has
 read (:meth:`Gate.done`), which hands the admission to the next reader in line. So at
 most ``direct + admit`` readers come out of a wait together, however many connections
-the server holds; a parked reader pays for it with a hand-off through the gate's thread
-(about 15 us of CPU per message).
+the server holds.
 
 It has a price, measured in ``docs/performance.rst``: a parked reader's message costs a
 hand-off through the gate's thread, which waits for the GIL among the handlers, and with
-thousands of connections a server's CPU per round trip about doubled. So a server makes
+thousands of connections a server's CPU per round trip went up by half to double. So a server makes
 a gate only when :data:`DIRECT` is set (``wsclient.gate.DIRECT = 128`` before creating
 it): for servers that hold thousands of connections whose clients act at once.
 
