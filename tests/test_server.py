@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import selectors
 import socket
 import ssl
 import subprocess
@@ -315,6 +316,11 @@ def test_shutdown_with_100_connections(run_server):
     assert threading.active_count() < threads_before
 
 
+@pytest.mark.skipif(
+    selectors.DefaultSelector.__name__ not in ("EpollSelector", "KqueueSelector")
+    or not hasattr(socket, "MSG_DONTWAIT"),
+    reason="no epoll or kqueue here: handlers never park",
+)
 def test_handlers_past_the_gates_direct_readers_park_and_miss_nothing(run_server, monkeypatch):
     # With gate.DIRECT set, the handlers past it waiting for a message park in the server's
     # gate, which lets ADMIT of them go at a time (wsclient.gate): nothing may be lost,
