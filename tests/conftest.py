@@ -10,6 +10,7 @@ import os
 import pathlib
 import selectors
 import signal
+import socket
 import threading
 from typing import Callable, Iterator
 
@@ -44,6 +45,15 @@ from wsclient.pytest_plugin import TestServer  # noqa: E402
 from .pki import Pki, make_pki
 
 IN_CI = os.environ.get("CI") == "true"
+
+#: A server's readers park in its gate (wsclient.gate) only where the selector takes
+#: registrations while it waits (epoll, kqueue) and reads can pass MSG_DONTWAIT: not on
+#: Windows, nor with WSCLIENT_TEST_NO_POLL=1, where every reader waits in recv().
+needs_parking = pytest.mark.skipif(
+    selectors.DefaultSelector.__name__ not in ("EpollSelector", "KqueueSelector")
+    or not hasattr(socket, "MSG_DONTWAIT"),
+    reason="readers never park here (no epoll or kqueue, or no MSG_DONTWAIT)",
+)
 
 
 def need(condition: bool, reason: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import linecache
 import select
+import selectors
 import socket
 import ssl
 import struct
@@ -23,6 +24,7 @@ import pytest
 from wsclient.channel import DEFAULT_READ_SIZE, Channel
 from wsclient.gate import Gate
 
+from .conftest import needs_parking
 from .pki import Pki
 from .reliability.rawpeer import calling, wait_until
 
@@ -309,7 +311,7 @@ def test_a_blocking_read_asks_for_little_but_takes_same_sized_messages_in_one_re
     assert len(channel.recv(None)) == 256  # small reads again: little asked
 
 
-@needs_dontwait
+@needs_parking
 def test_past_the_gates_direct_readers_a_reader_parks_and_reads_each_message(pair) -> None:
     ours, peer = pair
     gate = Gate(direct=0)
@@ -332,7 +334,7 @@ def test_past_the_gates_direct_readers_a_reader_parks_and_reads_each_message(pai
         gate.close()
 
 
-@needs_dontwait
+@needs_parking
 def test_a_gate_with_room_leaves_the_reader_in_recv_and_a_closed_gate_too(pair) -> None:
     ours, peer = pair
     gate = Gate(direct=1)
@@ -349,6 +351,21 @@ def test_a_gate_with_room_leaves_the_reader_in_recv_and_a_closed_gate_too(pair) 
     wait_until(lambda: blocked_in_socket_recv(reader), DEADLINE, "the reader blocks in recv()")
     peer.sendall(b"after")
     assert reader.result() == b"after"
+
+
+@needs_dontwait
+def test_where_nothing_can_park_a_reader_past_the_gates_limit_waits_in_recv(pair, monkeypatch) -> None:
+    monkeypatch.setattr(selectors, "DefaultSelector", selectors.SelectSelector)  # As on Windows.
+    ours, peer = pair
+    gate = Gate(direct=0)
+    channel = Channel(ours, gate=gate)
+    reader = Background(lambda: channel.recv(None))
+    wait_until(lambda: blocked_in_socket_recv(reader), DEADLINE, "the reader blocks in recv()")
+    peer.sendall(b"hello")
+    assert reader.result() == b"hello"
+    assert gate.thread is None and gate.parked == 0
+    peer.close()
+    assert channel.recv(None) == b""
 
 
 def test_recv_without_deadline_reads_a_large_stream_in_full(pair) -> None:

@@ -12,15 +12,9 @@ import pytest
 from wsclient import gate as gate_module
 from wsclient.gate import Gate
 
+from .conftest import needs_parking
 from .reliability.rawpeer import calling, wait_until
 
-#: Readers park only where the selector takes registrations while it waits (epoll,
-#: kqueue); on Windows (select()) every reader waits in recv() and nothing parks.
-needs_parking = pytest.mark.skipif(
-    selectors.DefaultSelector.__name__ not in ("EpollSelector", "KqueueSelector")
-    or not hasattr(socket, "MSG_DONTWAIT"),
-    reason="no epoll or kqueue here: readers never park",
-)
 
 
 class Parked:

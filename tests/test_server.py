@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import selectors
 import socket
 import ssl
 import subprocess
@@ -21,6 +20,7 @@ from wsclient import server as server_module
 from wsclient.close import serialize_close
 from wsclient.frames import FrameParser, Opcode, serialize_frame
 
+from .conftest import needs_parking
 from .reliability.rawpeer import MASK, handshake_head, raw_client, status_of, tls_client_hello, wait_until
 
 
@@ -316,11 +316,7 @@ def test_shutdown_with_100_connections(run_server):
     assert threading.active_count() < threads_before
 
 
-@pytest.mark.skipif(
-    selectors.DefaultSelector.__name__ not in ("EpollSelector", "KqueueSelector")
-    or not hasattr(socket, "MSG_DONTWAIT"),
-    reason="no epoll or kqueue here: handlers never park",
-)
+@needs_parking
 def test_handlers_past_the_gates_direct_readers_park_and_miss_nothing(run_server, monkeypatch):
     # With gate.DIRECT set, the handlers past it waiting for a message park in the server's
     # gate, which lets ADMIT of them go at a time (wsclient.gate): nothing may be lost,
