@@ -36,10 +36,14 @@ def threads(n: int, work: int, switch_interval: Optional[float]) -> str:
     if switch_interval is not None:
         sys.setswitchinterval(switch_interval)
     threading.stack_size(256 * 1024)  # Address space for thousands of threads.
+    # Before the threads start: on Linux each thread has its own affinity, inherited.
+    os.sched_setaffinity(0, {BULK.measured})
     pairs = [socket.socketpair() for _ in range(n)]
     done = threading.Semaphore(0)
+    waiting = threading.Semaphore(0)
 
     def woken(sock: socket.socket) -> None:
+        waiting.release()
         sock.recv(1)
         total = 0
         for _ in range(SENDS):
@@ -50,7 +54,6 @@ def threads(n: int, work: int, switch_interval: Optional[float]) -> str:
 
     for _, sock in pairs:
         threading.Thread(target=woken, args=(sock,), daemon=True).start()
-    os.sched_setaffinity(0, {BULK.measured})
     go_r, go_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # The sender: every thread's byte at once, from another CPU.
@@ -61,7 +64,11 @@ def threads(n: int, work: int, switch_interval: Optional[float]) -> str:
                 peer.send(b"x")
         finally:
             os._exit(0)
-    # Every thread is in recv() (or about to be: a byte already there is read at once).
+    # Every thread in recv() before the bytes come, so that they all wake together: each
+    # has said so on its way there, and a moment more lets the last ones arrive.
+    for _ in range(n):
+        waiting.acquire(timeout=60)
+    time.sleep(0.5)
     start, before = time.monotonic(), os.times()
     os.write(go_w, b"g")
     finished = sum(done.acquire(timeout=300) for _ in range(n))
