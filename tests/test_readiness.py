@@ -277,6 +277,42 @@ def test_a_wake_up_wakes_a_selector_and_drains() -> None:
         assert selector.select(0) == []
 
 
+SELECTORS = [
+    getattr(selectors, name)
+    for name in ("EpollSelector", "KqueueSelector", "DevpollSelector", "PollSelector", "SelectSelector")
+    if hasattr(selectors, name)
+]
+
+
+@pytest.mark.parametrize("cls", SELECTORS, ids=lambda cls: cls.__name__)
+def test_a_live_registration_is_claimed_only_where_a_waiting_thread_sees_it(cls, pair) -> None:
+    """The watcher and the gate register sockets while their thread waits in select()
+    and wake it only where this says False: where it says True, the wait must see them."""
+    a, b = pair
+    a.send(b"x")  # b is readable from the start.
+    with cls() as selector, WakeUp() as wakeup:
+        selector.register(wakeup.fileno(), selectors.EVENT_READ, "wakeup")
+        waiting = threading.Event()
+        seen: List[object] = []
+
+        def wait() -> None:
+            waiting.set()
+            seen.extend(key.data for key, _ in selector.select(30))
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        assert waiting.wait(5)
+        selector.register(b, selectors.EVENT_READ, "b")
+        if readiness.takes_live_registration(selector):
+            thread.join(10)  # Woken by b alone.
+            assert not thread.is_alive() and seen == ["b"]
+        else:
+            wakeup.wake()  # Nothing else would wake it before the 30 s are up.
+            thread.join(10)
+            assert not thread.is_alive()
+            assert cls.__name__ in ("SelectSelector", "PollSelector", "DevpollSelector")
+
+
 def test_a_wake_up_never_blocks_however_many_wakes() -> None:
     with WakeUp() as wakeup:
         start = time.monotonic()

@@ -40,7 +40,7 @@ import sys
 import threading
 from typing import Deque, Optional
 
-from .readiness import WakeUp, open_selector
+from .readiness import WakeUp, open_selector, takes_live_registration
 
 __all__ = ["Gate", "DIRECT", "ADMIT", "CLOSE_TIMEOUT"]
 
@@ -58,10 +58,6 @@ ADMIT = 16
 
 #: The longest :meth:`Gate.close` waits for the gate's thread to end (seconds).
 CLOSE_TIMEOUT = 5.0
-
-# Selectors that take a registration made while another thread waits in them.
-_LIVE_SELECTORS = ("EpollSelector", "KqueueSelector")
-
 
 class Gate:
     """Bound how many readers wake together: ``direct`` in ``recv()``, ``admit`` parked.
@@ -186,7 +182,7 @@ class Gate:
         if self._thread is not None:
             return True
         selector = open_selector()
-        if type(selector).__name__ not in _LIVE_SELECTORS:
+        if not takes_live_registration(selector):
             selector.close()
             self._closed = True  # Readers wait in recv() from now on.
             return False

@@ -13,6 +13,9 @@ sockets, made first, are far below any limit.)
 * :func:`wait_ready` waits once, for a socket that does not wait often (TLS inside TLS).
 * :func:`open_selector` gives a :mod:`selectors` selector for many sockets (the watcher):
   epoll, kqueue, devpoll or poll where the system has one, else ``select()``.
+* :func:`takes_live_registration` says whether such a selector sees a socket registered
+  while another thread waits in it (epoll and kqueue do; ``select()`` and ``poll()`` wait
+  on the set they were called with, so that thread must be woken to rebuild it).
 * :class:`WakeUp` is a descriptor another thread makes readable, so that a thread waiting
   in a selector wakes at once: a connected socket pair, which every system has
   (``socket.socketpair()``; on Windows, two TCP sockets on loopback).
@@ -42,7 +45,8 @@ from typing import Any, Optional, Union
 
 __all__ = [
     "READ", "WRITE", "MAX_WAIT", "SELECT_LIMIT", "SHUTDOWN_SLICE", "Waiter", "PollWaiter",
-    "SelectWaiter", "waiter", "wait_ready", "open_selector", "has_poll", "WakeUp",
+    "SelectWaiter", "waiter", "wait_ready", "open_selector", "takes_live_registration",
+    "has_poll", "WakeUp",
 ]
 
 #: Wait until the socket has bytes to read (or the end of the stream, or an error).
@@ -232,6 +236,20 @@ def open_selector() -> selectors.BaseSelector:
     if cls is selectors.SelectSelector:
         return _SelectSelector()
     return cls()
+
+
+# Selectors whose kernel object sees a registration made while another thread waits in it.
+_LIVE_SELECTORS = ("EpollSelector", "KqueueSelector")
+
+
+def takes_live_registration(selector: selectors.BaseSelector) -> bool:
+    """Whether ``selector`` sees a socket registered while another thread waits in it.
+
+    True for epoll and kqueue (the kernel keeps the set); False for ``select()``, ``poll()``
+    and devpoll, which wait on the set they were called with: whoever registers must wake
+    the waiting thread so that it calls again.
+    """
+    return type(selector).__name__ in _LIVE_SELECTORS
 
 
 class WakeUp:

@@ -40,7 +40,7 @@ import time
 import weakref
 from typing import Any, Dict, List, Optional, Protocol as TypingProtocol, Tuple
 
-from .readiness import WakeUp, open_selector
+from .readiness import WakeUp, open_selector, takes_live_registration
 
 __all__ = ["Watcher", "Watched", "client_watcher", "BACKOFF", "LINGER", "CLOSE_TIMEOUT"]
 
@@ -224,7 +224,7 @@ class Watcher:
         if self._thread is not None:
             return
         self._selector = open_selector()
-        self._live_registration = type(self._selector).__name__ in ("EpollSelector", "KqueueSelector")
+        self._live_registration = takes_live_registration(self._selector)
         try:
             self._wakeup = WakeUp()
             self._selector.register(self._wakeup.fileno(), selectors.EVENT_READ, None)
