@@ -498,7 +498,7 @@ def test_invalid_options(kwargs: Dict[str, object], error: type) -> None:
 
 
 def test_compression_options() -> None:
-    assert compression_options("deflate") == DeflateOptions()
+    assert compression_options("deflate") == DeflateOptions(client_max_window_bits=12)
     assert compression_options("deflate", server=True) == DeflateOptions(server_max_window_bits=12)
     custom = DeflateOptions(level=1)
     assert compression_options(custom) is custom

@@ -987,13 +987,16 @@ def test_a_close_arriving_during_a_large_send_waits_for_the_frame(run_server):
     assert message == big
 
 
-def test_default_compression_uses_a_small_server_window_and_the_client_follows(run_server):
+def test_default_compression_uses_small_windows_at_both_ends(run_server):
     server = run_server()  # compression="deflate": 12 window bits, memLevel 5 (deflate.py)
     message = '{"records": [' + ", ".join(f'{{"id": {i}, "name": "user{i % 97}"}}' for i in range(20000)) + "]}"
     from websockets.sync.client import connect as websockets_connect
 
     with wsclient.connect(server.uri) as ws:
-        assert ws.response.headers["Sec-WebSocket-Extensions"] == "permessage-deflate; server_max_window_bits=12"
+        assert ws.request.headers["Sec-WebSocket-Extensions"] == "permessage-deflate; client_max_window_bits=12"
+        assert ws.response.headers["Sec-WebSocket-Extensions"] == (
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+        )
         ws.send(message)
         assert ws.recv(timeout=10) == message
     with websockets_connect(server.uri) as peer:

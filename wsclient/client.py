@@ -166,7 +166,9 @@ def connect(
             with optional ``user:password@``) uses that proxy.
         ssl_context: the TLS context for ``wss://``; by default certificates are
             verified against certifi's CA bundle, with host name checking.
-        compression: ``"deflate"`` offers permessage-deflate, a
+        compression: ``"deflate"`` offers permessage-deflate (the client compresses
+            with a 12-bit window and memLevel 5:
+            :data:`wsclient.deflate.CLIENT_WINDOW_BITS`), a
             :class:`~wsclient.DeflateOptions` tunes it, None offers nothing.
         max_size: the largest incoming message in bytes (after decompression); larger
             ones close the connection with 1009. None: unlimited.
