@@ -59,6 +59,7 @@ ADMIT = 16
 #: The longest :meth:`Gate.close` waits for the gate's thread to end (seconds).
 CLOSE_TIMEOUT = 5.0
 
+
 class Gate:
     """Bound how many readers wake together: ``direct`` in ``recv()``, ``admit`` parked.
 
