@@ -11,6 +11,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 import websocket  # noqa: F401  (the peers are test dependencies: fail, never skip, without them)
 import websockets  # noqa: F401
 
@@ -138,3 +140,17 @@ def test_the_crowd_measurements_run_and_report_every_thread_and_connection() -> 
     out = _crowd("server", "30", "--runs", "1", "--gate", "5")
     assert re.match(r"opened 30 in [\d.]+ s, \d+ us/handshake \| (rtt [\d.]+ s, lost 0, \d+ us/rt \| ){3}"
                     r"closed 30/30 in [\d.]+ s, server CPU", out), out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the stacks are read from Linux's /proc/PID/smaps")
+def test_the_stack_measurement_finds_every_connection_threads_stack() -> None:
+    result = subprocess.run([sys.executable, "-m", "benchmarks.stacks", "40"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["raw", "wsclient"], result.stdout
+    for line in lines:
+        found = re.fullmatch(r"\w+: 40 idle connections, (\d+) thread stacks, ([\d.]+) KiB touched each", line)
+        assert found, line
+        # One stack per connection (wsclient adds its watcher), each at least a page.
+        assert 40 <= int(found.group(1)) <= 42 and float(found.group(2)) >= 4.0, line
