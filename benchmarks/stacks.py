@@ -29,8 +29,9 @@ SERVERS = ("raw", "wsclient")
 def thread_stacks(pid: int, threads: int) -> Tuple[int, float]:
     """The thread stacks of process ``pid``: how many, and their mean Rss in KiB.
 
-    The stacks are the anonymous mappings of the one size that at least ``threads`` of
-    them share (every thread's stack has the same size; other mappings differ or are few).
+    The stacks are the largest readable and writable anonymous mappings that at least
+    ``threads`` of them share a size (every thread's stack has the same size). Each stack's
+    guard page is a mapping of its own, one per thread too, but not readable.
     """
     sizes: Dict[int, List[int]] = collections.defaultdict(list)
     size = None
@@ -42,13 +43,13 @@ def thread_stacks(pid: int, threads: int) -> Tuple[int, float]:
             if "-" in fields[0] and not fields[0].endswith(":"):
                 start, end = (int(x, 16) for x in fields[0].split("-"))
                 anonymous = len(fields) < 6  # No path, no [heap] or [stack] name.
-                size = (end - start) if anonymous else None
+                size = (end - start) if anonymous and fields[1].startswith("rw") else None
             elif fields[0] == "Rss:" and size is not None:
                 sizes[size].append(int(fields[1]))
-    candidates = [(len(rss), s) for s, rss in sizes.items() if len(rss) >= threads]
+    candidates = [s for s, rss in sizes.items() if len(rss) >= threads]
     if not candidates:
         raise RuntimeError(f"no {threads} anonymous mappings of one size in /proc/{pid}/smaps")
-    _, stack_size = max(candidates)
+    stack_size = max(candidates)
     rss = sizes[stack_size]
     return len(rss), sum(rss) / len(rss)
 
