@@ -28,6 +28,7 @@ import importlib.util
 import io
 import os
 import re
+import selectors
 import shutil
 import signal
 import subprocess
@@ -256,6 +257,35 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = STEP) 
     while not condition():
         assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
         time.sleep(0.02)
+
+
+def settle_in_select() -> None:
+    """Before stopping a websockets server whose ``serve_forever()`` runs in a block's thread,
+    where the selector is ``select()`` (the no-poll step): wait until that thread sleeps in
+    the kernel's ``select()``, at most :data:`STEP` seconds.
+
+    websockets' ``Server.shutdown()`` closes the listening socket before it wakes
+    ``serve_forever()``, which calls ``select()`` outside its ``try``: a thread that comes back
+    to ``select()`` only after the close (it has just accepted the last connection) gets
+    EBADF and raises. epoll drops a closed socket instead. Where the kernel does not say
+    where a thread sleeps (``/proc/self/task/ID/wchan``), this returns at once.
+    """
+    if selectors.DefaultSelector is not selectors.SelectSelector:
+        return
+    threads = [t for t in threading.enumerate() if t.name.startswith("example-")]
+    if len(threads) != 1 or threads[0].native_id is None:
+        return
+    path = f"/proc/self/task/{threads[0].native_id}/wchan"
+    deadline = time.monotonic() + STEP
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                where = f.read()
+        except OSError:
+            return
+        if "poll_schedule" in where or not where.strip("0\n"):
+            return  # In select() (or poll()); or the kernel does not tell.
+        time.sleep(0.001)
 
 
 @contextlib.contextmanager
@@ -499,6 +529,7 @@ def test_websockets_server_migration_block() -> None:
         try:
             check_token_server(f"ws://127.0.0.1:{theirs.socket.getsockname()[1]}/")
         finally:
+            settle_in_select()
             theirs.shutdown()
         ours = server_named(namespace, wsclient.WebSocketServer, errors)
         try:
