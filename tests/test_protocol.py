@@ -655,8 +655,10 @@ def test_nothing_sent_after_this_ends_close(side: Side) -> None:
     assert outcome.should_close_transport is (side is SERVER)
 
     proto = make(side)
+    assert proto.can_send
     proto.send_close()
     assert proto.state is State.CLOSING
+    assert not proto.can_send and not proto.should_close_transport
     assert proto.send_close() == []
     assert proto.send_close(1001, "again") == []
     for send in (lambda: proto.send_message("x"), lambda: proto.send_message(b"x"),
@@ -664,6 +666,47 @@ def test_nothing_sent_after_this_ends_close(side: Side) -> None:
                  lambda: proto.send_pong()):
         with pytest.raises(RuntimeError):
             send()
+
+
+@SIDES
+@pytest.mark.parametrize("ending", ["this end closes first", "the peer closes first", "this end fails", "the stream ends"])
+def test_the_flags_the_io_layer_reads_follow_each_step_of_the_end(side: Side, ending: str) -> None:
+    # can_send, should_close_transport and message_pending are attributes the protocol
+    # keeps up to date (not properties): each change of state must update them.
+    proto = make(side)
+    assert (proto.can_send, proto.should_close_transport, proto.message_pending) == (True, False, False)
+    if ending == "this end closes first":
+        proto.send_close(1000)
+        assert (proto.can_send, proto.should_close_transport) == (False, False)
+        proto.receive_data(frame(side, Opcode.CLOSE, close_payload(1000)))
+        # The server closes TCP first; the client waits for it (RFC 6455 section 7.1.1).
+        assert (proto.can_send, proto.should_close_transport) == (False, side is SERVER)
+    elif ending == "the peer closes first":
+        proto.receive_data(frame(side, Opcode.CLOSE, close_payload(1001)))
+        assert (proto.can_send, proto.should_close_transport) == (False, side is SERVER)
+    elif ending == "this end fails":
+        proto.fail(CloseCode.POLICY_VIOLATION, "no")
+        assert (proto.can_send, proto.should_close_transport) == (False, True)
+    else:
+        proto.receive_eof()
+        assert (proto.can_send, proto.should_close_transport) == (False, True)
+    proto.receive_eof()
+    assert (proto.can_send, proto.should_close_transport, proto.message_pending) == (False, True, False)
+
+
+def test_message_pending_while_a_sliced_message_has_slices_left() -> None:
+    proto = make(SERVER, deflate=codec(SERVER))
+    message = random.Random(7).randbytes(400_000)  # incompressible: zlib gives bytes soon
+    proto.send_message(message, compress=True, slice_size=50_000)
+    rests = 0
+    while proto.message_pending and rests < 10:  # at most 7 slices are left
+        proto.send_rest()
+        rests += 1
+    assert 1 <= rests <= 7 and not proto.message_pending
+    proto.send_message(message, compress=True, slice_size=50_000)
+    assert proto.message_pending
+    proto.send_close(1000)  # a message cut short by the close is never finished
+    assert not proto.message_pending
 
 
 @SIDES

@@ -196,7 +196,8 @@ class Channel:
             finally:
                 if gate is not None:
                     gate.leave()
-            self._next_size(len(data), size)
+            if size != _IDLE_READ_SIZE or len(data) >= size:  # Else the size stays.
+                self._next_size(len(data), size)
             return data
         while self.wait_readable(deadline):
             ready = self.recv_nowait()
