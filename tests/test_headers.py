@@ -186,6 +186,27 @@ def test_headers_reject_invalid_values(value: str) -> None:
     assert len(headers) == 0
 
 
+@pytest.mark.parametrize(
+    "value, says",
+    [("a\r\nb", "control character"), ("a\x7f", "control character"), ("\u20ac", "not ISO-8859-1"),
+     ("\u20ac\n", "control character")],
+)
+def test_an_invalid_value_is_refused_for_what_is_wrong_with_it(value: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        Headers([("X", value)])
+
+
+def test_a_name_checked_once_is_still_checked_in_every_other_form() -> None:
+    # Valid names are remembered (the same few come in every handshake); an invalid one
+    # never is, however often it comes.
+    Headers([("X-Seen", "v")])
+    for _ in range(3):
+        with pytest.raises(ValueError):
+            Headers([("X-Seen ", "v")])
+        with pytest.raises(ValueError):
+            Headers([("X Seen", "v")])
+
+
 def test_headers_accept_valid_names_and_values() -> None:
     headers = Headers()
     headers.add("!#$%&'*+-.^_`|~09azAZ", "tab\tinside")

@@ -149,6 +149,33 @@ def test_unknown_host_passes_gaierror_through() -> None:
     assert "cannot resolve the host name 'host.invalid-example.test'" in text_of(caught.value)
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "10.1.2.3", "fe80::1", "::ffff:127.0.0.1"])
+@pytest.mark.parametrize("within", [None, 5.0])
+def test_an_ip_address_resolves_as_getaddrinfo_would_without_calling_it(
+    monkeypatch: pytest.MonkeyPatch, address: str, within: Optional[float]
+) -> None:
+    expected = socket.getaddrinfo(address, 8443, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP, socket.AI_NUMERICHOST)
+    asked: List[str] = []
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *args: asked.append(host) or real(host, *args))
+    found = transport.resolve(address, 8443, deadline=None if within is None else deadline(within))
+    assert [(f, t, p, sockaddr[:2]) for f, t, p, _, sockaddr in found] == [
+        (f, t, p, sockaddr[:2]) for f, t, p, _, sockaddr in expected
+    ]
+    assert found[0][4] == (address, 8443) or found[0][4] == (address, 8443, 0, 0)
+    assert asked == []
+    # Another family than the address's still asks getaddrinfo, and gets its answer.
+    other = socket.AF_INET6 if ":" not in address else socket.AF_INET
+    try:
+        wanted = real(address, 8443, other, socket.SOCK_STREAM, socket.IPPROTO_TCP, socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        with pytest.raises(socket.gaierror):
+            transport.resolve(address, 8443, deadline=None, family=other)
+    else:  # An IPv4-mapped IPv6 address, asked for as IPv4.
+        assert transport.resolve(address, 8443, deadline=None, family=other) == wanted
+    assert asked == [address]
+
+
 def test_resolve_under_a_deadline() -> None:
     results = transport.resolve("localhost", 80, deadline=deadline())
     assert any(info[4][0] in ("127.0.0.1", "::1") for info in results)

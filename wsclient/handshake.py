@@ -205,9 +205,9 @@ class ClientHandshake:
     ) -> None:
         if not isinstance(uri, WebSocketURI):
             raise TypeError(f"uri must be a WebSocketURI, not {type(uri).__name__}")
-        self.key = generate_key() if key is None else key
-        if not check_key(self.key):
+        if key is not None and not check_key(key):
             raise ValueError("key must be base64 of 16 bytes")
+        self.key = generate_key() if key is None else key
         self.subprotocols = _check_subprotocols(subprotocols)
         self.extensions = extensions
         extra = _user_headers(headers, _CLIENT_OWNED)

@@ -35,6 +35,12 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "s
 
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 section 5.6.2
 _BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # CTLs but HTAB (RFC 9110 5.5)
+# A value with neither a control character nor text beyond ISO-8859-1: both checks at once.
+_GOOD_VALUE_RE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+# Field names already found to be tokens: the same dozen names come in every handshake.
+# Bounded, so names a peer makes up cannot grow it without limit.
+_TOKEN_NAMES: "set[str]" = set()
+_TOKEN_NAMES_MAX = 256
 
 HeadersLike = Union["Headers", Mapping[str, str], Iterable[Tuple[str, str]], None]
 
@@ -64,10 +70,14 @@ class Headers:
 
     def __init__(self, headers: HeadersLike = None) -> None:
         self._items: List[Tuple[str, str]] = []
+        # The names lower-cased, in step with _items: a lookup compares without lowering
+        # every name each time.
+        self._keys: List[str] = []
         if headers is None:
             return
         if isinstance(headers, Headers):
             self._items = headers.items()
+            self._keys = [name.lower() for name, _ in self._items]
             return
         if isinstance(headers, (str, bytes, bytearray)):
             raise TypeError("headers must be a mapping or a list of (name, value) pairs")
@@ -85,7 +95,9 @@ class Headers:
             TypeError: ``name`` or ``value`` is not a ``str``.
             ValueError: ``name`` is not a token or ``value`` holds a control character.
         """
-        self._items.append(_check_field(name, value))
+        field = _check_field(name, value)
+        self._items.append(field)
+        self._keys.append(name.lower())
 
     @overload
     def get(self, name: str) -> Optional[str]: ...
@@ -99,16 +111,16 @@ class Headers:
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The first value of ``name``, or ``default``."""
         key = name.lower()
-        for item_name, value in self._items:
-            if item_name.lower() == key:
-                return value
-        return default
+        if key not in self._keys:
+            return default
+        return self._items[self._keys.index(key)][1]
 
     def get_all(self, name: str, default: Optional[List[str]] = None) -> Optional[List[str]]:
         """Every value of ``name`` in order, or ``default`` (``None``) if there is none."""
         key = name.lower()
-        values = [value for item_name, value in self._items if item_name.lower() == key]
-        return values if values else default
+        if key not in self._keys:
+            return default
+        return [item[1] for item_key, item in zip(self._keys, self._items) if item_key == key]
 
     def __getitem__(self, name: str) -> Optional[str]:
         return self.get(name)
@@ -116,21 +128,27 @@ class Headers:
     def __setitem__(self, name: str, value: str) -> None:
         field = _check_field(name, value)
         key = name.lower()
-        self._items = [item for item in self._items if item[0].lower() != key]
+        self._remove(key)
         self._items.append(field)
+        self._keys.append(key)
 
     def __delitem__(self, name: str) -> None:
-        key = name.lower()
-        kept = [item for item in self._items if item[0].lower() != key]
-        if len(kept) == len(self._items):
+        if not self._remove(name.lower()):
             raise KeyError(name)
-        self._items = kept
+
+    def _remove(self, key: str) -> bool:
+        """Remove every field whose lower-cased name is ``key``; whether there was one."""
+        if key not in self._keys:
+            return False
+        kept = [(item_key, item) for item_key, item in zip(self._keys, self._items) if item_key != key]
+        self._keys = [item_key for item_key, _ in kept]
+        self._items = [item for _, item in kept]
+        return True
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = name.lower()
-        return any(item_name.lower() == key for item_name, _ in self._items)
+        return name.lower() in self._keys
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
@@ -161,8 +179,8 @@ class Headers:
     def grouped(self) -> Dict[str, List[str]]:
         """Every value by lower-cased name, in order (what equality compares)."""
         grouped: Dict[str, List[str]] = {}
-        for name, value in self._items:
-            grouped.setdefault(name.lower(), []).append(value)
+        for key, (_, value) in zip(self._keys, self._items):
+            grouped.setdefault(key, []).append(value)
         return grouped
 
     def __eq__(self, other: object) -> bool:
@@ -188,14 +206,15 @@ def _check_field(name: str, value: str) -> Tuple[str, str]:
         # Never show the value: it may be a secret.
         kinds = f"{type(name).__name__} and {type(value).__name__}"
         raise TypeError(f"header names and values must be str, got {kinds}")
-    if not _TOKEN_RE.fullmatch(name):
-        raise ValueError(f"invalid header name {name!r}")
-    if _BAD_VALUE_RE.search(value):
-        raise ValueError(f"control character in the value of header {name!r}")
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        raise ValueError(f"the value of header {name!r} is not ISO-8859-1 text") from None
+    if name not in _TOKEN_NAMES or type(name) is not str:
+        if not _TOKEN_RE.fullmatch(name):
+            raise ValueError(f"invalid header name {name!r}")
+        if len(_TOKEN_NAMES) < _TOKEN_NAMES_MAX and type(name) is str:
+            _TOKEN_NAMES.add(name)
+    if not _GOOD_VALUE_RE.fullmatch(value):
+        if _BAD_VALUE_RE.search(value):
+            raise ValueError(f"control character in the value of header {name!r}")
+        raise ValueError(f"the value of header {name!r} is not ISO-8859-1 text")
     return name, value.strip(" \t")
 
 
@@ -235,8 +254,13 @@ def parse_token_list(values: Iterable[str]) -> List[str]:
     Returns:
         The elements, stripped, empty ones dropped, in order.
     """
-    elements = (element.strip(" \t") for value in values for element in value.split(","))
-    return [element for element in elements if element]
+    elements = []
+    for value in values:  # Loops, not generators: this runs in every handshake.
+        for element in value.split(","):
+            element = element.strip(" \t")
+            if element:
+                elements.append(element)
+    return elements
 
 
 def header_contains_token(headers: Headers, name: str, token: str) -> bool:
@@ -251,4 +275,7 @@ def header_contains_token(headers: Headers, name: str, token: str) -> bool:
         ``True`` when one element of the comma lists equals ``token`` case-insensitively.
     """
     key = token.lower()
-    return any(element.lower() == key for element in parse_token_list(headers.get_all(name) or []))
+    for element in parse_token_list(headers.get_all(name) or ()):
+        if element.lower() == key:
+            return True
+    return False

@@ -113,6 +113,10 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def _literal_family(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
 def resolve(
     host: str, port: int, *, deadline: Optional[float], family: int = socket.AF_UNSPEC
 ) -> Sequence[AddrInfo]:
@@ -131,7 +135,14 @@ def resolve(
         socket.gaierror: the name does not resolve (passed through unchanged).
         TimeoutError: the deadline passed first.
     """
-    flags = socket.AI_NUMERICHOST if _is_ip(host) else 0
+    literal = _is_ip(host)
+    if literal and "%" not in host and family in (socket.AF_UNSPEC, _literal_family(host)):
+        # What getaddrinfo() answers for an address, without its C call and its conversion
+        # of each number to an enum (together about 7 us, a fiftieth of a local handshake).
+        family = _literal_family(host)
+        sockaddr = (host, port) if family == socket.AF_INET else (host, port, 0, 0)
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)]
+    flags = socket.AI_NUMERICHOST if literal else 0
     if flags or deadline is None:
         return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, socket.IPPROTO_TCP, flags)
     timeout = remaining(deadline, f"resolving {host!r}")
@@ -158,11 +169,12 @@ def resolve(
 
 
 def _set_nodelay(sock: socket.socket) -> None:
-    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:  # pragma: no cover - some platforms refuse it on some sockets
-            pass
+    # Asked of any socket: one that is not TCP (a unix socket) refuses it. Cheaper than
+    # asking first: sock.family and sock.type each convert a number to an enum.
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
 
 
 def _interleave(addresses: Sequence[AddrInfo]) -> List[AddrInfo]:
