@@ -495,7 +495,7 @@ def s4_server_many(cfg: Config) -> List[Row]:
     return out
 
 
-def _handshake_client(lib: str, port: int) -> Callable[[], None]:
+def handshake_client(lib: str, port: int) -> Callable[[], None]:
     url = _url(port)
     if lib == "raw":
         return lambda: raw.raw_connect(HOST, port).close()
@@ -518,7 +518,7 @@ def s5_handshakes(cfg: Config) -> List[Row]:
     with server(neutral()) as srv:
         runs = {}
         for lib in CLIENTS:
-            step = _handshake_client(lib, srv.port)
+            step = handshake_client(lib, srv.port)
             step()
             runs[lib] = (lambda s=step, row=rows[lib]: _client_run(row, s, cfg.duration, 1.0))
         alternate(rows, runs, cfg.repeat)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -154,3 +155,17 @@ def test_the_stack_measurement_finds_every_connection_threads_stack() -> None:
         assert found, line
         # One stack per connection (wsclient adds its watcher), each at least a page.
         assert 40 <= int(found.group(1)) <= 42 and float(found.group(2)) >= 4.0, line
+
+
+def test_the_instruction_count_is_per_operation_and_leaves_start_up_out() -> None:
+    need(shutil.which("valgrind") is not None, "valgrind is missing (apt-get install valgrind)")
+    result = subprocess.run([sys.executable, "-m", "benchmarks.instructions", "--op", "rtt", "--lib", "wsclient",
+                             "--few", "20", "--many", "120"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    found = re.fullmatch(r"wsclient: ([\d,]+) instructions per 32-byte round trip \(20 and 120 operations\)\n",
+                         result.stdout)
+    assert found, result.stdout
+    # Start-up (imports, ~100 million instructions) cancels out: what is left is a round
+    # trip's worth, tens of thousands of instructions on every CPython this runs on.
+    assert 5_000 < int(found.group(1).replace(",", "")) < 500_000, result.stdout

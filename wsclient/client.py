@@ -282,7 +282,7 @@ def _redirect(base: WebSocketURI, location: str, headers: Headers) -> Tuple[WebS
     return target, headers
 
 
-@dataclass(frozen=True)
+@dataclass  # Not frozen: a frozen one sets each field through object.__setattr__ (1.2 us, not 0.2).
 class _Settings:
     """The options of one ``connect()`` call that every attempt (redirect) reuses."""
 
