@@ -617,6 +617,42 @@ def test_feed_whole_takes_only_what_iter_feed_would_give_as_one_piece(expect_mas
     assert taken == 2 * 5  # text and binary of 0, 1, 125, 126 and 65535 bytes, masked as expected
 
 
+@pytest.mark.parametrize("expect_masked", [True, False], ids=["server", "client"])
+def test_feed_whole_with_control_also_takes_whole_control_frames_as_iter_feed_would(expect_masked: bool) -> None:
+    taken = []
+    cases = WHOLE_CASES + [
+        (opcode, fin, rsv, length, masked)
+        for opcode in (Opcode.CLOSE, Opcode.PONG, 0xB)
+        for fin in (True, False)
+        for rsv in (0, 0x40)
+        for length in (0, 2, 125, 126)
+        for masked in (True, False)
+    ]
+    for opcode, fin, rsv, length, masked in cases:
+        payload = bytes(range(256)) * (length // 256) + bytes(length % 256)
+        frame = serialize_header(opcode, length, fin=fin, rsv1=bool(rsv & 0x40), rsv2=bool(rsv & 0x20),
+                                 rsv3=bool(rsv & 0x10), mask_key=KEY if masked else None)
+        frame += apply_mask(payload, KEY) if masked else payload
+        for data in (frame, frame + b"\x81", frame[:-1]):
+            parser = FrameParser(expect_masked=expect_masked)
+            whole = parser.feed_whole(data, None, control=True)
+            if whole is None:
+                continue
+            taken.append((opcode, length))
+            reference = FrameParser(expect_masked=expect_masked)
+            pieces = reference.feed(data)
+            assert [(p.header.opcode, p.data, p.first, p.last, p.header.fin) for p in pieces] == [
+                (whole[0], whole[1], True, True, True)
+            ]
+            assert parser.buffered == 0 and parser.feed(frame) == reference.feed(frame)  # still in step
+    # Text and binary as without control; ping, close and pong of 0 to 125 bytes, nothing longer.
+    data_frames = [(op, n) for op in (Opcode.TEXT, Opcode.BINARY) for n in (0, 1, 125, 126, 65535)]
+    control_frames = [(Opcode.PING, n) for n in (0, 1, 125)] + [
+        (op, n) for op in (Opcode.CLOSE, Opcode.PONG) for n in (0, 2, 125)
+    ]
+    assert sorted(taken) == sorted(data_frames + control_frames)
+
+
 def test_feed_whole_leaves_over_limit_and_buffered_input_to_iter_feed() -> None:
     frame = serialize_frame(Opcode.BINARY, b"x" * 100)
     assert FrameParser(expect_masked=False).feed_whole(frame, 99) is None

@@ -227,12 +227,15 @@ class Protocol:
             self.feed(data)
             return self.next_events(max_messages=max_messages)
         if self._msg_opcode is None:
-            whole = self._parser.feed_whole(data, self.max_size)
+            whole = self._parser.feed_whole(data, self.max_size, control=True)
             if whole is not None:  # One small, whole, uncompressed message: the hot path.
-                if whole[0] == _BINARY:
+                opcode = whole[0]
+                if opcode == _BINARY:
                     return [whole[1]]
                 try:
-                    return [decode_text(whole[1])]
+                    if opcode == _TEXT:
+                        return [decode_text(whole[1])]
+                    return [self._receive_control(opcode, whole[1], False)]  # Close, ping, pong.
                 except ProtocolError as exc:
                     self._peer_failed(exc)
                     return []
